@@ -1,0 +1,106 @@
+// Package store defines the per-user offline credential record and the Store
+// interface that keeps them. Backends live in subpackages: file (one JSON file
+// per user, the default) now, a database for several replicas later. The
+// interface says nothing about files so that such a backend can follow.
+package store
+
+import (
+	"context"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// RecordVersion is the version of the Record format written today.
+// Decoders refuse records of a newer version rather than dropping fields.
+const RecordVersion = 1
+
+// Status of a stored grant.
+type Status string
+
+const (
+	// StatusActive: the grant is believed to work.
+	StatusActive Status = "active"
+	// StatusRevoked: Google refused the refresh token (invalid_grant); the
+	// user must grant offline access again ("reconnect"). Nothing is deleted,
+	// so the web page can say so.
+	StatusRevoked Status = "revoked"
+)
+
+// Record is one user's offline credentials: what a batch job needs to act for
+// the user while they are away. Its JSON form (version 1) is documented in the
+// README and is the file backend's on-disk format.
+type Record struct {
+	Version       int        `json:"version"`
+	Sub           string     `json:"sub"`                      // Google's stable user id
+	Email         string     `json:"email,omitempty"`          // for people, never for identity
+	Name          string     `json:"name,omitempty"`           // display name at grant time
+	Scopes        []string   `json:"scopes,omitempty"`         // as granted by Google
+	Token         Token      `json:"token"`                    // the OAuth 2.0 token
+	Status        Status     `json:"status"`                   // active or revoked
+	RevokedReason string     `json:"revoked_reason,omitempty"` // Google's error, when revoked
+	RevokedAt     *time.Time `json:"revoked_at,omitempty"`
+	CreatedAt     time.Time  `json:"created_at"`
+	UpdatedAt     time.Time  `json:"updated_at"`
+}
+
+// Token is the stored form of an oauth2.Token. It is our own type so that the
+// on-disk format does not change when x/oauth2 adds fields.
+type Token struct {
+	AccessToken  string    `json:"access_token"`
+	TokenType    string    `json:"token_type,omitempty"`
+	RefreshToken string    `json:"refresh_token,omitempty"`
+	Expiry       time.Time `json:"expiry,omitzero"`
+}
+
+// OAuth2 converts the stored token to an *oauth2.Token.
+func (t Token) OAuth2() *oauth2.Token {
+	return &oauth2.Token{
+		AccessToken:  t.AccessToken,
+		TokenType:    t.TokenType,
+		RefreshToken: t.RefreshToken,
+		Expiry:       t.Expiry,
+	}
+}
+
+// TokenFrom converts an *oauth2.Token to its stored form.
+func TokenFrom(t *oauth2.Token) Token {
+	if t == nil {
+		return Token{}
+	}
+	return Token{
+		AccessToken:  t.AccessToken,
+		TokenType:    t.TokenType,
+		RefreshToken: t.RefreshToken,
+		Expiry:       t.Expiry,
+	}
+}
+
+// Store keeps one Record per user, keyed by the user's sub. Implementations
+// are safe for concurrent use. Errors are *signin.Error values; a missing
+// record is kind signin.ENOTFOUND.
+type Store interface {
+	// Get returns the record for sub, or an ENOTFOUND error.
+	Get(ctx context.Context, sub string) (*Record, error)
+
+	// Update reads sub's record, calls fn with it (nil when there is none),
+	// and saves the record fn returns, all under a lock that serialises
+	// updates of that user's record, across processes where the backend is
+	// shared. fn may modify and return its argument. If fn returns an error,
+	// or a nil record, nothing is written. The store sets Version, Sub,
+	// CreatedAt (when new) and UpdatedAt. The write is atomic: readers see
+	// the old record or the new one, never a mix. Update returns the record
+	// as saved (or as found, when fn returned nil).
+	Update(ctx context.Context, sub string, fn func(cur *Record) (*Record, error)) (*Record, error)
+
+	// Delete removes sub's record, under the same lock as Update. Deleting a
+	// record that does not exist returns an ENOTFOUND error.
+	Delete(ctx context.Context, sub string) error
+
+	// List calls fn for each stored record, one at a time, in no particular
+	// order, reading the store as it goes so that memory does not grow with
+	// the number of users. A record that cannot be read is passed to fn as
+	// (nil, err) so the caller can report it; it is never skipped silently.
+	// List stops at the first error fn returns and returns it.
+	List(ctx context.Context, fn func(rec *Record, err error) error) error
+}
