@@ -1,0 +1,343 @@
+package auth
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+	"google.golang.org/api/idtoken"
+	"google.golang.org/api/option"
+
+	"example.com/signin/internal/googlenet"
+)
+
+// Limits on what the certs endpoint may send.
+const (
+	maxJWKSBytes   = 1 << 20
+	maxJWKSKeys    = 64
+	maxKeyTTL      = 24 * time.Hour   // never trust keys longer than this without asking again
+	fetchTimeout   = 30 * time.Second // one fetch, shared by every waiter
+	coldRetryFloor = time.Second      // with no keys at all, retry a failed fetch this often at most
+	idtokenMaxAge  = 365 * 24 * time.Hour
+)
+
+// keySet holds Google's ID token signing keys (the JWKS at the certs URL)
+// and feeds them to idtoken.
+//
+// It is written by hand because idtoken's cache (v0.300.0 cache.go) does
+// none of what a server needs: without Cache-Control it fetches on every
+// call, N concurrent cold validations fetch N times, and an unknown kid is an
+// error until the cached set expires (so a key rotation fails for hours).
+// Here:
+//   - a fetched set is kept for max(max-age - Age, minTTL), at most maxKeyTTL;
+//   - fetches are single-flight: every caller that needs keys while a fetch
+//     is running waits for that fetch;
+//   - a kid not in the set triggers a refetch, but fetches (other than the
+//     first) start at most once per minRefetch, so tokens with made-up kids
+//     cannot make us fetch per request;
+//   - when a refresh fails, the previous keys keep being served.
+//
+// idtoken still does the signature check, as the project requires. Each key
+// set version gets its own idtoken.Validator whose HTTP client answers the
+// certs URL from memory with a year-long max-age, so idtoken never goes to
+// the network and its per-Validator cache can never hold a stale set.
+type keySet struct {
+	client     *http.Client
+	url        string
+	minTTL     time.Duration
+	minRefetch time.Duration
+	now        func() time.Time
+	logger     *slog.Logger
+
+	cur     atomic.Pointer[keyVersion] // nil until the first successful fetch
+	flight  singleflight.Group
+	fetches atomic.Int64
+
+	mu        sync.Mutex // guards the fields below
+	nextFetch time.Time  // no fetch starts before this (except the first)
+	lastErr   error      // the most recent fetch's error; nil after a success
+	version   int64
+}
+
+// keyVersion is one fetched key set. It is immutable.
+type keyVersion struct {
+	version   int64
+	kids      map[string]struct{}
+	expires   time.Time
+	validator *idtoken.Validator
+}
+
+func (k *keyVersion) has(kid string) bool {
+	if k == nil {
+		return false
+	}
+	_, ok := k.kids[kid]
+	return ok
+}
+
+// errKeysUnavailable is the cause when Google's keys cannot be had.
+var errKeysUnavailable = errors.New("the signing keys from Google are unavailable")
+
+// errUnknownKid is the cause when a token names a key Google does not publish.
+var errUnknownKid = errors.New("the token's kid is not one of Google's keys")
+
+// forKid returns the key set to check a token signed with kid.
+//
+// Errors: errUnknownKid (wrapped) when the set is known and has no such key;
+// errKeysUnavailable (wrapped) when there are no keys, or when the kid is
+// unknown and the last attempt to refresh the set failed (the token may be
+// good; we cannot tell).
+func (s *keySet) forKid(ctx context.Context, kid string) (*keyVersion, error) {
+	k := s.cur.Load()
+	if k.has(kid) && s.now().Before(k.expires) {
+		return k, nil // the steady state: no lock, no fetch
+	}
+	k2, err := s.refresh(ctx, k)
+	switch {
+	case k2.has(kid):
+		return k2, nil // possibly stale keys, when the refresh failed
+	case k2 == nil || err != nil:
+		if err == nil {
+			err = errors.New("no keys fetched yet")
+		}
+		return nil, fmt.Errorf("%w: %w", errKeysUnavailable, err)
+	default:
+		return nil, errUnknownKid
+	}
+}
+
+// refresh fetches the key set unless another caller already replaced seen
+// or fetches are rate limited. Concurrent callers share one fetch. It returns
+// the newest key set (nil if none) and the error of the most recent fetch
+// attempt when that attempt failed.
+func (s *keySet) refresh(ctx context.Context, seen *keyVersion) (*keyVersion, error) {
+	ch := s.flight.DoChan("jwks", func() (any, error) {
+		k, err := s.maybeFetch(ctx, seen)
+		return k, err
+	})
+	select {
+	case r := <-ch:
+		k, _ := r.Val.(*keyVersion)
+		return k, r.Err
+	case <-ctx.Done():
+		return s.cur.Load(), ctx.Err()
+	}
+}
+
+func (s *keySet) maybeFetch(ctx context.Context, seen *keyVersion) (*keyVersion, error) {
+	cur := s.cur.Load()
+	if cur != seen {
+		// Replaced while this caller waited its turn.
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return cur, s.lastErr
+	}
+	now := s.now()
+	s.mu.Lock()
+	if now.Before(s.nextFetch) {
+		err := s.lastErr
+		s.mu.Unlock()
+		return cur, err
+	}
+	s.mu.Unlock()
+
+	k, ttl, err := s.fetch(ctx)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	wait := s.minRefetch
+	if err != nil && cur == nil {
+		// Nothing works without keys: retry sooner, but not per request.
+		wait = min(wait, coldRetryFloor)
+	}
+	s.nextFetch = now.Add(wait)
+	s.lastErr = err
+	if err != nil {
+		if cur != nil {
+			s.logger.Warn("refreshing Google's signing keys failed; keeping the previous ones", "url", s.url, "error", err)
+		} else {
+			s.logger.Error("fetching Google's signing keys failed", "url", s.url, "error", err)
+		}
+		return cur, err
+	}
+	s.version++
+	k.version = s.version
+	k.expires = now.Add(ttl)
+	s.cur.Store(k)
+	s.logger.Debug("fetched Google's signing keys", "keys", len(k.kids), "ttl", ttl, "version", k.version)
+	return k, nil
+}
+
+// fetch gets the JWKS and builds a key version and its idtoken.Validator.
+func (s *keySet) fetch(ctx context.Context) (*keyVersion, time.Duration, error) {
+	s.fetches.Add(1)
+	// The fetch is shared by every waiter, so one caller's cancellation
+	// must not fail it for the others.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes+1))
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading the key set: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, 0, fmt.Errorf("certs endpoint answered HTTP %d", resp.StatusCode)
+	}
+	if len(body) > maxJWKSBytes {
+		return nil, 0, fmt.Errorf("key set larger than %d bytes", maxJWKSBytes)
+	}
+	kids, clean, err := parseJWKS(body)
+	if err != nil {
+		return nil, 0, err
+	}
+	v, err := idtoken.NewValidator(ctx, option.WithHTTPClient(&http.Client{Transport: memoryJWKS(clean)}))
+	if err != nil {
+		return nil, 0, fmt.Errorf("idtoken.NewValidator: %w", err)
+	}
+	ttl := cacheTTL(resp.Header, s.minTTL)
+	return &keyVersion{kids: kids, validator: v}, ttl, nil
+}
+
+// jwk is the part of a JSON Web Key that RS256 verification uses.
+type jwk struct {
+	Kid string `json:"kid"`
+	Kty string `json:"kty"`
+	Alg string `json:"alg,omitempty"`
+	Use string `json:"use,omitempty"`
+	N   string `json:"n"`
+	E   string `json:"e"`
+}
+
+// parseJWKS keeps the usable RS256 signing keys of a JWKS and returns their
+// kids and a JWKS holding only them (what idtoken is given: it matches keys
+// by kid alone, so it must not see keys we would not accept).
+func parseJWKS(body []byte) (map[string]struct{}, []byte, error) {
+	var set struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(body, &set); err != nil {
+		return nil, nil, fmt.Errorf("key set is not JSON: %w", err)
+	}
+	kids := make(map[string]struct{}, len(set.Keys))
+	var keep []jwk
+	for _, raw := range set.Keys {
+		var k jwk
+		if json.Unmarshal(raw, &k) != nil || !usableRSAKey(k) {
+			continue
+		}
+		if _, dup := kids[k.Kid]; dup || len(keep) == maxJWKSKeys {
+			continue
+		}
+		kids[k.Kid] = struct{}{}
+		keep = append(keep, jwk{Kid: k.Kid, Kty: "RSA", Alg: "RS256", Use: "sig", N: k.N, E: k.E})
+	}
+	if len(keep) == 0 {
+		return nil, nil, errors.New("key set has no usable RS256 keys")
+	}
+	clean, err := json.Marshal(struct {
+		Keys []jwk `json:"keys"`
+	}{keep})
+	if err != nil {
+		return nil, nil, err
+	}
+	return kids, clean, nil
+}
+
+func usableRSAKey(k jwk) bool {
+	if k.Kid == "" || k.Kty != "RSA" || (k.Alg != "" && k.Alg != "RS256") || (k.Use != "" && k.Use != "sig") {
+		return false
+	}
+	n, err := base64.RawURLEncoding.DecodeString(k.N)
+	if err != nil || len(n) == 0 || n[0] == 0 {
+		return false
+	}
+	if bits := new(big.Int).SetBytes(n).BitLen(); bits < 2048 || bits > 8192 {
+		return false
+	}
+	e, err := base64.RawURLEncoding.DecodeString(k.E)
+	if err != nil || len(e) == 0 || len(e) > 4 {
+		return false
+	}
+	ev := new(big.Int).SetBytes(e).Int64()
+	return ev >= 3 && ev <= 1<<31-1 && ev%2 == 1
+}
+
+// cacheTTL is how long a fetched key set is used: Cache-Control max-age
+// minus Age, as Google intends, but at least floor (Google's answer always
+// has a max-age; a proxy or emulator that drops it must not make us fetch
+// per request) and at most maxKeyTTL.
+func cacheTTL(h http.Header, floor time.Duration) time.Duration {
+	maxAge := -1
+	for _, v := range h.Values("Cache-Control") {
+		for d := range strings.SplitSeq(v, ",") {
+			name, val, _ := strings.Cut(strings.TrimSpace(d), "=")
+			switch strings.ToLower(name) {
+			case "no-store", "no-cache":
+				return floor
+			case "max-age":
+				n, err := strconv.Atoi(strings.Trim(val, `"`))
+				if err != nil || n < 0 {
+					return floor
+				}
+				maxAge = n
+			}
+		}
+	}
+	if maxAge < 0 {
+		return floor
+	}
+	if age, err := strconv.Atoi(h.Get("Age")); err == nil && age > 0 {
+		maxAge -= age
+	}
+	ttl := time.Duration(min(maxAge, int(maxKeyTTL/time.Second))) * time.Second
+	return min(max(ttl, floor), maxKeyTTL)
+}
+
+// memoryJWKS is the transport of each idtoken.Validator: it answers
+// idtoken's request for Google's certs URL with the key set we fetched, so
+// idtoken checks signatures against exactly our keys and never fetches.
+type memoryJWKS []byte
+
+func (m memoryJWKS) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method != http.MethodGet || r.URL.Host != "www.googleapis.com" || r.URL.Path != "/oauth2/v3/certs" {
+		// ES256 tokens would ask for the IAP keys; the front door refuses
+		// them before idtoken sees them.
+		return nil, fmt.Errorf("auth: idtoken asked for %s %s; only %s is served", r.Method, r.URL.Redacted(), googlenet.CertsURL)
+	}
+	h := make(http.Header, 2)
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(idtokenMaxAge/time.Second)))
+	return &http.Response{
+		Status:        "200 OK",
+		StatusCode:    http.StatusOK,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		Body:          io.NopCloser(bytes.NewReader(m)),
+		ContentLength: int64(len(m)),
+		Request:       r,
+	}, nil
+}
