@@ -78,7 +78,10 @@ func TokenFrom(t *oauth2.Token) Token {
 
 // Store keeps one Record per user, keyed by the user's sub. Implementations
 // are safe for concurrent use. Errors are *signin.Error values; a missing
-// record is kind signin.ENOTFOUND.
+// record is kind signin.ENOTFOUND, a sub that CheckSub refuses is
+// signin.EINVALID, and a stored record that cannot be decoded is EINTERNAL
+// with code CodeCorruptRecord. storetest.Run checks an implementation
+// against this contract.
 type Store interface {
 	// Get returns the record for sub, or an ENOTFOUND error.
 	Get(ctx context.Context, sub string) (*Record, error)
@@ -101,6 +104,10 @@ type Store interface {
 	// order, reading the store as it goes so that memory does not grow with
 	// the number of users. A record that cannot be read is passed to fn as
 	// (nil, err) so the caller can report it; it is never skipped silently.
-	// List stops at the first error fn returns and returns it.
+	// List stops at the first error fn returns and returns it, and at the
+	// end of ctx. fn may call the store (to update the record it is given,
+	// say). Records that exist throughout the listing are seen exactly
+	// once; one created, replaced or deleted meanwhile may be missed, or
+	// seen twice (see the backend).
 	List(ctx context.Context, fn func(rec *Record, err error) error) error
 }

@@ -1,0 +1,186 @@
+package offline
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"example.com/signin/internal/emulator"
+	"example.com/signin/internal/googlenet"
+	"example.com/signin/internal/store"
+	"example.com/signin/internal/store/file"
+)
+
+// emulated is the project's Google emulator served over HTTP, with the
+// app's Google client pointed at it as GOOGLE_EMULATOR_HOST would.
+type emulated struct {
+	e    *emulator.Emulator
+	net  *googlenet.Net
+	conf *oauth2.Config
+}
+
+func newEmulated(t testing.TB) *emulated {
+	t.Helper()
+	e, err := emulator.New(emulator.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	srv := httptest.NewServer(e.Handler())
+	t.Cleanup(srv.Close)
+	n, err := googlenet.New(srv.Listener.Addr().String(), googlenet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &emulated{e: e, net: n, conf: &oauth2.Config{
+		ClientID: emulator.DemoClientID, ClientSecret: emulator.DemoClientSecret, RedirectURL: "postmessage",
+		Endpoint: oauth2.Endpoint{AuthURL: googlenet.AuthURL, TokenURL: googlenet.TokenURL, AuthStyle: oauth2.AuthStyleInParams},
+	}}
+}
+
+// connect does what /connect does for u: a consent with offline access in
+// the popup, the code exchanged with redirect_uri=postmessage, the record
+// stored by the store's rules.
+func (em *emulated) connect(t testing.TB, st store.Store, u emulator.User) {
+	t.Helper()
+	code, err := em.e.MintCode(emulator.CodeRequest{ClientID: emulator.DemoClientID, Sub: u.Sub,
+		Scope: "openid email profile", AccessType: "offline", RedirectURI: "postmessage"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, em.net.HTTPClient())
+	tok, err := em.conf.Exchange(ctx, code)
+	if err != nil {
+		t.Fatalf("exchange for %s: %v", u.Email, err)
+	}
+	if tok.RefreshToken == "" {
+		t.Fatalf("first offline consent for %s gave no refresh token", u.Email)
+	}
+	_, err = st.Update(ctx, u.Sub, func(cur *store.Record) (*store.Record, error) {
+		if cur == nil {
+			cur = &store.Record{Email: u.Email, Name: u.Name}
+		}
+		store.MergeToken(cur, tok, time.Now())
+		return cur, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// expire makes sub's stored access token look expired to us (the emulator
+// still accepts it: only our refresh decision changes).
+func expire(t testing.TB, st store.Store, sub string) {
+	t.Helper()
+	if _, err := st.Update(context.Background(), sub, func(cur *store.Record) (*store.Record, error) {
+		cur.Token.Expiry = time.Now().Add(-time.Minute)
+		return cur, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRunAgainstEmulator: records made by real code exchanges at the
+// emulator are read by the engine; expired tokens are refreshed once each
+// (the emulator's grant counter says so) and fresh ones not at all; a user
+// who removed the app's access is marked revoked while the others succeed;
+// injected 503 and 429 answers are retried.
+func TestRunAgainstEmulator(t *testing.T) {
+	em := newEmulated(t)
+	st, err := file.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 9 {
+		if _, err := em.e.AddUser(emulator.User{Email: fmt.Sprintf("user%d@example.com", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	users := em.e.Users()
+	for _, u := range users {
+		em.connect(t, st, u)
+	}
+	expired := map[string]bool{}
+	for i, u := range users {
+		if i%2 == 0 {
+			expire(t, st, u.Sub)
+			expired[u.Sub] = true
+		}
+	}
+	gone := users[1] // fresh token: people/me's 401 finds the revocation
+	em.e.RevokeUser(gone.Sub)
+	refreshesBefore := em.e.Stats().Grants["refresh_token"]
+	em.e.InjectFault(emulator.Fault{Endpoint: emulator.EndpointPeople, Count: 2, Status: 503})
+	em.e.InjectFault(emulator.Fault{Endpoint: emulator.EndpointToken, Count: 1, Status: 429, RetryAfter: "2"})
+
+	var sl sleeps
+	var stdout, stderr strings.Builder
+	sum, err := Run(t.Context(), Config{
+		Store: st, OAuth2: em.conf, HTTPClient: em.net.HTTPClient(),
+		JSON: true, Stdout: &stdout, Stderr: &stderr, Sleep: sl.sleep,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Summary{OK: len(users) - 1, Revoked: 1}); sum != want {
+		t.Errorf("summary %+v, want %+v\n%s", sum, want, stderr.String())
+	}
+	lines := jsonLines(t, stdout.String())
+	for _, u := range users {
+		l := lines[u.Sub]
+		switch {
+		case u.Sub == gone.Sub:
+			if l.Status != "revoked" {
+				t.Errorf("revoked user: %+v", l)
+			}
+			rec, _ := st.Get(t.Context(), u.Sub)
+			if rec.Status != store.StatusRevoked || rec.RevokedReason == "" {
+				t.Errorf("revoked user's record: status %q reason %q", rec.Status, rec.RevokedReason)
+			}
+		case l.Status != "ok" || l.Name != u.Name || l.Email != u.Email:
+			t.Errorf("user %s: %+v, want ok %q %q", u.Sub, l, u.Name, u.Email)
+		}
+	}
+	// One refresh per expired user; the revoked user's attempt is refused
+	// and not counted as a grant.
+	wantRefreshes := len(expired)
+	if expired[gone.Sub] {
+		wantRefreshes--
+	}
+	if got := em.e.Stats().Grants["refresh_token"] - refreshesBefore; got != wantRefreshes {
+		t.Errorf("%d refresh grants at the emulator, want %d", got, wantRefreshes)
+	}
+	for sub := range expired {
+		if sub == gone.Sub {
+			continue
+		}
+		rec, _ := st.Get(t.Context(), sub)
+		if !rec.Token.Expiry.After(time.Now().Add(30*time.Minute)) || rec.Token.RefreshToken == "" {
+			t.Errorf("user %s: refreshed token not saved: expiry %v", sub, rec.Token.Expiry)
+		}
+	}
+	var sawRetryAfter bool
+	for _, d := range sl.all() {
+		sawRetryAfter = sawRetryAfter || d == 2*time.Second
+	}
+	if n := len(sl.all()); n != 3 || !sawRetryAfter {
+		t.Errorf("waits %v: want 3 retries, one of them the 2 s Retry-After", sl.all())
+	}
+
+	// Run again: nothing to refresh, the revoked user skipped.
+	stdout.Reset()
+	stderr.Reset()
+	before := em.e.Stats().Grants["refresh_token"]
+	sum, err = Run(t.Context(), Config{Store: st, OAuth2: em.conf, HTTPClient: em.net.HTTPClient(), Stdout: &stdout, Stderr: &stderr})
+	if want := (Summary{OK: len(users) - 1, Skipped: 1}); err != nil || sum != want {
+		t.Errorf("second run: %+v, %v; want %+v", sum, err, want)
+	}
+	if got := em.e.Stats().Grants["refresh_token"] - before; got != 0 {
+		t.Errorf("second run made %d refresh grants, want 0", got)
+	}
+}

@@ -1,0 +1,216 @@
+package offline
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"golang.org/x/oauth2"
+	"google.golang.org/api/googleapi"
+	"google.golang.org/api/option"
+	people "google.golang.org/api/people/v1"
+
+	"example.com/signin"
+	"example.com/signin/internal/auth"
+	"example.com/signin/internal/store"
+)
+
+// FetcherConfig configures a Fetcher. Store, OAuth2 and HTTPClient are
+// required; the rest have defaults.
+type FetcherConfig struct {
+	// Store holds the users' records.
+	Store store.Store
+	// OAuth2 is the app's client configuration, for refreshes (from
+	// auth.Google.OAuth2Config).
+	OAuth2 *oauth2.Config
+	// HTTPClient carries every call to Google (googlenet's client). Only
+	// its Transport is used: the Fetcher adds its own per-request timeout
+	// and retries on top of it.
+	HTTPClient *http.Client
+	// RequestTimeout bounds each HTTP request, each retry included
+	// (default 20 s).
+	RequestTimeout time.Duration
+	// MaxRetries is how many times a request answered with 429 or 5xx, or
+	// failing in the network, is retried (default 4; negative for none).
+	// A web request may want fewer than a batch job.
+	MaxRetries int
+	// Now is the clock (default time.Now); Sleep waits between retries
+	// (default: a timer that ends early with ctx).
+	Now   func() time.Time
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Logger receives retries and problems that need an operator, never
+	// tokens. Nil discards.
+	Logger *slog.Logger
+}
+
+// Fetcher fetches users' People API profiles with their stored offline
+// credentials, refreshing and saving tokens as needed (one refresh per
+// expired token, however many callers, in this process or another sharing
+// the store). It is what the web server's /api/profile and offline-fetch
+// both use, and is safe for concurrent use.
+type Fetcher struct {
+	store store.Store
+	conf  *oauth2.Config
+	rt    *retryTransport
+	hc    *http.Client // for token refreshes, through rt
+	now   func() time.Time
+	log   *slog.Logger
+}
+
+// NewFetcher returns a Fetcher for cfg. It panics if a required field is
+// missing, which is a programming error.
+func NewFetcher(cfg FetcherConfig) *Fetcher {
+	if cfg.Store == nil || cfg.OAuth2 == nil || cfg.HTTPClient == nil {
+		panic("offline.NewFetcher: Store, OAuth2 and HTTPClient are required")
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	switch {
+	case cfg.MaxRetries == 0:
+		cfg.MaxRetries = DefaultMaxRetries
+	case cfg.MaxRetries < 0:
+		cfg.MaxRetries = 0
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Sleep == nil {
+		cfg.Sleep = sleep
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	base := cfg.HTTPClient.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	rt := &retryTransport{
+		base:    base,
+		max:     cfg.MaxRetries,
+		timeout: cfg.RequestTimeout,
+		sleep:   cfg.Sleep,
+		now:     cfg.Now,
+		log:     cfg.Logger,
+	}
+	return &Fetcher{
+		store: cfg.Store,
+		conf:  cfg.OAuth2,
+		rt:    rt,
+		hc:    &http.Client{Transport: rt, CheckRedirect: cfg.HTTPClient.CheckRedirect},
+		now:   cfg.Now,
+		log:   cfg.Logger,
+	}
+}
+
+// FetchProfile returns sub's people/me profile (PersonFields). A 401 for a
+// token that had not expired (the user removed our access, or clocks
+// disagree) gets one forced refresh: if the grant is dead, that refresh gets
+// invalid_grant and the record is marked revoked.
+//
+// Errors are *signin.Error: ENOTFOUND when no credentials are stored for
+// sub; ECONFLICT "offline_access_revoked" when Google refused the stored
+// grant, now or before (the record is marked revoked); ECONFLICT
+// "offline_access_required" when the record holds no refresh token;
+// EFORBIDDEN "insufficient_scope" when the grant does not cover the profile;
+// EUPSTREAM when Google failed or could not be reached (codes
+// "google_unavailable", "rate_limited", "people_unauthorized").
+func (f *Fetcher) FetchProfile(ctx context.Context, sub string) (*people.Person, error) {
+	tctx := context.WithValue(ctx, oauth2.HTTPClient, f.hc) // for refreshes
+	ts := auth.NewSavingTokenSource(tctx, f.conf, store.NewUserTokens(f.store, sub, f.now),
+		auth.WithRefreshClock(f.now), auth.WithRefreshLogger(f.log))
+	// oauth2.Transport rather than oauth2.NewClient: NewClient caches the
+	// token in a ReuseTokenSource, which would keep a rejected token after
+	// ts.Refresh. ts caches it itself.
+	client := &http.Client{Transport: &oauth2.Transport{Source: ts, Base: f.rt}}
+	svc, err := people.NewService(ctx, option.WithHTTPClient(client))
+	if err != nil {
+		return nil, signin.Wrap(err, signin.EINTERNAL, "", "cannot create the People API client")
+	}
+	get := func() (*people.Person, error) {
+		return svc.People.Get("people/me").PersonFields(PersonFields).Context(ctx).Do()
+	}
+	p, err := get()
+	if isStatus(err, http.StatusUnauthorized) {
+		if used, terr := ts.Token(); terr == nil {
+			if _, err = ts.Refresh(used); err == nil {
+				p, err = get()
+			}
+		}
+	}
+	if err != nil {
+		return nil, fetchError(err)
+	}
+	return p, nil
+}
+
+// fetchError maps an error from the token source or the People API to the
+// app's vocabulary. The token source's errors are *signin.Error already,
+// inside the HTTP client's *url.Error.
+func fetchError(err error) error {
+	var se *signin.Error
+	if errors.As(err, &se) {
+		return se
+	}
+	upstream := func(code, msg string) error {
+		return &signin.Error{Kind: signin.EUPSTREAM, Code: code, Message: msg, Err: err}
+	}
+	var ge *googleapi.Error
+	if errors.As(err, &ge) {
+		switch {
+		case ge.Code == http.StatusForbidden:
+			return &signin.Error{Kind: signin.EFORBIDDEN, Code: "insufficient_scope",
+				Message: "The stored grant does not include access to the user's profile.", Err: err}
+		case ge.Code == http.StatusUnauthorized:
+			return upstream("people_unauthorized", "Google refused a freshly refreshed token; please try again.")
+		case ge.Code == http.StatusTooManyRequests:
+			return upstream("rate_limited", "Google is rate limiting the app; please try again later.")
+		}
+		return upstream("google_unavailable", "Google could not be reached; please try again.")
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return upstream("timeout", "Google did not answer in time; please try again.")
+	}
+	return upstream("google_unavailable", "Google could not be reached; please try again.")
+}
+
+func isStatus(err error, code int) bool {
+	var ge *googleapi.Error
+	return errors.As(err, &ge) && ge.Code == code
+}
+
+// primaryName is the name Google marks primary, else the first.
+func primaryName(p *people.Person) string {
+	var first string
+	for i, n := range p.Names {
+		if n == nil {
+			continue
+		}
+		if n.Metadata != nil && n.Metadata.Primary {
+			return n.DisplayName
+		}
+		if i == 0 {
+			first = n.DisplayName
+		}
+	}
+	return first
+}
+
+// primaryEmail is the address Google marks primary, else the first.
+func primaryEmail(p *people.Person) string {
+	var first string
+	for i, e := range p.EmailAddresses {
+		if e == nil {
+			continue
+		}
+		if e.Metadata != nil && e.Metadata.Primary {
+			return e.Value
+		}
+		if i == 0 {
+			first = e.Value
+		}
+	}
+	return first
+}

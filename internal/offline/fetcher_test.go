@@ -1,0 +1,109 @@
+package offline
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"example.com/signin"
+	"example.com/signin/internal/store"
+	"example.com/signin/internal/store/storetest"
+)
+
+// TestFetchProfileErrors: the contract the web server's /api/profile maps
+// to its answers. Every error is a *signin.Error itself, not wrapped in the
+// HTTP client's.
+func TestFetchProfileErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		setup    func(f *fakeGoogle, st store.Store)
+		sub      string
+		wantKind string
+		wantCode string
+	}{
+		{name: "no record", sub: "404", wantKind: signin.ENOTFOUND, wantCode: signin.ENOTFOUND},
+		{
+			name:  "grant revoked at Google",
+			setup: func(f *fakeGoogle, st store.Store) { f.do(func(f *fakeGoogle) { f.revoked["1"] = true }) },
+			sub:   "1", wantKind: signin.ECONFLICT, wantCode: store.CodeOfflineAccessRevoked,
+		},
+		{
+			name: "record revoked before",
+			setup: func(f *fakeGoogle, st store.Store) {
+				st.Update(t.Context(), "1", func(cur *store.Record) (*store.Record, error) {
+					cur.Status = store.StatusRevoked
+					return cur, nil
+				})
+			},
+			sub: "1", wantKind: signin.ECONFLICT, wantCode: store.CodeOfflineAccessRevoked,
+		},
+		{
+			name: "no refresh token",
+			setup: func(f *fakeGoogle, st store.Store) {
+				st.Update(t.Context(), "1", func(cur *store.Record) (*store.Record, error) {
+					cur.Token.RefreshToken, cur.Token.Expiry = "", time.Now().Add(-time.Hour)
+					return cur, nil
+				})
+			},
+			sub: "1", wantKind: signin.ECONFLICT, wantCode: "offline_access_required",
+		},
+		{
+			name:  "token endpoint down",
+			setup: func(f *fakeGoogle, st store.Store) { f.inject("/token", fault{status: 500}, fault{status: 500}) },
+			sub:   "2", wantKind: signin.EUPSTREAM, wantCode: "google_unavailable",
+		},
+		{
+			name:  "people down",
+			setup: func(f *fakeGoogle, st store.Store) { f.inject("/v1/people/me", fault{status: 503}, fault{status: 503}) },
+			sub:   "1", wantKind: signin.EUPSTREAM, wantCode: "google_unavailable",
+		},
+		{
+			name:  "scope missing",
+			setup: func(f *fakeGoogle, st store.Store) { f.inject("/v1/people/me", fault{status: 403}) },
+			sub:   "1", wantKind: signin.EFORBIDDEN, wantCode: "insufficient_scope",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeGoogle(t)
+			st := &storetest.Memory{}
+			storetest.Put(t, st, storetest.NewRecord("1", time.Now().Add(time.Hour)))
+			storetest.Put(t, st, storetest.NewRecord("2", time.Now().Add(-time.Hour)))
+			if tt.setup != nil {
+				tt.setup(f, st)
+			}
+			var sl sleeps
+			fe := NewFetcher(FetcherConfig{Store: st, OAuth2: f.oauth2Config(), HTTPClient: f.net.HTTPClient(), MaxRetries: 1, Sleep: sl.sleep})
+			p, err := fe.FetchProfile(t.Context(), tt.sub)
+			if err == nil {
+				t.Fatalf("FetchProfile = %+v, want an error", p)
+			}
+			var se *signin.Error
+			if !errors.As(err, &se) || error(se) != err {
+				t.Errorf("error %T %v is not a *signin.Error", err, err)
+			}
+			if signin.ErrorKind(err) != tt.wantKind || signin.ErrorCode(err) != tt.wantCode {
+				t.Errorf("FetchProfile = %v (kind %s, code %s); want %s %s", err, signin.ErrorKind(err), signin.ErrorCode(err), tt.wantKind, tt.wantCode)
+			}
+		})
+	}
+}
+
+func TestFetchProfile(t *testing.T) {
+	f := newFakeGoogle(t)
+	st := &storetest.Memory{}
+	storetest.Put(t, st, storetest.NewRecord("7", time.Now().Add(-time.Hour)))
+	fe := NewFetcher(FetcherConfig{Store: st, OAuth2: f.oauth2Config(), HTTPClient: f.net.HTTPClient()})
+	for range 3 {
+		p, err := fe.FetchProfile(t.Context(), "7")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.ResourceName != "people/7" || primaryName(p) != "User 7" || primaryEmail(p) != "7@example.com" {
+			t.Errorf("profile %+v", p)
+		}
+	}
+	if f.refreshCount() != 1 {
+		t.Errorf("%d refreshes for three fetches of an expired token, want 1", f.refreshCount())
+	}
+}

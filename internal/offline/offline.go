@@ -1,0 +1,339 @@
+// Package offline is the offline-fetch engine: it acts for users while they
+// are away. For each stored user with an active grant it gets a valid access
+// token (refreshing it, and saving the refreshed token, only when needed),
+// fetches the user's People API profile and prints one line per user.
+//
+// It is built for many users: the store is read as a stream by a bounded
+// pool of workers, so memory does not grow with the number of users; Google's
+// 429 and 5xx answers are retried with backoff; a user whose grant Google
+// refuses (invalid_grant) is marked revoked in the store and the run goes on;
+// cancelling the context stops it cleanly. cmd/offline-fetch only turns flags
+// into a Config and calls Run.
+package offline
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"example.com/signin"
+	"example.com/signin/internal/store"
+)
+
+// Defaults for Config's zero values.
+const (
+	DefaultConcurrency    = 8
+	DefaultRequestTimeout = 20 * time.Second
+	DefaultMaxRetries     = 4
+
+	// MaxConcurrency bounds Config.Concurrency: Google's per-user and
+	// per-project quotas make more pointless.
+	MaxConcurrency = 1024
+)
+
+// PersonFields are the People API fields fetched for each user.
+const PersonFields = "names,emailAddresses,photos"
+
+// Config is what a run needs. Store, OAuth2 and HTTPClient are required.
+type Config struct {
+	// Store holds the users' records.
+	Store store.Store
+	// OAuth2 is the app's client configuration, for refreshes (from
+	// auth.Google.OAuth2Config).
+	OAuth2 *oauth2.Config
+	// HTTPClient carries every call to Google (googlenet's client). Only
+	// its Transport is used: the run sets its own per-request timeout and
+	// retries on top of it.
+	HTTPClient *http.Client
+
+	// User, when set, is the one user (sub) to fetch; otherwise every user
+	// with an active grant.
+	User string
+	// Concurrency is how many users are fetched at once (default 8).
+	Concurrency int
+	// RequestTimeout bounds each HTTP request, each retry included
+	// (default 20 s).
+	RequestTimeout time.Duration
+	// MaxRetries is how many times a request answered with 429 or 5xx, or
+	// failing in the network, is retried (default 4; negative for none).
+	MaxRetries int
+
+	// JSON prints JSON lines instead of tab-separated text.
+	JSON bool
+	// Stdout receives one line per user; Stderr errors, progress and the
+	// summary. Nil discards.
+	Stdout, Stderr io.Writer
+	// Progress draws a progress line on Stderr, redrawn in place at most
+	// every half second; set it when Stderr is a terminal.
+	Progress bool
+
+	// Now is the clock (default time.Now) and Sleep waits between retries
+	// (default: a timer that ends early with ctx). Tests replace them.
+	Now   func() time.Time
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Logger receives retries and operational problems, never tokens.
+	// Nil discards.
+	Logger *slog.Logger
+}
+
+// Summary counts what happened to the users of a run.
+type Summary struct {
+	OK      int // profile fetched and printed
+	Revoked int // Google refused the grant during this run; now marked revoked
+	Failed  int // anything else that went wrong, unreadable records included
+	Skipped int // already revoked before the run: not tried
+	// Interrupted counts users whose fetch the cancellation cut short;
+	// they are in no other count.
+	Interrupted int
+}
+
+// String is the summary line: "ok=N revoked=N failed=N skipped=N", with
+// " interrupted=N" when the run was cut short.
+func (s Summary) String() string {
+	line := fmt.Sprintf("ok=%d revoked=%d failed=%d skipped=%d", s.OK, s.Revoked, s.Failed, s.Skipped)
+	if s.Interrupted > 0 {
+		line += fmt.Sprintf(" interrupted=%d", s.Interrupted)
+	}
+	return line
+}
+
+// ExitCode is the process exit status for a run's result: 2 for a usage or
+// configuration error, 1 when the run failed (store error, interruption) or
+// some user failed or was found revoked, 0 when every user tried succeeded.
+// Users skipped because they were revoked in an earlier run do not fail the
+// run: a nightly job would otherwise fail forever over one departed user.
+func ExitCode(s Summary, err error) int {
+	switch {
+	case err != nil && signin.ErrorKind(err) == signin.EINVALID:
+		return 2
+	case err != nil, s.Failed > 0, s.Revoked > 0, s.Interrupted > 0:
+		return 1
+	}
+	return 0
+}
+
+// Run fetches every user's profile (or Config.User's) and prints it. It
+// returns an error only for a configuration problem (EINVALID), the store
+// failing, or ctx ending; what happened to each user is in the output and the
+// Summary, whose line it also prints on Stderr.
+func Run(ctx context.Context, cfg Config) (Summary, error) {
+	if err := cfg.check(); err != nil {
+		return Summary{}, err
+	}
+	r := newRunner(cfg)
+	return r.run(ctx)
+}
+
+func (c *Config) check() error {
+	invalid := func(format string, args ...any) error {
+		return signin.Errorf(signin.EINVALID, "invalid_config", format, args...)
+	}
+	switch {
+	case c.Store == nil:
+		return invalid("offline: no credential store")
+	case c.OAuth2 == nil:
+		return invalid("offline: no OAuth 2.0 client configuration")
+	case c.HTTPClient == nil:
+		return invalid("offline: no HTTP client for Google")
+	case c.Concurrency < 0 || c.Concurrency > MaxConcurrency:
+		return invalid("offline: concurrency must be between 1 and %d", MaxConcurrency)
+	case c.RequestTimeout < 0:
+		return invalid("offline: the request timeout must be positive")
+	}
+	if c.User != "" {
+		if err := store.CheckSub(c.User); err != nil {
+			return invalid("offline: -user: %s", signin.ErrorMessage(err))
+		}
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.Stdout == nil {
+		c.Stdout = io.Discard
+	}
+	if c.Stderr == nil {
+		c.Stderr = io.Discard
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Sleep == nil {
+		c.Sleep = sleep
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+type runner struct {
+	cfg   Config
+	f     *Fetcher
+	out   *output
+	start time.Time
+
+	ok, revoked, failed, skipped, interrupted atomic.Int64
+}
+
+func newRunner(cfg Config) *runner {
+	return &runner{
+		cfg: cfg,
+		f: NewFetcher(FetcherConfig{
+			Store:          cfg.Store,
+			OAuth2:         cfg.OAuth2,
+			HTTPClient:     cfg.HTTPClient,
+			RequestTimeout: cfg.RequestTimeout,
+			MaxRetries:     cfg.MaxRetries,
+			Now:            cfg.Now,
+			Sleep:          cfg.Sleep,
+			Logger:         cfg.Logger,
+		}),
+		out:   &output{json: cfg.JSON, stdout: cfg.Stdout, stderr: cfg.Stderr},
+		start: cfg.Now(),
+	}
+}
+
+func (r *runner) run(ctx context.Context) (Summary, error) {
+	jobs := make(chan *store.Record) // unbuffered: the store is read as fast as users are done
+	var wg sync.WaitGroup
+	for range r.cfg.Concurrency {
+		wg.Go(func() {
+			for rec := range jobs {
+				if ctx.Err() != nil {
+					continue // started nothing new after cancellation
+				}
+				r.fetch(ctx, rec)
+			}
+		})
+	}
+	stopProgress := r.progress()
+
+	dispatch := func(rec *store.Record) error {
+		if rec.Status == store.StatusRevoked {
+			r.skipped.Add(1)
+			r.out.skipped(rec)
+			return nil
+		}
+		select {
+		case jobs <- rec:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	var err error
+	if r.cfg.User != "" {
+		var rec *store.Record
+		rec, err = r.cfg.Store.Get(ctx, r.cfg.User)
+		switch {
+		case err == nil:
+			err = dispatch(rec)
+		case signin.ErrorKind(err) == signin.ENOTFOUND:
+			r.failed.Add(1)
+			r.out.failed(r.cfg.User, "not_found", "no offline access is stored for this user")
+			err = nil
+		case signin.ErrorCode(err) == store.CodeCorruptRecord:
+			r.failed.Add(1)
+			r.out.failed(r.cfg.User, store.CodeCorruptRecord, describe(err))
+			err = nil
+		}
+	} else {
+		err = r.cfg.Store.List(ctx, func(rec *store.Record, err error) error {
+			if err != nil {
+				r.failed.Add(1)
+				r.out.failed("", signin.ErrorCode(err), describe(err))
+				return nil
+			}
+			return dispatch(rec)
+		})
+	}
+	close(jobs)
+	wg.Wait()
+	stopProgress()
+
+	sum := r.summary()
+	r.out.stderrLine(sum.String())
+	r.cfg.Logger.Info("offline-fetch done", "summary", sum.String(), "retries", r.f.rt.retries.Load(),
+		"elapsed", r.cfg.Now().Sub(r.start))
+	if ctx.Err() != nil {
+		return sum, fmt.Errorf("offline-fetch interrupted: %w", context.Cause(ctx))
+	}
+	if err != nil {
+		return sum, err
+	}
+	return sum, nil
+}
+
+func (r *runner) summary() Summary {
+	return Summary{
+		OK:          int(r.ok.Load()),
+		Revoked:     int(r.revoked.Load()),
+		Failed:      int(r.failed.Load()),
+		Skipped:     int(r.skipped.Load()),
+		Interrupted: int(r.interrupted.Load()),
+	}
+}
+
+// fetch does one user.
+func (r *runner) fetch(ctx context.Context, rec *store.Record) {
+	p, err := r.f.FetchProfile(ctx, rec.Sub)
+	switch {
+	case err == nil:
+		r.ok.Add(1)
+		r.out.ok(rec.Sub, primaryName(p), primaryEmail(p))
+	case ctx.Err() != nil:
+		r.interrupted.Add(1)
+	case signin.ErrorCode(err) == store.CodeOfflineAccessRevoked:
+		r.revoked.Add(1)
+		r.out.revoked(rec.Sub, revokedReason(err))
+	default:
+		r.failed.Add(1)
+		r.out.failed(rec.Sub, signin.ErrorCode(err), describe(err))
+	}
+}
+
+// progress draws the progress line every half second until stopped, if
+// asked to. A short run draws nothing.
+func (r *runner) progress() (stop func()) {
+	if !r.cfg.Progress {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				r.out.clearProgress()
+				return
+			case <-t.C:
+				r.out.drawProgress(progressLine(r.summary(), r.cfg.Now().Sub(r.start)))
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+func progressLine(s Summary, elapsed time.Duration) string {
+	n := s.OK + s.Revoked + s.Failed + s.Skipped
+	rate := 0.0
+	if secs := elapsed.Seconds(); secs > 0 {
+		rate = float64(n) / secs
+	}
+	return fmt.Sprintf("offline-fetch: %d users, %s, %s, %.1f/s", n, s.String(), elapsed.Round(time.Second), rate)
+}

@@ -1,0 +1,514 @@
+// Package file is the default credential store: one JSON file per user in a
+// directory (credentials/ by default), safe to share between processes on
+// one machine, such as the web server and offline-fetch, or two
+// offline-fetch runs.
+//
+// # Layout
+//
+// Each record is the JSON form of store.Record (see store.EncodeRecord),
+// in a file named after the user's sub:
+//
+//   - a sub of 1 to 64 ASCII digits (Google's shape) is used as it is:
+//     "109876543210987654321.json", so a person can find a user's file;
+//   - any other sub of up to 100 bytes is hex-encoded: "x-<hex of sub>.json";
+//   - a longer one is hashed: "h-<hex of SHA-256 of sub>.json".
+//
+// The three forms cannot collide (digits, "x-" and "h-" never overlap, hex
+// is one-to-one, SHA-256 is collision-resistant) and no sub can name a path
+// outside the directory: the name is made of digits, "x-", "h-", hex
+// digits and ".json" only. Each record also holds its sub, which is checked
+// against the file name when read.
+//
+// Beside each record sits "<name>.lock", the user's lock file, and during a
+// write a temporary ".tmp-*" file. Other files are ignored, so List never
+// mistakes a temporary file for a record.
+//
+// # Permissions
+//
+// The directory is created 0700 and files 0600: they hold refresh tokens.
+// If the directory already exists with any group or other permission bits,
+// Open tightens it to 0700 and logs a warning rather than refusing to start:
+// a loose directory is almost always an accident of umask or of a checkout,
+// and refusing would only make people loosen things further to get going.
+//
+// # Atomicity and locking
+//
+// A write goes to a temporary file in the same directory (0600), which is
+// fsynced, renamed over the record and followed by an fsync of the directory,
+// so a crash at any moment leaves the old record or the new one, never a torn
+// one. Readers (Get, List) therefore need no lock.
+//
+// Updates of one user are serialised by a lock held across the
+// read-modify-write, so that two writers cannot both read the old token and
+// one of them lose the other's refresh: in-process by a per-user channel
+// (cheap to wait on, and a wait can be cancelled), across processes by
+// flock(2) on the user's lock file. flock alone would serialise goroutines
+// too, but each waiter would block an OS thread in the kernel, with no way
+// to cancel; so goroutines queue on the channel and only one per process
+// holds or polls the flock. flock is per open file and released by the
+// kernel when a process dies, so a killed writer never leaves a stale lock.
+// flock works between processes on one machine; do not put the directory on
+// a network filesystem shared by several machines (use a database backend).
+package file
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"example.com/signin"
+	"example.com/signin/internal/store"
+)
+
+const (
+	recordExt  = ".json"
+	lockExt    = ".lock"
+	tempPrefix = ".tmp-"
+
+	// maxDigits and maxHexSub keep every file name (with ".lock") far below
+	// the usual 255-byte name limit.
+	maxDigits = 64
+	maxHexSub = 100
+
+	// staleTemp is the age after which Open removes a temporary file: one
+	// left by a writer that crashed. No write takes that long.
+	staleTemp = time.Hour
+
+	// listBatch is how many directory entries List reads at a time.
+	listBatch = 256
+)
+
+// Store is the file-backed store.Store. It is safe for concurrent use by
+// goroutines and processes.
+type Store struct {
+	dir string
+	now func() time.Time
+	log *slog.Logger
+
+	mu    sync.Mutex
+	locks map[string]*userLock // in-process user locks, removed when unused
+}
+
+var _ store.Store = (*Store)(nil)
+
+// userLock is one user's in-process lock: a channel with room for one token,
+// so that waiting for it can be abandoned when the context ends. refs counts
+// holders and waiters so that the map entry can go when the last one leaves,
+// keeping memory flat however many users pass through.
+type userLock struct {
+	ch   chan struct{}
+	refs int
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithClock sets the clock used for CreatedAt and UpdatedAt (default
+// time.Now).
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// WithLogger sets the logger for warnings (default: none).
+func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
+
+// Open returns the store kept in dir, creating the directory (0700) if
+// needed. See the package documentation for what it does to an existing
+// directory with loose permissions. It also removes temporary files that
+// crashed writers left more than an hour ago.
+func Open(dir string, opts ...Option) (*Store, error) {
+	if dir == "" {
+		return nil, signin.Errorf(signin.EINVALID, "", "The credentials directory is not set.")
+	}
+	s := &Store{dir: dir, now: time.Now, log: slog.New(slog.DiscardHandler), locks: map[string]*userLock{}}
+	for _, o := range opts {
+		o(s)
+	}
+	if err := checkLocking(); err != nil {
+		return nil, signin.Wrap(err, signin.EINVALID, "", "The file credential store cannot lock files on this system.")
+	}
+	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, internal(err, "cannot create the credentials directory")
+		}
+		fi, err = os.Stat(dir)
+	}
+	if err != nil {
+		return nil, internal(err, "cannot use the credentials directory")
+	}
+	if !fi.IsDir() {
+		return nil, signin.Errorf(signin.EINVALID, "", "The credentials path %q is not a directory.", dir)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return nil, internal(err, "cannot restrict the credentials directory to its owner")
+		}
+		s.log.Warn("credentials directory was accessible to other users; restricted it to its owner",
+			"dir", dir, "was", fmt.Sprintf("%04o", perm), "now", "0700")
+	}
+	s.removeStaleTemps()
+	return s, nil
+}
+
+// Dir returns the directory the store keeps its files in.
+func (s *Store) Dir() string { return s.dir }
+
+// Get returns sub's record without taking the lock: writes are atomic
+// renames, so it sees a whole record, old or new.
+func (s *Store) Get(ctx context.Context, sub string) (*store.Record, error) {
+	if err := store.CheckSub(sub); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	name := fileName(sub)
+	rec, err := s.read(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, notFound()
+	}
+	return rec, err
+}
+
+// Update implements store.Store.
+func (s *Store) Update(ctx context.Context, sub string, fn func(cur *store.Record) (*store.Record, error)) (*store.Record, error) {
+	if err := store.CheckSub(sub); err != nil {
+		return nil, err
+	}
+	name := fileName(sub)
+	unlock, err := s.lock(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	cur, err := s.read(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		cur, err = nil, nil
+	}
+	if err != nil {
+		// Never overwrite a record we cannot read: it may hold the only
+		// refresh token for the user, and someone should look at it.
+		return nil, err
+	}
+	var created time.Time
+	if cur != nil {
+		created = cur.CreatedAt
+	}
+	next, err := fn(cur)
+	if err != nil {
+		return nil, err
+	}
+	if next == nil {
+		return cur, nil
+	}
+	now := s.now().UTC().Round(0)
+	next.Version = store.RecordVersion
+	next.Sub = sub
+	if next.Status == "" {
+		next.Status = store.StatusActive
+	}
+	if next.CreatedAt.IsZero() {
+		next.CreatedAt = created
+	}
+	if next.CreatedAt.IsZero() {
+		next.CreatedAt = now
+	}
+	next.UpdatedAt = now
+	data, err := store.EncodeRecord(next)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.write(name, data); err != nil {
+		return nil, err
+	}
+	return next, nil
+}
+
+// Delete implements store.Store. It removes the user's lock file too, last,
+// so that the directory does not collect a file per user who ever left.
+func (s *Store) Delete(ctx context.Context, sub string) error {
+	if err := store.CheckSub(sub); err != nil {
+		return err
+	}
+	name := fileName(sub)
+	unlock, err := s.lock(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := os.Remove(filepath.Join(s.dir, name+recordExt)); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return notFound()
+		}
+		return internal(err, "cannot delete the credential record")
+	}
+	if err := syncDir(s.dir); err != nil {
+		return internal(err, "cannot delete the credential record")
+	}
+	// Removing the lock file while holding it is safe: a process waiting on
+	// it notices that the path now names another file (or none) once it gets
+	// the lock, and starts again (see lockFile). It is the last step, so a
+	// process that creates a new lock file meanwhile finds the record gone.
+	if err := os.Remove(filepath.Join(s.dir, name+lockExt)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.log.Warn("cannot remove a lock file", "err", err)
+	}
+	return nil
+}
+
+// List implements store.Store. It reads the directory listBatch entries at
+// a time and each record as it goes, so memory stays flat. A record file that
+// cannot be read or decoded, or whose sub does not match its name, is
+// passed to fn as (nil, err).
+//
+// A record replaced while List runs is seen once on ext4 and XFS, which
+// rewrite a directory entry in place on rename; POSIX leaves this to the
+// filesystem, and on some (tmpfs, btrfs) such a record may be missed or seen
+// twice. Records that are not written during the listing are seen exactly
+// once everywhere.
+func (s *Store) List(ctx context.Context, fn func(rec *store.Record, err error) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d, err := os.Open(s.dir)
+	if err != nil {
+		return internal(err, "cannot list the credentials directory")
+	}
+	defer d.Close()
+	for {
+		ents, err := d.ReadDir(listBatch)
+		for _, e := range ents {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			name, ok := strings.CutSuffix(e.Name(), recordExt)
+			if !ok || !isRecordName(name) {
+				continue
+			}
+			if !e.Type().IsRegular() {
+				if err := fn(nil, corrupt(e.Name(), fmt.Errorf("not a regular file"))); err != nil {
+					return err
+				}
+				continue
+			}
+			rec, rerr := s.read(name)
+			if errors.Is(rerr, fs.ErrNotExist) {
+				continue // deleted since the directory was read
+			}
+			if err := fn(rec, rerr); err != nil {
+				return err
+			}
+		}
+		if errors.Is(err, io.EOF) || (err == nil && len(ents) == 0) {
+			return nil
+		}
+		if err != nil {
+			return internal(err, "cannot list the credentials directory")
+		}
+	}
+}
+
+// read reads and decodes the record file for name (a fileName). A missing
+// file is returned as an fs.ErrNotExist error for the caller to map.
+func (s *Store) read(name string) (*store.Record, error) {
+	file := name + recordExt
+	f, err := os.Open(filepath.Join(s.dir, file))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		return nil, internal(err, "cannot read a credential record")
+	}
+	defer f.Close()
+	// Read one byte past the limit so that DecodeRecord sees an oversized
+	// file as oversized rather than as truncated JSON.
+	data, err := io.ReadAll(io.LimitReader(f, store.MaxRecordSize+1))
+	if err != nil {
+		return nil, internal(err, "cannot read a credential record")
+	}
+	rec, err := store.DecodeRecord(data)
+	if err != nil {
+		var se *signin.Error
+		if errors.As(err, &se) && se.Err != nil {
+			err = se.Err // the cause; corrupt adds the code and message again
+		}
+		return nil, corrupt(file, err)
+	}
+	if fileName(rec.Sub) != name {
+		return nil, corrupt(file, fmt.Errorf("record for another user (file name does not match its sub)"))
+	}
+	return rec, nil
+}
+
+// write replaces the record file for name with data, atomically.
+func (s *Store) write(name string, data []byte) (err error) {
+	f, err := os.CreateTemp(s.dir, tempPrefix+"*") // mode 0600
+	if err != nil {
+		return internal(err, "cannot save the credential record")
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+			err = internal(err, "cannot save the credential record")
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(s.dir, name+recordExt)); err != nil {
+		return err
+	}
+	// The rename is durable only once the directory is synced; until then a
+	// power cut could bring back the old record (never a torn one).
+	return syncDir(s.dir)
+}
+
+// lock takes the user's lock: first in-process, then across processes.
+func (s *Store) lock(ctx context.Context, name string) (unlock func(), err error) {
+	s.mu.Lock()
+	l := s.locks[name]
+	if l == nil {
+		l = &userLock{ch: make(chan struct{}, 1)}
+		s.locks[name] = l
+	}
+	l.refs++
+	s.mu.Unlock()
+
+	release := func(held bool) {
+		if held {
+			<-l.ch
+		}
+		s.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(s.locks, name)
+		}
+		s.mu.Unlock()
+	}
+	select {
+	case l.ch <- struct{}{}:
+	case <-ctx.Done():
+		release(false)
+		return nil, ctx.Err()
+	}
+	f, err := lockFile(ctx, filepath.Join(s.dir, name+lockExt))
+	if err != nil {
+		release(true)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, internal(err, "cannot lock the credential record")
+	}
+	return func() {
+		f.Close() // releases the flock
+		release(true)
+	}, nil
+}
+
+func (s *Store) removeStaleTemps() {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), tempPrefix) {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil || s.now().Sub(fi.ModTime()) < staleTemp {
+			continue
+		}
+		if err := os.Remove(filepath.Join(s.dir, e.Name())); err == nil {
+			s.log.Warn("removed a temporary file left by an interrupted write", "file", e.Name())
+		}
+	}
+}
+
+// fileName maps sub to the base name of its files (without extension); see
+// the package documentation. sub must have passed store.CheckSub.
+func fileName(sub string) string {
+	if len(sub) <= maxDigits && allDigits(sub) {
+		return sub
+	}
+	if len(sub) <= maxHexSub {
+		return "x-" + hex.EncodeToString([]byte(sub))
+	}
+	sum := sha256.Sum256([]byte(sub))
+	return "h-" + hex.EncodeToString(sum[:])
+}
+
+// isRecordName reports whether name (without extension) is one fileName
+// can produce, so that List reads only our records.
+func isRecordName(name string) bool {
+	switch {
+	case name == "":
+		return false
+	case allDigits(name):
+		return len(name) <= maxDigits
+	case strings.HasPrefix(name, "x-"):
+		h := name[2:]
+		return h != "" && len(h) <= 2*maxHexSub && len(h)%2 == 0 && lowerHex(h)
+	case strings.HasPrefix(name, "h-"):
+		h := name[2:]
+		return len(h) == 2*sha256.Size && lowerHex(h)
+	}
+	return false
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func lowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func notFound() error {
+	return signin.Errorf(signin.ENOTFOUND, "", "No offline access is stored for this user.")
+}
+
+func internal(err error, msg string) error {
+	return signin.Wrap(err, signin.EINTERNAL, "", msg)
+}
+
+// corrupt names the file in the cause (for the operator's log), keeping the
+// user-facing message and code of DecodeRecord's error.
+func corrupt(file string, err error) error {
+	return signin.Wrap(fmt.Errorf("%s: %w", file, err), signin.EINTERNAL, store.CodeCorruptRecord, "A stored credential record cannot be read.")
+}

@@ -1,0 +1,556 @@
+package file
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"example.com/signin"
+	"example.com/signin/internal/store"
+	"example.com/signin/internal/store/storetest"
+)
+
+// The tests re-execute the test binary as helper processes (other
+// "programs" sharing the store); these variables tell it what to do.
+const (
+	envHelper = "SIGNIN_FILESTORE_HELPER" // "increment" or "crash"
+	envDir    = "SIGNIN_FILESTORE_DIR"
+	envSub    = "SIGNIN_FILESTORE_SUB"
+	envCount  = "SIGNIN_FILESTORE_COUNT"
+)
+
+func mustOpen(t testing.TB, dir string, opts ...Option) *Store {
+	t.Helper()
+	s, err := Open(dir, opts...)
+	if err != nil {
+		t.Fatalf("Open(%q): %v", dir, err)
+	}
+	return s
+}
+
+func TestContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return mustOpen(t, t.TempDir()) })
+}
+
+func TestModes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "credentials")
+	s := mustOpen(t, dir)
+	storetest.Put(t, s, storetest.NewRecord("109876543210987654321", time.Now()))
+	wantMode(t, dir, 0o700|fs.ModeDir)
+	wantMode(t, filepath.Join(dir, "109876543210987654321.json"), 0o600)
+	wantMode(t, filepath.Join(dir, "109876543210987654321.lock"), 0o600)
+}
+
+func TestLooseDirectoryTightened(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "credentials")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	mustOpen(t, dir, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	wantMode(t, dir, 0o700|fs.ModeDir)
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "was=0755") {
+		t.Errorf("no warning about the loose directory; logs:\n%s", logs.String())
+	}
+}
+
+func TestOpenRefusesAFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(path); signin.ErrorKind(err) != signin.EINVALID {
+		t.Errorf("Open(a file) = %v, want EINVALID", err)
+	}
+	if _, err := Open(""); signin.ErrorKind(err) != signin.EINVALID {
+		t.Errorf("Open(\"\") = %v, want EINVALID", err)
+	}
+}
+
+func wantMode(t *testing.T, path string, want fs.FileMode) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Mode(); got != want {
+		t.Errorf("mode of %s = %v, want %v", filepath.Base(path), got, want)
+	}
+}
+
+func TestFileNames(t *testing.T) {
+	tests := []struct {
+		name, sub, want string
+		hashed          bool
+	}{
+		{name: "google sub", sub: "109876543210987654321", want: "109876543210987654321"},
+		{name: "64 digits", sub: strings.Repeat("1", 64), want: strings.Repeat("1", 64)},
+		{name: "65 digits", sub: strings.Repeat("1", 65), want: "x-" + strings.Repeat("31", 65)},
+		{name: "parent dirs", sub: "../../x", want: "x-2e2e2f2e2e2f78"},
+		{name: "slash", sub: "a/b", want: "x-612f62"},
+		{name: "nul", sub: "a\x00b", want: "x-610062"},
+		{name: "looks like ours", sub: "x-41", want: "x-782d3431"},
+		{name: "101 bytes", sub: strings.Repeat("a", 101), hashed: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := fileName(tt.sub)
+			if tt.hashed {
+				if !strings.HasPrefix(got, "h-") || len(got) != 2+64 {
+					t.Errorf("fileName = %q, want h-<sha256>", got)
+				}
+			} else if got != tt.want {
+				t.Errorf("fileName(%q) = %q, want %q", tt.sub, got, tt.want)
+			}
+			if !isRecordName(got) {
+				t.Errorf("isRecordName(%q) = false for a name fileName made", got)
+			}
+		})
+	}
+}
+
+// TestHostileSubsStayInside stores records for subs made to escape and
+// checks that every file created is a plain, safely named file directly in
+// the store's directory, and that nothing appeared beside it.
+func TestHostileSubsStayInside(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "credentials")
+	s := mustOpen(t, dir)
+	subs := append(storetest.HostileSubs(), "../../../../../../../../tmp/evil", "/", "./..", "\x00")
+	for _, sub := range subs {
+		storetest.Put(t, s, storetest.NewRecord(sub, time.Now()))
+	}
+	// Too long, or not UTF-8: refused, nothing written.
+	for _, sub := range []string{strings.Repeat("../", 100), "\xff/../x"} {
+		if _, err := s.Update(t.Context(), sub, func(*store.Record) (*store.Record, error) {
+			return storetest.NewRecord("1", time.Now()), nil
+		}); signin.ErrorKind(err) != signin.EINVALID {
+			t.Errorf("Update(%q) = %v, want EINVALID", sub, err)
+		}
+	}
+	safe := regexp.MustCompile(`^([0-9]{1,64}|x-[0-9a-f]{2,200}|h-[0-9a-f]{64})\.(json|lock)$`)
+	var files int
+	err := filepath.WalkDir(parent, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		switch {
+		case path == parent || path == dir:
+			return nil
+		case filepath.Dir(path) != dir:
+			t.Errorf("file outside the store directory: %s", path)
+		case !d.Type().IsRegular():
+			t.Errorf("not a regular file: %s", path)
+		case !safe.MatchString(d.Name()):
+			t.Errorf("unexpected file name %q", d.Name())
+		}
+		files++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 2 * len(subs); files != want {
+		t.Errorf("%d files in the store directory, want %d (a record and a lock per sub)", files, want)
+	}
+}
+
+// TestMisplacedRecord: a record whose sub does not match its file name (a
+// file copied or renamed by hand) is not served as the other user's.
+func TestMisplacedRecord(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir)
+	storetest.Put(t, s, storetest.NewRecord("111", time.Now()))
+	if err := os.Rename(filepath.Join(dir, "111.json"), filepath.Join(dir, "222.json")); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := s.Get(t.Context(), "222")
+	if err == nil || signin.ErrorCode(err) != store.CodeCorruptRecord {
+		t.Errorf("Get(222) = %+v, %v; want a corrupt_record error", rec, err)
+	}
+}
+
+// TestCorruptRecordNotOverwritten: Update refuses to replace a record it
+// cannot read; it may hold the user's only refresh token.
+func TestCorruptRecordNotOverwritten(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir)
+	path := filepath.Join(dir, "5.json")
+	if err := os.WriteFile(path, []byte(`{"version":1,"sub":"5","tok`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Update(t.Context(), "5", func(*store.Record) (*store.Record, error) {
+		return storetest.NewRecord("5", time.Now()), nil
+	})
+	if signin.ErrorCode(err) != store.CodeCorruptRecord {
+		t.Errorf("Update over a corrupt record = %v, want corrupt_record", err)
+	}
+	if b, _ := os.ReadFile(path); !bytes.HasSuffix(b, []byte(`"tok`)) {
+		t.Errorf("corrupt record was overwritten")
+	}
+}
+
+func TestDeleteLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir)
+	for _, sub := range []string{"1", "../x"} {
+		storetest.Put(t, s, storetest.NewRecord(sub, time.Now()))
+		if err := s.Delete(t.Context(), sub); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("files left after Delete: %v", ents)
+	}
+}
+
+func TestStaleTempsRemoved(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	for name, age := range map[string]time.Duration{".tmp-old": 2 * time.Hour, ".tmp-new": time.Minute} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("{"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, now.Add(-age), now.Add(-age)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustOpen(t, dir, WithClock(func() time.Time { return now }))
+	if _, err := os.Stat(filepath.Join(dir, ".tmp-old")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("stale temporary file kept: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".tmp-new")); err != nil {
+		t.Errorf("recent temporary file (a writer may be using it) removed: %v", err)
+	}
+}
+
+// TestLockWaitCancelled: a writer waiting for a user's lock, held by another
+// process (here another Store on the same directory, which shares only the
+// flock) or by another goroutine, gives up when its context ends, and
+// fn is not called.
+func TestLockWaitCancelled(t *testing.T) {
+	dir := t.TempDir()
+	holder, other := mustOpen(t, dir), mustOpen(t, dir)
+	storetest.Put(t, holder, storetest.NewRecord("9", time.Now()))
+
+	inside, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error)
+	go func() {
+		_, err := holder.Update(context.Background(), "9", func(cur *store.Record) (*store.Record, error) {
+			close(inside)
+			<-release
+			return nil, nil
+		})
+		done <- err
+	}()
+	<-inside
+	for name, s := range map[string]*Store{"other process": other, "same process": holder} {
+		// Long enough for the writer to be waiting when it ends; the test
+		// passes whatever the timing.
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+		defer cancel()
+		called := make(chan struct{}, 1)
+		errc := make(chan error)
+		go func() {
+			_, err := s.Update(ctx, "9", func(*store.Record) (*store.Record, error) {
+				called <- struct{}{}
+				return nil, nil
+			})
+			errc <- err
+		}()
+		if err := <-errc; !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s: Update while locked, context ended = %v, want context.DeadlineExceeded", name, err)
+		}
+		if len(called) != 0 {
+			t.Errorf("%s: fn ran without the lock", name)
+		}
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// And the lock is free again for both.
+	if err := storetest.Increment(t.Context(), other, "9"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestListStreams: List goes through thousands of records with flat memory,
+// skips temporary and lock files, and reports every unreadable record
+// instead of skipping it.
+func TestListStreams(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir)
+	const n = 5000
+	// Written directly (no fsync, several at once) to keep the test fast;
+	// the format is the store's own.
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < n; i += 8 {
+				writeRecord(t, dir, storetest.NewRecord(strconv.Itoa(100000+i), time.Now()))
+			}
+		})
+	}
+	wg.Wait()
+	junk := map[string]string{
+		".tmp-123":     `{"version":1,"sub":"1`, // a crashed write: not a record
+		"100000.lock":  "",
+		".keep":        "",
+		"README":       "not a record",
+		"session.json": `{"keys":[]}`, // another file in the directory: ignored
+	}
+	corrupt := map[string]string{
+		"7.json":    `{"version":1,"sub":"7","token":`,                             // torn
+		"8.json":    `{"version":2,"sub":"8","status":"active","token":{}}`,        // newer version
+		"9.json":    `{"version":1,"sub":"10","status":"active","token":{}}`,       // misplaced
+		"x-61.json": strings.Repeat(" ", store.MaxRecordSize+1),                    // oversized
+		"11.json":   `{"version":1,"status":"active","token":{"access_token":""}}`, // no sub
+	}
+	for name, body := range junk {
+		writeFile(t, dir, name, body)
+	}
+	for name, body := range corrupt {
+		writeFile(t, dir, name, body)
+	}
+
+	var ok, bad int
+	var heapEarly, heapLate uint64
+	err := s.List(t.Context(), func(rec *store.Record, err error) error {
+		if err != nil {
+			bad++
+			if signin.ErrorCode(err) != store.CodeCorruptRecord {
+				t.Errorf("unreadable record reported as %v, want corrupt_record", err)
+			}
+			return nil
+		}
+		ok++
+		switch ok {
+		case 200:
+			heapEarly = liveHeap()
+		case n - 200:
+			heapLate = liveHeap()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok != n || bad != len(corrupt) {
+		t.Errorf("List: %d records, %d errors; want %d and %d", ok, bad, n, len(corrupt))
+	}
+	// Holding the records seen so far would cost about 1 KiB each here.
+	if grew := int64(heapLate) - int64(heapEarly); grew > 1<<20 {
+		t.Errorf("live heap grew by %d bytes over %d records: List holds what it has read", grew, n-400)
+	}
+}
+
+func liveHeap() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+func writeRecord(t testing.TB, dir string, rec *store.Record) {
+	t.Helper()
+	now := time.Now().UTC()
+	rec.Version, rec.CreatedAt, rec.UpdatedAt = store.RecordVersion, now, now
+	data, err := store.EncodeRecord(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, fileName(rec.Sub)+recordExt, string(data))
+}
+
+func writeFile(t testing.TB, dir, name, body string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCrossProcessUpdates: several processes (the test binary run again)
+// incrementing a counter in one user's record at once, while this process
+// does the same from goroutines, lose no update.
+func TestCrossProcessUpdates(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	dir := t.TempDir()
+	s := mustOpen(t, dir)
+	const sub, procs, each = "109876543210987654321", 4, 40
+	storetest.Put(t, s, storetest.NewRecord(sub, time.Now()))
+
+	var cmds []*exec.Cmd
+	for range procs {
+		cmd := helper(t, "increment", dir, sub, each)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range each {
+				if err := storetest.Increment(t.Context(), s, sub); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("helper process: %v\n%s", err, cmd.Stderr)
+		}
+	}
+	if got, want := storetest.Count(t, s, sub), (procs+4)*each; got != want {
+		t.Errorf("counter = %d after %d increments: updates were lost", got, want)
+	}
+}
+
+// TestCrashSafety kills a process writing records in a loop (SIGKILL, at
+// random moments, many times) and then checks that every record is whole:
+// it decodes and holds a refresh token, and no temporary file is taken for
+// a record. Each new writer must also get the lock its killed predecessor
+// held, which the kernel releases.
+func TestCrashSafety(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	dir := t.TempDir()
+	const kills = 30
+	for i := range kills {
+		cmd := helper(t, "crash", dir, "", 0)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		ready := make(chan bool, 1)
+		go func() { // "ready" after its first complete write
+			line, _ := bufio.NewReader(out).ReadString('\n')
+			ready <- line == "ready\n"
+		}()
+		select {
+		case ok := <-ready:
+			if !ok {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("writer %d did not start: %s", i, cmd.Stderr)
+			}
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("writer %d made no write in 30 s: is a killed writer's lock still held?", i)
+		}
+		// A random moment in the middle of the writes (not a wait for
+		// something to happen).
+		time.Sleep(time.Duration(rand.IntN(20_000)) * time.Microsecond)
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		cmd.Wait()
+	}
+
+	s := mustOpen(t, dir)
+	var n int
+	if err := s.List(t.Context(), func(rec *store.Record, err error) error {
+		if err != nil {
+			t.Errorf("torn or unreadable record after a crash: %v", err)
+			return nil
+		}
+		n++
+		if !strings.HasPrefix(rec.Token.RefreshToken, "rt-") {
+			t.Errorf("record %q lost its refresh token: %+v", rec.Sub, rec.Token)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n != crashUsers {
+		t.Errorf("%d records after the crashes, want %d", n, crashUsers)
+	}
+	temps, _ := filepath.Glob(filepath.Join(dir, tempPrefix+"*"))
+	t.Logf("%d kills: %d records whole, %d temporary files left by interrupted writes (ignored)", kills, n, len(temps))
+}
+
+// crashUsers is how many users the crash helper writes, in turn.
+const crashUsers = 5
+
+func helper(t *testing.T, what, dir, sub string, count int) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), envHelper+"="+what, envDir+"="+dir, envSub+"="+sub, envCount+"="+strconv.Itoa(count))
+	cmd.Stderr = new(bytes.Buffer)
+	return cmd
+}
+
+// TestHelperProcess is not a test: it is the other process of
+// TestCrossProcessUpdates and TestCrashSafety.
+func TestHelperProcess(t *testing.T) {
+	what := os.Getenv(envHelper)
+	if what == "" {
+		t.Skip("helper process for other tests")
+	}
+	s, err := Open(os.Getenv(envDir))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	ctx := context.Background()
+	switch what {
+	case "increment":
+		n, _ := strconv.Atoi(os.Getenv(envCount))
+		for range n {
+			if err := storetest.Increment(ctx, s, os.Getenv(envSub)); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+		}
+	case "crash":
+		// Write records of varying size until killed, so that a torn
+		// write would show as bad JSON or a record without its token.
+		for i := 0; ; i++ {
+			sub := strconv.Itoa(1000 + i%crashUsers)
+			_, err := s.Update(ctx, sub, func(cur *store.Record) (*store.Record, error) {
+				rec := storetest.NewRecord(sub, time.Now().Add(time.Hour))
+				rec.Token.RefreshToken = fmt.Sprintf("rt-%d-%s", i, strings.Repeat("r", rand.IntN(400)))
+				rec.Token.AccessToken = strings.Repeat("a", rand.IntN(2000))
+				return rec, nil
+			})
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			if i == crashUsers-1 {
+				fmt.Println("ready")
+			}
+		}
+	}
+	os.Exit(0)
+}

@@ -1,0 +1,106 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"unicode/utf8"
+
+	"example.com/signin"
+)
+
+// MaxRecordSize bounds an encoded record. A real one is about 2 KiB (Google's
+// access tokens are at most 2048 bytes, refresh tokens 512); the bound keeps a
+// damaged or planted record from costing more than a small read.
+const MaxRecordSize = 64 << 10
+
+// MaxSubLen is the longest sub a store accepts. Google's subs are at most 255
+// ASCII characters (in practice 21 digits).
+const MaxSubLen = 255
+
+// CheckSub reports whether sub can key a record: not empty, at most
+// MaxSubLen bytes, valid UTF-8 (the record is JSON, which could not hold it
+// unchanged otherwise). Backends must still treat sub as hostile: it may
+// hold "/", "..", NUL or anything else that UTF-8 allows.
+func CheckSub(sub string) error {
+	switch {
+	case sub == "":
+		return signin.Errorf(signin.EINVALID, "invalid_sub", "The user id is empty.")
+	case len(sub) > MaxSubLen:
+		return signin.Errorf(signin.EINVALID, "invalid_sub", "The user id is longer than %d bytes.", MaxSubLen)
+	case !utf8.ValidString(sub):
+		return signin.Errorf(signin.EINVALID, "invalid_sub", "The user id is not valid UTF-8.")
+	}
+	return nil
+}
+
+// EncodeRecord returns the stored form of rec: indented JSON (two spaces)
+// ending in a newline, so that a person can read the file. It refuses a
+// record that DecodeRecord would refuse, so a store never writes what it
+// cannot read back.
+func EncodeRecord(rec *Record) ([]byte, error) {
+	if err := validate(rec); err != nil {
+		return nil, signin.Wrap(err, signin.EINTERNAL, "", "invalid credential record")
+	}
+	data, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return nil, signin.Wrap(err, signin.EINTERNAL, "", "cannot encode the credential record")
+	}
+	data = append(data, '\n')
+	if len(data) > MaxRecordSize {
+		return nil, signin.Errorf(signin.ETOOLARGE, "record_too_large", "The credential record is larger than %d bytes.", MaxRecordSize)
+	}
+	return data, nil
+}
+
+// DecodeRecord parses a stored record. It refuses data larger than
+// MaxRecordSize, anything but one JSON object, a version newer than
+// RecordVersion (rather than silently dropping what a newer program wrote),
+// a missing version or sub, and an unknown status. Fields it does not know
+// within a known version are ignored. Errors are EINTERNAL with code
+// "corrupt_record": a record the store wrote always decodes.
+func DecodeRecord(data []byte) (*Record, error) {
+	if len(data) > MaxRecordSize {
+		return nil, corrupt(fmt.Errorf("record is larger than %d bytes", MaxRecordSize))
+	}
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 || data[0] != '{' {
+		return nil, corrupt(fmt.Errorf("record is not a JSON object"))
+	}
+	var rec Record
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, corrupt(err)
+	}
+	if err := validate(&rec); err != nil {
+		return nil, corrupt(err)
+	}
+	return &rec, nil
+}
+
+func validate(rec *Record) error {
+	if rec == nil {
+		return fmt.Errorf("no record")
+	}
+	switch {
+	case rec.Version < 1:
+		return fmt.Errorf("record has no version")
+	case rec.Version > RecordVersion:
+		return fmt.Errorf("record version %d is newer than this program's %d", rec.Version, RecordVersion)
+	}
+	if err := CheckSub(rec.Sub); err != nil {
+		return fmt.Errorf("record sub: %w", err)
+	}
+	switch rec.Status {
+	case StatusActive, StatusRevoked:
+	default:
+		return fmt.Errorf("record status %q is unknown", rec.Status)
+	}
+	return nil
+}
+
+func corrupt(err error) error {
+	return signin.Wrap(err, signin.EINTERNAL, CodeCorruptRecord, "A stored credential record cannot be read.")
+}
+
+// CodeCorruptRecord is the error code of a record that cannot be decoded.
+const CodeCorruptRecord = "corrupt_record"

@@ -1,0 +1,140 @@
+// Package storetest helps test code that uses a store.Store: Memory is an
+// in-memory Store for tests of other packages, and Run is the contract
+// every Store backend must pass (the file backend runs it, and so will a
+// database backend), so that a fake and the real thing cannot drift apart.
+package storetest
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"example.com/signin"
+	"example.com/signin/internal/store"
+)
+
+// Memory is a store.Store in memory, for tests. Records are stored encoded,
+// as a real backend would, so that callers cannot change a stored record
+// through a pointer they hold. One mutex serialises everything. The zero
+// value is ready to use.
+type Memory struct {
+	// Now is the clock for CreatedAt and UpdatedAt; nil means time.Now.
+	Now func() time.Time
+
+	mu   sync.Mutex
+	recs map[string][]byte
+}
+
+var _ store.Store = (*Memory)(nil)
+
+// Get implements store.Store.
+func (m *Memory) Get(ctx context.Context, sub string) (*store.Record, error) {
+	if err := store.CheckSub(sub); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.get(sub)
+}
+
+func (m *Memory) get(sub string) (*store.Record, error) {
+	data, ok := m.recs[sub]
+	if !ok {
+		return nil, signin.Errorf(signin.ENOTFOUND, "", "No offline access is stored for this user.")
+	}
+	return store.DecodeRecord(data)
+}
+
+// Update implements store.Store.
+func (m *Memory) Update(ctx context.Context, sub string, fn func(cur *store.Record) (*store.Record, error)) (*store.Record, error) {
+	if err := store.CheckSub(sub); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur, err := m.get(sub)
+	if signin.ErrorKind(err) == signin.ENOTFOUND {
+		cur, err = nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var created time.Time
+	if cur != nil {
+		created = cur.CreatedAt
+	}
+	next, err := fn(cur)
+	if err != nil || next == nil {
+		if err != nil {
+			return nil, err
+		}
+		return cur, nil
+	}
+	now := time.Now
+	if m.Now != nil {
+		now = m.Now
+	}
+	t := now().UTC().Round(0)
+	next.Version, next.Sub, next.UpdatedAt = store.RecordVersion, sub, t
+	if next.Status == "" {
+		next.Status = store.StatusActive
+	}
+	if next.CreatedAt.IsZero() {
+		next.CreatedAt = created
+	}
+	if next.CreatedAt.IsZero() {
+		next.CreatedAt = t
+	}
+	data, err := store.EncodeRecord(next)
+	if err != nil {
+		return nil, err
+	}
+	if m.recs == nil {
+		m.recs = map[string][]byte{}
+	}
+	m.recs[sub] = data
+	return next, nil
+}
+
+// Delete implements store.Store.
+func (m *Memory) Delete(ctx context.Context, sub string) error {
+	if err := store.CheckSub(sub); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.recs[sub]; !ok {
+		return signin.Errorf(signin.ENOTFOUND, "", "No offline access is stored for this user.")
+	}
+	delete(m.recs, sub)
+	return nil
+}
+
+// List implements store.Store. It copies the keys first (memory grows with
+// users, which is fine for a test fake), then reads each record without
+// holding the lock while fn runs, so fn may call the store.
+func (m *Memory) List(ctx context.Context, fn func(rec *store.Record, err error) error) error {
+	m.mu.Lock()
+	subs := slices.Sorted(maps.Keys(m.recs))
+	m.mu.Unlock()
+	for _, sub := range subs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		m.mu.Lock()
+		rec, err := m.get(sub)
+		m.mu.Unlock()
+		if signin.ErrorKind(err) == signin.ENOTFOUND {
+			continue
+		}
+		if err := fn(rec, err); err != nil {
+			return err
+		}
+	}
+	return nil
+}
