@@ -1,0 +1,201 @@
+// Command google-emulator runs the local Google emulator: Google's OAuth
+// 2.0, OpenID Connect, Identity Services and People API endpoints on one
+// address, with test accounts and a control API (see package
+// example.com/signin/internal/emulator). Point an app at it with
+// GOOGLE_EMULATOR_HOST=host:port.
+//
+// Usage:
+//
+//	google-emulator [-addr 127.0.0.1:9022] [-clients client_secrets.json,...]
+//	                [-state emulator-state.json] [-access-token-ttl 3599s] [-revoke-on-code-reuse]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"example.com/signin/internal/emulator"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	case errors.As(err, new(usageError)):
+		fmt.Fprintln(os.Stderr, "google-emulator:", err)
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "google-emulator:", err)
+		os.Exit(1)
+	}
+}
+
+// usageError is a problem with the command line or the files it names.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+// options is the parsed command line.
+type options struct {
+	addr string
+	cfg  emulator.Config
+}
+
+// listFlag collects a repeatable flag whose values may also be
+// comma-separated.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
+}
+
+// parseFlags turns the arguments into options, reading the client files.
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	fs := flag.NewFlagSet("google-emulator", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	var clients listFlag
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:9022", "`host:port` to listen on")
+	fs.Var(&clients, "clients", "client_secrets.json `files` (Google's format) of the OAuth clients to accept; repeatable or comma-separated (default: the demo client only)")
+	fs.StringVar(&o.cfg.StateFile, "state", "", "`file` keeping users, grants and keys across restarts (mode 0600)")
+	fs.DurationVar(&o.cfg.AccessTokenTTL, "access-token-ttl", 3599*time.Second, "lifetime of issued access tokens")
+	fs.BoolVar(&o.cfg.RevokeOnCodeReuse, "revoke-on-code-reuse", false, "a replayed code also revokes the tokens it issued (RFC 6749 4.1.2; Google does not)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: google-emulator [flags]\n\nRuns a local stand-in for Google Sign-In. Point apps at it with GOOGLE_EMULATOR_HOST=host:port.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return o, err
+		}
+		return o, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return o, usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+	}
+	if _, _, err := net.SplitHostPort(o.addr); err != nil {
+		return o, usageError{fmt.Errorf("-addr %q: %w", o.addr, err)}
+	}
+	if o.cfg.AccessTokenTTL <= 0 {
+		return o, usageError{fmt.Errorf("-access-token-ttl must be positive")}
+	}
+	for _, path := range clients {
+		c, err := readClientSecrets(path)
+		if err != nil {
+			return o, usageError{err}
+		}
+		o.cfg.Clients = append(o.cfg.Clients, c)
+	}
+	return o, nil
+}
+
+// readClientSecrets reads a client in Google's client_secrets.json format
+// ({"web": {...}} or {"installed": {...}}). Empty redirect_uris is normal for
+// a popup-only web client.
+func readClientSecrets(path string) (emulator.Client, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return emulator.Client{}, fmt.Errorf("-clients: %w", err)
+	}
+	defer f.Close()
+	type entry struct {
+		ClientID          string   `json:"client_id"`
+		ClientSecret      string   `json:"client_secret"`
+		JavaScriptOrigins []string `json:"javascript_origins"`
+		RedirectURIs      []string `json:"redirect_uris"`
+	}
+	var file struct {
+		Web       *entry `json:"web"`
+		Installed *entry `json:"installed"`
+	}
+	if err := json.NewDecoder(io.LimitReader(f, 1<<20)).Decode(&file); err != nil {
+		return emulator.Client{}, fmt.Errorf("-clients %s: %w", path, err)
+	}
+	e := file.Web
+	if e == nil {
+		e = file.Installed
+	}
+	if e == nil || e.ClientID == "" || e.ClientSecret == "" {
+		return emulator.Client{}, fmt.Errorf("-clients %s: want {\"web\": {\"client_id\": ..., \"client_secret\": ...}}", path)
+	}
+	return emulator.Client{ID: e.ClientID, Secret: e.ClientSecret, JavaScriptOrigins: e.JavaScriptOrigins, RedirectURIs: e.RedirectURIs}, nil
+}
+
+// run serves the emulator until ctx ends, then shuts down gracefully.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	o.cfg.Logger = log
+	emu, err := emulator.New(o.cfg)
+	if err != nil {
+		return usageError{err}
+	}
+	defer emu.Close()
+
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           emu.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// Injected delays may be long; this still ends a stuck write.
+		WriteTimeout:   5 * time.Minute,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	host := ln.Addr().String()
+	fmt.Fprintf(stdout, "Google emulator listening on http://%s\n", host)
+	if o.cfg.Clients == nil {
+		fmt.Fprintf(stdout, "  demo client id: %s (secret: emulator.DemoClientSecret)\n", emulator.DemoClientID)
+	} else {
+		for _, c := range o.cfg.Clients {
+			fmt.Fprintf(stdout, "  client id: %s\n", c.ID)
+		}
+	}
+	fmt.Fprintf(stdout, "  point apps at it: GOOGLE_EMULATOR_HOST=%s\n  control API: http://%s/emulator/v1/\n", host, host)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return emu.Close()
+}

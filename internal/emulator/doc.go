@@ -1,0 +1,92 @@
+// Package emulator is a local stand-in for Google Sign-In: an HTTP server
+// that speaks Google's OAuth 2.0, OpenID Connect, Identity Services and
+// People API endpoints with Google's paths, JSON and errors, and refuses
+// what Google refuses. Apps and their tests use it instead of Google (no
+// network needed); a person can use its account chooser to try an app
+// offline.
+//
+// It deliberately imports none of the app's packages: it stands for Google,
+// and sharing code with the app would hide disagreements between them.
+//
+// # Google's endpoints
+//
+// One base URL serves every Google host's paths:
+//
+//	GET  /.well-known/openid-configuration  discovery (issuer https://accounts.google.com, endpoints on the emulator)
+//	GET|POST /o/oauth2/v2/auth, /o/oauth2/auth  account chooser and consent pages
+//	POST /token                             authorization_code and refresh_token grants
+//	POST /revoke                            revoke an access or refresh token (ends the whole grant)
+//	GET  /oauth2/v3/certs                   JWKS, with Cache-Control max-age and Age like Google's
+//	GET  /tokeninfo, /oauth2/v3/tokeninfo   ?id_token= or ?access_token= (values as strings)
+//	GET  /v1/userinfo, /oauth2/v3/userinfo  OpenID Connect userinfo
+//	GET  /v1/people/me?personFields=...     People API
+//	GET  /gsi/client                        Google Identity Services stand-in script
+//	GET  /gsi/style                         its button stylesheet
+//	GET|POST /gsi/select                    "Sign in with Google" chooser (ID token flow)
+//	POST /gsi/revoke                        google.accounts.id.revoke
+//
+// Endpoint names for faults, latency and statistics: discovery, auth, token,
+// revoke, certs, tokeninfo, people, gsi, userinfo.
+//
+// # Pages (for browser tests)
+//
+// Account chooser (body[data-page=chooser]): form#choose-account with one
+// button.account[data-email][data-sub] per test user; "Use another account"
+// is form#add-account with input[name=email] (#add-email), input[name=name]
+// (#add-name) and button#add-account-submit. Consent (body[data-page=consent]):
+// #consent-account, ul#scopes li[data-scope] (li#offline-access when offline
+// access is asked), button#approve and button#deny. Popup answer
+// (body[data-page=result]): div#emu-result[data-target-origin][data-message];
+// it posts the message to window.opener at exactly data-target-origin and
+// closes (p#emu-no-opener shows when the opener link was cut by COOP).
+// GIS redirect mode (body[data-page=form-post]): form#emu-form-post posts
+// credential and g_csrf_token to login_uri. Errors (body[data-page=error]):
+// main[data-error], #error-code ("Error 400: redirect_uri_mismatch") and
+// #error-description. Pages allow scripts and styles from the emulator only.
+//
+// # Control API
+//
+// JSON in and out under /emulator/v1/. Errors are
+// {"error":"invalid_argument"|"not_found"|"already_exists"|"forbidden","message":"..."}
+// with 400, 404, 409 or 403. Durations are Go duration strings ("1.5s") or
+// numbers of seconds. Requests from browsers on other origins are refused.
+//
+//	POST /emulator/v1/users
+//	    {"sub"?, "email", "name"?, "given_name"?, "family_name"?, "picture"?, "hd"?}
+//	    -> 201 the user {"sub","email","name","given_name","family_name","picture","hd"?}
+//	    (sub: 21 random digits when absent; any printable ASCII up to 255 accepted)
+//	GET  /emulator/v1/users -> {"users":[user...]}
+//	POST /emulator/v1/users/{sub}/revoke -> {"sub","revoked_grants":n}
+//	    as if the user removed the apps' access in their Google Account
+//	POST /emulator/v1/codes
+//	    {"client_id", "sub" | "email", "scope"? ("openid email profile"),
+//	     "access_type"? ("online"|"offline"), "prompt"? ("consent"...),
+//	     "redirect_uri"? ("postmessage"), "nonce"?, "code_challenge"?,
+//	     "code_challenge_method"?, "include_granted_scopes"?}
+//	    -> {"code":"4/0A..."}  exactly as the consent popup would issue it
+//	POST /emulator/v1/id-tokens {"client_id", "sub" | "email", "nonce"?}
+//	    -> {"credential":"eyJ..."}  as the GIS button would
+//	POST /emulator/v1/keys/rotate -> {"kid"}  (the previous key stays published)
+//	POST /emulator/v1/faults
+//	    {"endpoint", "count"? (1; <0 = until reset), "status"?, "body"?,
+//	     "delay"?, "drop"?, "malformed"?, "retry_after"?} -> {}
+//	POST /emulator/v1/latency {"endpoint", "delay"} -> {}  (0 removes)
+//	GET|POST /emulator/v1/clock {"shift"} -> {"shift","now"}  (cumulative)
+//	POST /emulator/v1/access-token-ttl {"ttl"} -> {"ttl"}
+//	POST /emulator/v1/reset -> {}
+//	GET  /emulator/v1/stats
+//	    -> {"endpoints":{"token":{"requests":3,"status":{"200":2,"400":1}}},
+//	        "grants":{"authorization_code":1,"refresh_token":1},"revocations":1}
+//
+// The same operations exist in-process (AddUser, MintCode, MintIDToken,
+// RevokeUser, RotateKey, InjectFault, SetLatency, ShiftClock,
+// SetAccessTokenTTL, Reset, Stats) for Go tests.
+//
+// # Where it differs from Google on purpose
+//
+// A client without JavaScript origins accepts any http origin on a loopback
+// host, and one without redirect URIs accepts any loopback redirect URI, so
+// the demo client works on any local port. Default pictures are avatars the
+// emulator serves (/emulator/avatars/{sub}.svg), so pages load no outside
+// image. One Tap (prompt) is never displayed.
+package emulator
