@@ -1,0 +1,379 @@
+package web
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"strings"
+
+	"golang.org/x/oauth2"
+
+	"example.com/signin"
+	"example.com/signin/internal/auth"
+	"example.com/signin/internal/store"
+)
+
+// Offline states of a user, as the API and the pages name them.
+const (
+	offlineNone    = "none"    // no credentials stored
+	offlineActive  = "active"  // a refresh token is stored and believed to work
+	offlineRevoked = "revoked" // Google refused the stored grant: reconnect
+)
+
+// userJSON is the user object of the API.
+type userJSON struct {
+	Sub           string `json:"sub"`
+	Email         string `json:"email"`
+	EmailVerified bool   `json:"email_verified"`
+	Name          string `json:"name"`
+	Picture       string `json:"picture"`
+	HostedDomain  string `json:"hd"`
+}
+
+// meJSON is the answer of /api/me, /tokensignin and /connect.
+type meJSON struct {
+	User          userJSON `json:"user"`
+	Offline       bool     `json:"offline"`
+	OfflineStatus string   `json:"offline_status"`
+}
+
+func newMeJSON(u sessionUser, status string) meJSON {
+	return meJSON{
+		User: userJSON{
+			Sub:           u.Sub,
+			Email:         u.Email,
+			EmailVerified: u.EmailVerified,
+			Name:          u.Name,
+			Picture:       u.Picture,
+			HostedDomain:  u.HostedDomain,
+		},
+		Offline:       status == offlineActive,
+		OfflineStatus: status,
+	}
+}
+
+// offlineStatus says whether the server can act for sub while they are away.
+func (s *Server) offlineStatus(ctx context.Context, sub string) (string, error) {
+	rec, err := s.cfg.Store.Get(ctx, sub)
+	if err != nil {
+		if signin.ErrorKind(err) == signin.ENOTFOUND {
+			return offlineNone, nil
+		}
+		return "", err
+	}
+	return recordStatus(rec), nil
+}
+
+func recordStatus(rec *store.Record) string {
+	switch {
+	case rec == nil:
+		return offlineNone
+	case rec.Status == store.StatusRevoked:
+		return offlineRevoked
+	case rec.Token.RefreshToken == "":
+		return offlineNone
+	default:
+		return offlineActive
+	}
+}
+
+// verify verifies an ID token from a client. Anything that is not an
+// *signin.Error from the verifier is still a refusal, never a sign-in.
+func (s *Server) verify(ctx context.Context, raw string) (*auth.Claims, error) {
+	c, err := s.cfg.Verifier.Verify(ctx, raw, "")
+	if err != nil {
+		var se *signin.Error
+		if errors.As(err, &se) {
+			return nil, err
+		}
+		return nil, signin.Wrap(err, signin.EUNAUTHORIZED, "invalid_token", "The ID token is not valid.")
+	}
+	if c == nil || c.Sub == "" {
+		return nil, signin.Errorf(signin.EUNAUTHORIZED, "invalid_token", "The ID token is not valid.")
+	}
+	return c, nil
+}
+
+// identify returns the caller of a JSON API route: from an
+// "Authorization: Bearer <Google ID token>" header when there is one (a
+// mobile app's backend calls carry the ID token on every request, so it is
+// verified through the verified-token cache), else from the session. A
+// request with an Authorization header never falls back to the session.
+func (s *Server) identify(r *http.Request) (sessionUser, error) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, tok, ok := strings.Cut(h, " ")
+		tok = strings.TrimSpace(tok)
+		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+			return sessionUser{}, signin.Errorf(signin.EUNAUTHORIZED, "invalid_token", "The Authorization header must be \"Bearer\" and a Google ID token.")
+		}
+		c, err := s.cfg.Verifier.VerifyCached(r.Context(), tok)
+		if err != nil || c == nil || c.Sub == "" {
+			if signin.ErrorKind(err) == signin.EUPSTREAM {
+				return sessionUser{}, err
+			}
+			return sessionUser{}, signin.Wrap(err, signin.EUNAUTHORIZED, "invalid_token", "The ID token is not valid.")
+		}
+		return userFromClaims(c, s.cfg.Now()), nil
+	}
+	u, ok := s.sessions.load(r)
+	if !ok {
+		return sessionUser{}, errSignedOut()
+	}
+	return u, nil
+}
+
+func errSignedOut() error {
+	return signin.Errorf(signin.EUNAUTHORIZED, "signed_out", "You are not signed in.")
+}
+
+// handleTokenSignin signs a user in with a Google ID token (form field
+// "credential"): the basic "user verification" flow.
+//
+// From our page's GIS callback (an XHR with X-Requested-With) it answers 200
+// with the user. From GIS redirect mode (Google posts the form to our
+// login_uri) it requires GIS's double-submit cookie and answers 303 to /.
+func (s *Server) handleTokenSignin(w http.ResponseWriter, r *http.Request) error {
+	if err := parseForm(r); err != nil {
+		return err
+	}
+	redirect := isGISRedirectPost(r)
+	if redirect {
+		// The cross-origin check let this request through on the promise
+		// that this check is made (see Server.crossOrigin).
+		if err := checkGCSRF(r); err != nil {
+			return err
+		}
+	}
+	cred := r.PostForm.Get("credential")
+	if cred == "" {
+		return signin.Errorf(signin.EINVALID, "invalid_request", "The credential field is missing.")
+	}
+	c, err := s.verify(r.Context(), cred)
+	if err != nil {
+		return err
+	}
+	status, err := s.offlineStatus(r.Context(), c.Sub)
+	if err != nil {
+		return err
+	}
+	u := userFromClaims(c, s.cfg.Now())
+	if err := s.sessions.start(w, r, u); err != nil {
+		return signin.Wrap(err, signin.EINTERNAL, "", "internal error")
+	}
+	if redirect {
+		// A constant target: nothing the request says is ever followed.
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return nil
+	}
+	writeJSON(w, http.StatusOK, newMeJSON(u, status))
+	return nil
+}
+
+// gcsrfName is the name of both GIS's double-submit cookie and the form
+// field it posts along.
+const gcsrfName = "g_csrf_token"
+
+// checkGCSRF is GIS redirect mode's CSRF defence: the g_csrf_token form
+// field must equal the g_csrf_token cookie, and both must be present. A
+// cross-site attacker can make a browser post a form, but cannot set a
+// cookie for our origin to match it.
+func checkGCSRF(r *http.Request) error {
+	field := r.PostForm.Get(gcsrfName)
+	cookie, err := r.Cookie(gcsrfName)
+	if err != nil || field == "" || cookie.Value == "" ||
+		subtle.ConstantTimeCompare([]byte(field), []byte(cookie.Value)) != 1 {
+		return signin.Errorf(signin.EFORBIDDEN, "csrf", "Sign-in refused: the g_csrf_token cookie and form field are missing or do not match.")
+	}
+	return nil
+}
+
+// handleConnect exchanges a one-time code from the GIS code client for
+// tokens, verifies the ID token that comes with them, stores the grant and
+// signs the user in: both "optional offline access" (a signed-in user
+// enables it) and "necessary offline access" (one step, signed out).
+//
+// Nothing is stored and no session is made unless the exchange and the
+// verification succeed and the account is the session's own.
+func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) error {
+	if err := parseForm(r); err != nil {
+		return err
+	}
+	code := r.PostForm.Get("code")
+	if code == "" {
+		return signin.Errorf(signin.EINVALID, "invalid_request", "The code field is missing.")
+	}
+	current, signedIn := s.sessions.load(r)
+
+	tok, err := s.cfg.Google.Exchange(r.Context(), code)
+	if err != nil {
+		var se *signin.Error
+		if !errors.As(err, &se) {
+			err = signin.Wrap(err, signin.EUPSTREAM, "google_unavailable", "Google could not be reached. Please try again.")
+		}
+		return err
+	}
+	raw := auth.IDToken(tok)
+	if raw == "" {
+		return signin.Errorf(signin.EUPSTREAM, "no_id_token", "Google's answer had no ID token (was the openid scope granted?).")
+	}
+	c, err := s.verify(r.Context(), raw)
+	if err != nil {
+		return err
+	}
+	if signedIn && current.Sub != c.Sub {
+		// The new tokens are dropped, not revoked: revoking either token
+		// of a grant ends the whole grant, which would also kill offline
+		// access this server may already hold for that other account.
+		return signin.Errorf(signin.EFORBIDDEN, "account_mismatch", "You chose a different Google account from the one you are signed in with. Sign out first to switch accounts.")
+	}
+
+	status, err := s.saveGrant(r.Context(), c, tok)
+	if err != nil {
+		return err
+	}
+	u := current
+	if !signedIn {
+		u = userFromClaims(c, s.cfg.Now())
+		if err := s.sessions.start(w, r, u); err != nil {
+			return signin.Wrap(err, signin.EINTERNAL, "", "internal error")
+		}
+	}
+	writeJSON(w, http.StatusOK, newMeJSON(u, status))
+	return nil
+}
+
+// saveGrant stores what a code exchange gave, by Google's rules (Google
+// sends a refresh token only on a first consent or with prompt=consent): a
+// new refresh token replaces the stored one; without one, a stored record
+// keeps its refresh token and gets the new access token; with neither,
+// nothing is written and the user has no offline access ("offline": false
+// tells the page to ask again with prompt=consent). It returns the user's
+// offline state afterwards.
+func (s *Server) saveGrant(ctx context.Context, c *auth.Claims, tok *oauth2.Token) (string, error) {
+	status := offlineNone
+	_, err := s.cfg.Store.Update(ctx, c.Sub, func(cur *store.Record) (*store.Record, error) {
+		if cur == nil {
+			if tok.RefreshToken == "" {
+				status = offlineNone
+				return nil, nil
+			}
+			cur = &store.Record{Sub: c.Sub}
+		}
+		store.MergeToken(cur, tok, s.cfg.Now())
+		if c.Email != "" {
+			cur.Email = c.Email
+		}
+		if c.Name != "" {
+			cur.Name = c.Name
+		}
+		status = recordStatus(cur)
+		return cur, nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return status, nil
+}
+
+// handleDisconnect revokes the stored grant at Google, deletes the stored
+// credentials and ends the session. If Google cannot be reached, nothing is
+// changed and the answer is 502, so the user can try again: deleting first
+// would leave a live grant at Google that no one can revoke any more.
+func (s *Server) handleDisconnect(w http.ResponseWriter, r *http.Request) error {
+	u, ok := s.sessions.load(r)
+	if !ok {
+		return errSignedOut()
+	}
+	revoked := false
+	rec, err := s.cfg.Store.Get(r.Context(), u.Sub)
+	switch {
+	case signin.ErrorKind(err) == signin.ENOTFOUND:
+		// Nothing stored: just sign out.
+	case err != nil:
+		return err
+	default:
+		tok := rec.Token.RefreshToken
+		if tok == "" {
+			tok = rec.Token.AccessToken
+		}
+		if tok != "" {
+			if err := s.cfg.Google.Revoke(r.Context(), tok); err != nil {
+				var se *signin.Error
+				if !errors.As(err, &se) {
+					err = signin.Wrap(err, signin.EUPSTREAM, "google_unavailable", "Google could not be reached; nothing was changed. Please try again.")
+				}
+				return err
+			}
+			revoked = true
+		}
+		if err := s.cfg.Store.Delete(r.Context(), u.Sub); err != nil && signin.ErrorKind(err) != signin.ENOTFOUND {
+			return err
+		}
+	}
+	if err := s.sessions.end(w, r); err != nil {
+		return signin.Wrap(err, signin.EINTERNAL, "", "internal error")
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Disconnected bool `json:"disconnected"`
+		Revoked      bool `json:"revoked"`
+	}{true, revoked})
+	return nil
+}
+
+// handleSignOut ends the session only; stored credentials stay.
+func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) error {
+	if err := s.sessions.end(w, r); err != nil {
+		return signin.Wrap(err, signin.EINTERNAL, "", "internal error")
+	}
+	writeJSON(w, http.StatusOK, struct {
+		SignedOut bool `json:"signed_out"`
+	}{true})
+	return nil
+}
+
+// handleMe answers who the caller is and whether the server can act for
+// them offline.
+func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) error {
+	u, err := s.identify(r)
+	if err != nil {
+		return err
+	}
+	status, err := s.offlineStatus(r.Context(), u.Sub)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, newMeJSON(u, status))
+	return nil
+}
+
+// handleProfile answers the People API people/me result that the server
+// fetched with the caller's stored credentials.
+func (s *Server) handleProfile(w http.ResponseWriter, r *http.Request) error {
+	u, err := s.identify(r)
+	if err != nil {
+		return err
+	}
+	p, err := s.cfg.Profiles.FetchProfile(r.Context(), u.Sub)
+	if err != nil {
+		return profileError(err)
+	}
+	writeJSON(w, http.StatusOK, p)
+	return nil
+}
+
+// profileError turns the ProfileFetcher's "no credentials" and "grant
+// revoked" into the API's two 409 answers.
+func profileError(err error) error {
+	switch signin.ErrorKind(err) {
+	case signin.ENOTFOUND:
+		return signin.Wrap(err, signin.ECONFLICT, "offline_access_required", "The server holds no offline access for you: enable it first.")
+	case signin.ECONFLICT:
+		return signin.Wrap(err, signin.ECONFLICT, "reconnect_required", "Google no longer accepts the server's offline access for you: reconnect.")
+	}
+	var se *signin.Error
+	if !errors.As(err, &se) {
+		return signin.Wrap(err, signin.EUPSTREAM, "google_unavailable", "Google could not be reached. Please try again.")
+	}
+	return err
+}

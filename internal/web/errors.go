@@ -1,0 +1,136 @@
+package web
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"example.com/signin"
+)
+
+// handlerFunc is a route handler. It writes the response itself on success
+// and returns an error otherwise; it must not write anything before
+// returning an error, so that the adapter can render it.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// errorFormat is how an error is rendered: JSON for the API, an HTML page
+// for pages.
+type errorFormat int
+
+const (
+	formatJSON errorFormat = iota
+	formatHTML
+)
+
+// api adapts a JSON API handler.
+func (s *Server) api(h handlerFunc) http.Handler {
+	return s.adapt(h, func(*http.Request) errorFormat { return formatJSON })
+}
+
+// page adapts a page handler.
+func (s *Server) page(h handlerFunc) http.Handler {
+	return s.adapt(h, func(*http.Request) errorFormat { return formatHTML })
+}
+
+// adapt turns a handlerFunc into an http.Handler that renders its error in
+// the format the request calls for.
+func (s *Server) adapt(h handlerFunc, format func(*http.Request) errorFormat) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.renderError(w, r, err, format(r))
+		}
+	})
+}
+
+// statusOf is the one mapping from error kinds to HTTP statuses.
+func statusOf(kind string) int {
+	switch kind {
+	case signin.EINVALID:
+		return http.StatusBadRequest
+	case signin.EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case signin.EFORBIDDEN:
+		return http.StatusForbidden
+	case signin.ENOTFOUND:
+		return http.StatusNotFound
+	case signin.ECONFLICT:
+		return http.StatusConflict
+	case signin.ETOOLARGE:
+		return http.StatusRequestEntityTooLarge
+	case signin.EUPSTREAM:
+		return http.StatusBadGateway
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// renderError answers with err: its status from its kind, its code and its
+// user-facing message. Only server-side failures (5xx) are logged, with the
+// request id, method and path; never the request's body or query, which may
+// hold tokens.
+func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error, format errorFormat) {
+	status := statusOf(signin.ErrorKind(err))
+	if status >= 500 {
+		s.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
+			slog.String("request_id", requestID(r.Context())),
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", status),
+			slog.String("error", err.Error()),
+		)
+	}
+	s.writeError(w, r, status, signin.ErrorCode(err), signin.ErrorMessage(err), format)
+}
+
+// errorBody is the JSON error answer.
+type errorBody struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+}
+
+// writeError writes an error answer with an explicit status. Use
+// renderError, unless the status does not come from an error kind (405).
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, status int, code, message string, format errorFormat) {
+	if format == formatHTML {
+		if err := s.renderPage(w, r, status, "error.html", s.errorPageData(status, code, message)); err == nil {
+			return
+		}
+		// The error page itself failed (logged by renderPage): fall back to
+		// JSON, which cannot fail.
+	}
+	writeJSON(w, status, errorBody{Error: code, Message: message})
+}
+
+// writeJSON encodes v into a buffer first, so that an encoding failure is a
+// clean 500 rather than half a body.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+		status = http.StatusInternalServerError
+		buf.Reset()
+		buf.WriteString(`{"error":"internal","message":"internal error"}` + "\n")
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// errTooLarge is the answer to a body over Config.MaxBodyBytes.
+func errTooLarge() error {
+	return signin.Errorf(signin.ETOOLARGE, "too_large", "The request body is too large.")
+}
+
+// parseForm parses a urlencoded request body, turning a body over the limit
+// (http.MaxBytesReader, installed by the middleware) into ETOOLARGE.
+func parseForm(r *http.Request) error {
+	if err := r.ParseForm(); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return errTooLarge()
+		}
+		return signin.Wrap(err, signin.EINVALID, "invalid_request", "The request body could not be read.")
+	}
+	return nil
+}

@@ -1,0 +1,174 @@
+package web
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+
+	"golang.org/x/oauth2"
+	"google.golang.org/api/people/v1"
+
+	"example.com/signin"
+	"example.com/signin/internal/auth"
+	"example.com/signin/internal/store"
+)
+
+// fakeVerifier is a Verifier made of functions.
+type fakeVerifier struct {
+	VerifyFn       func(ctx context.Context, rawToken, nonce string) (*auth.Claims, error)
+	VerifyCachedFn func(ctx context.Context, rawToken string) (*auth.Claims, error)
+}
+
+var _ Verifier = (*fakeVerifier)(nil)
+
+func (f *fakeVerifier) Verify(ctx context.Context, rawToken, nonce string) (*auth.Claims, error) {
+	return f.VerifyFn(ctx, rawToken, nonce)
+}
+
+func (f *fakeVerifier) VerifyCached(ctx context.Context, rawToken string) (*auth.Claims, error) {
+	return f.VerifyCachedFn(ctx, rawToken)
+}
+
+// fakeGoogle is a Google made of functions.
+type fakeGoogle struct {
+	ExchangeFn func(ctx context.Context, code string) (*oauth2.Token, error)
+	RevokeFn   func(ctx context.Context, token string) error
+}
+
+var _ Google = (*fakeGoogle)(nil)
+
+func (f *fakeGoogle) Exchange(ctx context.Context, code string) (*oauth2.Token, error) {
+	return f.ExchangeFn(ctx, code)
+}
+
+func (f *fakeGoogle) Revoke(ctx context.Context, token string) error {
+	return f.RevokeFn(ctx, token)
+}
+
+// fakeProfiles is a ProfileFetcher made of a function.
+type fakeProfiles struct {
+	FetchProfileFn func(ctx context.Context, sub string) (*people.Person, error)
+}
+
+var _ ProfileFetcher = (*fakeProfiles)(nil)
+
+func (f *fakeProfiles) FetchProfile(ctx context.Context, sub string) (*people.Person, error) {
+	return f.FetchProfileFn(ctx, sub)
+}
+
+// memStore is an in-memory store.Store with the interface's contract.
+type memStore struct {
+	mu      sync.Mutex
+	recs    map[string]store.Record
+	updates int // successful writes, to prove "nothing stored"
+	now     func() time.Time
+}
+
+var _ store.Store = (*memStore)(nil)
+
+func newMemStore() *memStore {
+	return &memStore{recs: make(map[string]store.Record), now: time.Now}
+}
+
+func cloneRecord(r store.Record) *store.Record {
+	r.Scopes = append([]string(nil), r.Scopes...)
+	if r.RevokedAt != nil {
+		t := *r.RevokedAt
+		r.RevokedAt = &t
+	}
+	return &r
+}
+
+func notFound() error {
+	return signin.Errorf(signin.ENOTFOUND, "", "no record")
+}
+
+func (m *memStore) Get(_ context.Context, sub string) (*store.Record, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.recs[sub]
+	if !ok {
+		return nil, notFound()
+	}
+	return cloneRecord(r), nil
+}
+
+func (m *memStore) Update(_ context.Context, sub string, fn func(cur *store.Record) (*store.Record, error)) (*store.Record, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var cur *store.Record
+	if r, ok := m.recs[sub]; ok {
+		cur = cloneRecord(r)
+	}
+	next, err := fn(cur)
+	if err != nil {
+		return nil, err
+	}
+	if next == nil {
+		return cur, nil
+	}
+	now := m.now()
+	next.Version = store.RecordVersion
+	next.Sub = sub
+	if old, ok := m.recs[sub]; ok {
+		next.CreatedAt = old.CreatedAt
+	} else {
+		next.CreatedAt = now
+	}
+	next.UpdatedAt = now
+	m.recs[sub] = *cloneRecord(*next)
+	m.updates++
+	return cloneRecord(*next), nil
+}
+
+func (m *memStore) Delete(_ context.Context, sub string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.recs[sub]; !ok {
+		return notFound()
+	}
+	delete(m.recs, sub)
+	return nil
+}
+
+func (m *memStore) List(ctx context.Context, fn func(rec *store.Record, err error) error) error {
+	m.mu.Lock()
+	subs := make([]string, 0, len(m.recs))
+	for s := range m.recs {
+		subs = append(subs, s)
+	}
+	m.mu.Unlock()
+	sort.Strings(subs)
+	for _, s := range subs {
+		r, err := m.Get(ctx, s)
+		if signin.ErrorKind(err) == signin.ENOTFOUND {
+			continue
+		}
+		if err := fn(r, err); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// put stores rec as it is (test setup).
+func (m *memStore) put(rec store.Record) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.recs[rec.Sub] = *cloneRecord(rec)
+}
+
+// record returns sub's record and whether there is one.
+func (m *memStore) record(sub string) (store.Record, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.recs[sub]
+	return r, ok
+}
+
+func (m *memStore) writes() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.updates
+}

@@ -1,0 +1,282 @@
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"example.com/signin"
+	"example.com/signin/internal/googlenet"
+)
+
+// middleware wraps the router in the chain every request goes through,
+// outermost first.
+func (s *Server) middleware(h http.Handler) http.Handler {
+	h = s.crossOrigin(h)
+	h = s.limitBody(h)
+	h = s.recoverPanics(h)
+	h = s.logRequests(h)
+	h = s.securityHeaders(h)
+	return h
+}
+
+// policies are the Content-Security-Policy values, built once from where
+// GIS is.
+type policies struct {
+	page     string // every response
+	staticJS string // /staticjs, whose JavaScript also calls the People API
+}
+
+// newPolicies allows exactly the GIS origins in use (Google's or the
+// emulator's), and for /staticjs the People API too. Everything else is
+// 'self' or nothing: no inline script or style anywhere.
+func newPolicies(n *googlenet.Net) policies {
+	o := n.BrowserOrigins()
+	img := []string{"'self'", "data:", "https:"}
+	if n.Emulated() {
+		// Test accounts' pictures are served by the emulator over http.
+		img = append(img, "http://"+n.EmulatorHost())
+	}
+	build := func(connect []string) string {
+		directives := [][]string{
+			{"default-src", "'self'"},
+			append([]string{"script-src", "'self'"}, o.Script...),
+			append([]string{"style-src", "'self'"}, o.Style...),
+			append([]string{"frame-src"}, o.Frame...),
+			append([]string{"connect-src", "'self'"}, connect...),
+			append([]string{"img-src"}, img...),
+			{"frame-ancestors", "'none'"},
+			{"base-uri", "'none'"},
+			{"object-src", "'none'"},
+			{"form-action", "'self'"},
+		}
+		parts := make([]string, 0, len(directives))
+		for _, d := range directives {
+			if len(d) == 1 {
+				d = append(d, "'none'")
+			}
+			parts = append(parts, strings.Join(d, " "))
+		}
+		return strings.Join(parts, "; ")
+	}
+	connect := append([]string(nil), o.Connect...)
+	staticConnect := connect
+	if people := originOf(n.PeopleAPIBase()); people != "" && !contains(connect, people) {
+		staticConnect = append(append([]string(nil), connect...), people)
+	}
+	return policies{page: build(connect), staticJS: build(staticConnect)}
+}
+
+// originOf returns scheme://host of u, or "" when u is not absolute.
+func originOf(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || p.Scheme == "" || p.Host == "" {
+		return ""
+	}
+	return p.Scheme + "://" + p.Host
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// securityHeaders sets the headers every response carries. Handlers may
+// override Cache-Control (static files) and the CSP (/staticjs).
+func (s *Server) securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", s.csp.page)
+		// GIS opens popups that must be able to talk back to this page;
+		// plain same-origin would sever the opener and break them.
+		h.Set("Cross-Origin-Opener-Policy", "same-origin-allow-popups")
+		h.Set("X-Content-Type-Options", "nosniff")
+		// GIS checks the page's origin, which it learns from the Referer:
+		// no-referrer breaks it, this sends only the origin cross-site.
+		h.Set("Referrer-Policy", "strict-origin-when-cross-origin")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Cache-Control", "no-store")
+		next.ServeHTTP(w, r)
+	})
+}
+
+type ctxKey int
+
+const requestIDKey ctxKey = iota
+
+// requestID returns the request's id, or "" outside the middleware.
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey).(string)
+	return id
+}
+
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
+}
+
+// recorder remembers the status and size of a response for the log.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (rec *recorder) WriteHeader(code int) {
+	if rec.status == 0 {
+		rec.status = code
+	}
+	rec.ResponseWriter.WriteHeader(code)
+}
+
+func (rec *recorder) Write(b []byte) (int, error) {
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	n, err := rec.ResponseWriter.Write(b)
+	rec.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (rec *recorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
+
+// logRequests gives each request an id (in the context and the X-Request-Id
+// header) and logs one line per request. It logs the path only: query
+// strings can carry tokens.
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := newRequestID()
+		w.Header().Set("X-Request-Id", id)
+		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
+		rec := &recorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		if rec.status == 0 {
+			rec.status = http.StatusOK
+		}
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			slog.String("request_id", id),
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", rec.status),
+			slog.Int64("bytes", rec.bytes),
+			slog.Duration("duration", time.Since(start)),
+		)
+	})
+}
+
+// recoverPanics turns a panicking handler into a logged 500.
+func (s *Server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			p := recover()
+			if p == nil {
+				return
+			}
+			if p == http.ErrAbortHandler {
+				panic(p) // the server's own way to abort a response
+			}
+			s.log.LogAttrs(r.Context(), slog.LevelError, "panic",
+				slog.String("request_id", requestID(r.Context())),
+				slog.String("method", r.Method),
+				slog.String("path", r.URL.Path),
+				slog.Any("panic", p),
+				slog.String("stack", string(debug.Stack())),
+			)
+			if rec, ok := w.(*recorder); ok && rec.status != 0 {
+				// Part of the response is out; all we can do is cut it.
+				panic(http.ErrAbortHandler)
+			}
+			s.writeError(w, r, http.StatusInternalServerError, signin.EINTERNAL, "internal error", guessFormat(r))
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// guessFormat picks the error format for middleware errors, which come
+// before any route: an HTML page for browsers navigating, JSON otherwise.
+func guessFormat(r *http.Request) errorFormat {
+	if strings.Contains(r.Header.Get("Accept"), "text/html") {
+		return formatHTML
+	}
+	return formatJSON
+}
+
+// limitBody bounds request bodies: an announced length over the limit is
+// refused at once, and any body is cut at the limit (handlers see the
+// error as ETOOLARGE through parseForm).
+func (s *Server) limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > s.cfg.MaxBodyBytes {
+			s.renderError(w, r, errTooLarge(), guessFormat(r))
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// errCSRF is the answer to a request that may have been forged by another
+// site.
+func errCSRF(cause error) error {
+	return signin.Wrap(cause, signin.EFORBIDDEN, "csrf", "Cross-site request refused.")
+}
+
+// headerRequestedWith is the custom header the pages' XHRs send. A
+// cross-origin page cannot send it without a CORS preflight, which this
+// server never approves.
+const headerRequestedWith = "X-Requested-With"
+
+// crossOrigin refuses cross-origin state-changing requests using Go's
+// http.CrossOriginProtection (Sec-Fetch-Site, else Origin against Host;
+// GET, HEAD and OPTIONS pass).
+//
+// Exactly one kind of request is exempt: a POST to /tokensignin without
+// X-Requested-With, which is GIS redirect mode. There Google's page posts
+// the ID token to our login_uri as a top-level cross-site form submission,
+// so it can never pass an origin check; it is protected instead by GIS's
+// double-submit cookie, which handleTokenSignin requires (checkGCSRF) for
+// every request the exemption lets through. Everything else, including
+// /tokensignin XHRs from our own page, gets the origin check.
+func (s *Server) crossOrigin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !isGISRedirectPost(r) {
+			if err := s.cop.Check(r); err != nil {
+				s.renderError(w, r, errCSRF(err), formatJSON)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// isGISRedirectPost reports whether r is a GIS redirect-mode sign-in: a
+// POST to /tokensignin that does not come from our page's XHR.
+func isGISRedirectPost(r *http.Request) bool {
+	return r.Method == http.MethodPost && r.URL.Path == "/tokensignin" && r.Header.Get(headerRequestedWith) == ""
+}
+
+// requireXHR refuses requests without the X-Requested-With header: the
+// second CSRF defence of the routes the pages call with fetch.
+func requireXHR(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if r.Header.Get(headerRequestedWith) == "" {
+			return signin.Errorf(signin.EFORBIDDEN, "csrf", "Cross-site request refused: the %s header is missing.", headerRequestedWith)
+		}
+		return h(w, r)
+	}
+}

@@ -1,0 +1,215 @@
+// app.js: the server-side flow page ("/").
+//
+// Signed out: the GIS "Sign in with Google" button (ID token, posted to
+// /tokensignin; or, with ?ux=redirect, GIS redirect mode posting to it
+// directly) and "Sign in with offline access" (GIS code client, the code
+// posted to /connect). Signed in: sign out, disconnect, and the code client
+// again to enable or reconnect offline access.
+'use strict';
+
+(() => {
+  const page = window.SigninPage;
+  const cfg = page.config();
+  const $ = (id) => document.getElementById(id);
+
+  // A note for the next page load, kept in sessionStorage across the reload.
+  const NOTICE_KEY = 'signin.notice';
+  const NOTICE_NO_REFRESH = 'no-refresh-token';
+
+  function busy(on) {
+    for (const id of ['signin-offline', 'enable-offline', 'reconnect', 'signout', 'disconnect']) {
+      const el = $(id);
+      if (el && el.dataset.ready === '1') el.disabled = on;
+    }
+    if (on) page.setState('working');
+  }
+
+  function ready(el, onClick) {
+    if (!el) return;
+    el.dataset.ready = '1';
+    el.disabled = false;
+    el.addEventListener('click', onClick);
+  }
+
+  // Back to the page's own state after a flow the user abandoned.
+  function idle() {
+    busy(false);
+    page.setState(cfg.view);
+  }
+
+  // Everything ends on "/": a constant target, never one from the URL.
+  function home() {
+    window.location.assign('/');
+  }
+
+  // onCredential receives the GIS button's ID token (popup mode).
+  async function onCredential(resp) {
+    if (!resp || !resp.credential) {
+      page.showError('Google did not return a sign-in credential.');
+      return;
+    }
+    page.clearError();
+    busy(true);
+    let res;
+    try {
+      res = await page.post('/tokensignin', {credential: resp.credential});
+    } catch (e) {
+      busy(false);
+      page.showError('The server could not be reached. Please try again.');
+      return;
+    }
+    if (!res.ok) {
+      busy(false);
+      page.showError(page.errorText(res, 'Sign-in failed.'));
+      return;
+    }
+    home();
+  }
+
+  // requestCode asks Google, in a popup, for a one-time code that the server
+  // exchanges for tokens. It must run inside the click handler, or the
+  // browser blocks the popup.
+  function requestCode(accounts, extra) {
+    page.clearError();
+    const client = accounts.oauth2.initCodeClient(Object.assign({
+      client_id: cfg.client_id,
+      scope: cfg.scope,
+      ux_mode: 'popup',
+      callback: onCode,
+      error_callback: onCodeError,
+    }, extra));
+    busy(true);
+    client.requestCode();
+  }
+
+  async function onCode(resp) {
+    if (!resp || resp.error || !resp.code) {
+      busy(false);
+      const why = resp && resp.error === 'access_denied' ?
+        'You did not grant access.' : 'Google did not return an authorization code.';
+      page.showError(why);
+      return;
+    }
+    let res;
+    try {
+      res = await page.post('/connect', {code: resp.code});
+    } catch (e) {
+      busy(false);
+      page.showError('The server could not be reached. Please try again.');
+      return;
+    }
+    if (!res.ok) {
+      busy(false);
+      page.showError(page.errorText(res, 'Connecting failed.'));
+      return;
+    }
+    if (res.body && res.body.offline === false) {
+      // Signed in, but Google sent no refresh token (it sends one only on
+      // the first consent). The next page offers "Enable offline access",
+      // which asks again with prompt=consent; say why.
+      try {
+        window.sessionStorage.setItem(NOTICE_KEY, NOTICE_NO_REFRESH);
+      } catch (e) {
+        // Storage unavailable: the page still explains the state.
+      }
+    }
+    home();
+  }
+
+  function onCodeError(err) {
+    const type = err && err.type;
+    idle();
+    if (type === 'popup_closed') {
+      page.showNotice('The Google window was closed before you finished.');
+    } else if (type === 'popup_failed_to_open') {
+      page.showError('The Google window could not open. Allow popups for this site and try again.');
+    } else {
+      page.showError('Google could not complete the request. Please try again.');
+    }
+  }
+
+  async function signOut(path) {
+    page.clearError();
+    busy(true);
+    let res;
+    try {
+      res = await page.post(path);
+    } catch (e) {
+      busy(false);
+      page.showError('The server could not be reached. Please try again.');
+      return;
+    }
+    if (!res.ok && res.status !== 401) {
+      busy(false);
+      page.showError(page.errorText(res, 'That did not work.'));
+      return;
+    }
+    // Stop GIS from signing the user straight back in.
+    if (window.google && window.google.accounts && window.google.accounts.id) {
+      window.google.accounts.id.disableAutoSelect();
+    }
+    home();
+  }
+
+  function gisFailed(e) {
+    page.showError((e && e.message) || 'Google Identity Services could not be loaded.');
+  }
+
+  function signedOut() {
+    page.whenGIS().then((accounts) => {
+      if (cfg.ux_mode === 'redirect') {
+        // Google posts the ID token (and g_csrf_token) to /tokensignin
+        // itself, which answers with a redirect to "/".
+        accounts.id.initialize({
+          client_id: cfg.client_id,
+          ux_mode: 'redirect',
+          login_uri: window.location.origin + '/tokensignin',
+        });
+      } else {
+        accounts.id.initialize({client_id: cfg.client_id, callback: onCredential});
+      }
+      accounts.id.renderButton($('gsi-button'), {
+        type: 'standard', theme: 'outline', size: 'large',
+        text: 'signin_with', shape: 'rectangular', logo_alignment: 'left',
+      });
+      ready($('signin-offline'), () => requestCode(accounts, {select_account: true}));
+      page.setState('signed-out');
+    }).catch(gisFailed);
+  }
+
+  function signedIn() {
+    ready($('signout'), () => signOut('/signout'));
+    ready($('disconnect'), () => signOut('/disconnect'));
+
+    let note = null;
+    try {
+      note = window.sessionStorage.getItem(NOTICE_KEY);
+      window.sessionStorage.removeItem(NOTICE_KEY);
+    } catch (e) {
+      note = null;
+    }
+    if (note === NOTICE_NO_REFRESH && cfg.offline !== 'active') {
+      page.showNotice('You are signed in, but Google did not give the server offline access this time: ' +
+        'it does so only when you consent. Use "Enable offline access" to grant it.');
+    }
+
+    const grant = $('enable-offline') || $('reconnect');
+    if (!grant) {
+      // Offline access is on: nothing here needs GIS.
+      page.setState('signed-in');
+      return;
+    }
+    page.whenGIS().then((accounts) => {
+      // prompt=consent: the only way to be sure Google sends a refresh
+      // token again to a user who consented before.
+      ready(grant, () => requestCode(accounts, {login_hint: cfg.login_hint, prompt: 'consent'}));
+      page.setState('signed-in');
+    }).catch(gisFailed);
+  }
+
+  if (cfg.view === 'signed-in') {
+    signedIn();
+  } else {
+    signedOut();
+  }
+})();

@@ -1,0 +1,140 @@
+// staticjs.js: the client-side flow page ("/staticjs").
+//
+// The GIS token client gives this page an access token (never a refresh
+// token); the page calls the People API itself and draws the profile with
+// textContent (no user data ever goes through innerHTML). The token lives
+// in this closure only: the server never sees it, and a reload forgets it.
+// Sign-out revokes it at Google from the browser.
+'use strict';
+
+(() => {
+  const page = window.SigninPage;
+  const cfg = page.config();
+  const $ = (id) => document.getElementById(id);
+
+  let accessToken = null;
+  let expiresAt = 0;
+
+  function primary(list) {
+    if (!Array.isArray(list) || list.length === 0) return null;
+    return list.find((x) => x && x.metadata && x.metadata.primary) || list[0];
+  }
+
+  function drawProfile(person) {
+    const name = primary(person.names);
+    const email = primary(person.emailAddresses);
+    const photo = primary(person.photos);
+    $('profile-name').textContent = (name && name.displayName) || '';
+    $('profile-email').textContent = (email && email.value) || '';
+    const img = $('profile-photo');
+    if (photo && photo.url) {
+      img.src = photo.url;
+      img.hidden = false;
+    } else {
+      img.removeAttribute('src');
+      img.hidden = true;
+    }
+  }
+
+  function drawSignedIn(signedIn) {
+    page.show($('signed-out-view'), !signedIn);
+    page.show($('signed-in-view'), signedIn);
+    const cell = $('flow-access-token');
+    if (signedIn) {
+      const minutes = Math.max(0, Math.round((expiresAt - Date.now()) / 60000));
+      cell.textContent = 'in this page\'s memory, for about ' + minutes + ' more minutes';
+    } else {
+      cell.textContent = 'none';
+    }
+  }
+
+  async function onToken(resp) {
+    if (!resp || resp.error || !resp.access_token) {
+      $('token-signin').disabled = false;
+      page.showError(resp && resp.error === 'access_denied' ?
+        'You did not grant access.' : 'Google did not return an access token.');
+      return;
+    }
+    accessToken = resp.access_token;
+    expiresAt = Date.now() + (Number(resp.expires_in) || 3600) * 1000;
+    let res;
+    try {
+      res = await fetch(cfg.people_api_base + 'v1/people/me?personFields=names,emailAddresses,photos', {
+        headers: {Authorization: 'Bearer ' + accessToken},
+        credentials: 'omit',
+        referrerPolicy: 'no-referrer',
+      });
+    } catch (e) {
+      $('token-signin').disabled = false;
+      page.showError('The People API could not be reached. Please try again.');
+      return;
+    }
+    if (!res.ok) {
+      $('token-signin').disabled = false;
+      page.showError('The People API refused the request (HTTP ' + res.status + ').');
+      return;
+    }
+    let person;
+    try {
+      person = await res.json();
+    } catch (e) {
+      $('token-signin').disabled = false;
+      page.showError('The People API sent an answer this page cannot read.');
+      return;
+    }
+    page.clearError();
+    drawProfile(person || {});
+    drawSignedIn(true);
+    $('token-signout').focus();
+    page.setState('signed-in');
+  }
+
+  function onTokenError(err) {
+    $('token-signin').disabled = false;
+    page.setState('signed-out');
+    if (err && err.type === 'popup_closed') return;
+    page.showError(err && err.type === 'popup_failed_to_open' ?
+      'The Google window could not open. Allow popups for this site and try again.' :
+      'Google could not complete the sign-in. Please try again.');
+  }
+
+  function signOut(accounts) {
+    const token = accessToken;
+    accessToken = null;
+    expiresAt = 0;
+    const done = () => {
+      drawProfile({});
+      drawSignedIn(false);
+      $('token-signin').disabled = false;
+      $('token-signin').focus();
+      page.setState('signed-out');
+    };
+    if (token) {
+      page.setState('working');
+      accounts.oauth2.revoke(token, done);
+    } else {
+      done();
+    }
+  }
+
+  page.whenGIS().then((accounts) => {
+    const client = accounts.oauth2.initTokenClient({
+      client_id: cfg.client_id,
+      scope: cfg.scope,
+      callback: onToken,
+      error_callback: onTokenError,
+    });
+    const signin = $('token-signin');
+    signin.disabled = false;
+    signin.addEventListener('click', () => {
+      page.clearError();
+      signin.disabled = true;
+      page.setState('working');
+      client.requestAccessToken();
+    });
+    $('token-signout').addEventListener('click', () => signOut(accounts));
+    page.setState('signed-out');
+  }).catch((e) => {
+    page.showError((e && e.message) || 'Google Identity Services could not be loaded.');
+  });
+})();
