@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"example.com/signin/internal/auth"
+	"example.com/signin/internal/emulator"
+	"example.com/signin/internal/googlenet"
+	"example.com/signin/internal/store"
+	"example.com/signin/internal/store/file"
+)
+
+// grant stores sub's offline credentials as /connect would: a real code
+// exchange at the emulator, kept in the file store.
+func grant(t *testing.T, emu *emulator.Emulator, host, dir, sub string) {
+	t.Helper()
+	code, err := emu.MintCode(emulator.CodeRequest{ClientID: emulator.DemoClientID, Sub: sub, Scope: "openid email profile", AccessType: "offline", RedirectURI: "postmessage"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := googlenet.New(host, googlenet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := auth.NewGoogle(auth.GoogleConfig{Client: &auth.Client{ID: emulator.DemoClientID, Secret: emulator.DemoClientSecret}, HTTPClient: n.HTTPClient()})
+	tok, err := g.Exchange(context.Background(), code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := file.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.Update(context.Background(), sub, func(cur *store.Record) (*store.Record, error) {
+		if cur == nil {
+			cur = &store.Record{Status: store.StatusActive, Scopes: auth.GrantedScopes(tok)}
+		}
+		store.MergeToken(cur, tok, time.Now())
+		return cur, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMainExitStatus(t *testing.T) {
+	emu, err := emulator.New(emulator.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	es := httptest.NewServer(emu.Handler())
+	defer es.Close()
+	host := strings.TrimPrefix(es.URL, "http://")
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "credentials")
+	users := emu.Users()
+	for _, u := range users {
+		grant(t, emu, host, creds, u.Sub)
+	}
+	env := func(k string) string {
+		if k == googlenet.EnvEmulatorHost {
+			return host
+		}
+		return ""
+	}
+	// No -client-secrets: the package directory has no client_secrets.json,
+	// so this is demo mode on the emulator of GOOGLE_EMULATOR_HOST, as on a
+	// fresh clone.
+	run := func(args ...string) (code int, stdout, stderr string) {
+		var out, errb bytes.Buffer
+		code = Main(context.Background(), append([]string{"-credentials", creds}, args...), env, &out, &errb, false)
+		return code, out.String(), errb.String()
+	}
+
+	code, out, errOut := run("-json")
+	if code != 0 {
+		t.Fatalf("all users fine: exit %d\n%s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != len(users) {
+		t.Fatalf("%d lines for %d users:\n%s", len(lines), len(users), out)
+	}
+	for _, l := range lines {
+		var r struct{ Sub, Email, Status string }
+		if err := json.Unmarshal([]byte(l), &r); err != nil || r.Status != "ok" || r.Email == "" {
+			t.Errorf("line %q: %v", l, err)
+		}
+	}
+
+	code, out, _ = run("-user", users[1].Sub)
+	if code != 0 || !strings.HasPrefix(out, users[1].Sub+"\t") || strings.Count(out, "\n") != 1 {
+		t.Errorf("-user: exit %d, output %q", code, out)
+	}
+
+	// The user removes access in their Google account; the next run marks
+	// them revoked, goes on with the others, and exits 1.
+	emu.RevokeUser(users[0].Sub)
+	code, out, errOut = run()
+	if code != 1 {
+		t.Errorf("one revoked user: exit %d, want 1", code)
+	}
+	if strings.Count(out, "\n") != len(users)-1 || !strings.Contains(errOut, "revoked=1") {
+		t.Errorf("one revoked user: stdout %q, stderr %q", out, errOut)
+	}
+	for _, secret := range []string{emulator.DemoClientSecret, "ya29.", "1//"} {
+		if strings.Contains(out+errOut, secret) {
+			t.Errorf("output contains %q", secret)
+		}
+	}
+
+	if code, _, _ := run("-concurrency", "0"); code != 2 {
+		t.Errorf("-concurrency 0: exit %d, want 2", code)
+	}
+	if code, _, _ := run("stray"); code != 2 {
+		t.Errorf("stray argument: exit %d, want 2", code)
+	}
+}
+
+// In demo mode with no emulator running, offline-fetch says what to do and
+// exits 2 instead of failing every user one by one.
+func TestDemoWithoutEmulator(t *testing.T) {
+	var out, errb bytes.Buffer
+	env := func(k string) string {
+		if k == googlenet.EnvEmulatorHost {
+			return "127.0.0.1:1" // nothing listens on port 1
+		}
+		return ""
+	}
+	code := Main(context.Background(), []string{"-credentials", t.TempDir()}, env, &out, &errb, false)
+	if code != 2 || !strings.Contains(errb.String(), "go run ./cmd/signin") {
+		t.Errorf("exit %d, stderr %q", code, errb.String())
+	}
+}

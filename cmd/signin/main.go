@@ -1,0 +1,287 @@
+// Command signin serves the sign-in app: Google Sign-In verified on the
+// server, optional or necessary offline access, the client-side flow at
+// /staticjs for comparison, and disconnect.
+//
+// Without a client_secrets.json it runs a demo against the built-in Google
+// emulator. See README.md for flags and environment variables.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"example.com/signin/internal/auth"
+	"example.com/signin/internal/config"
+	"example.com/signin/internal/emulator"
+	"example.com/signin/internal/googlenet"
+	"example.com/signin/internal/offline"
+	"example.com/signin/internal/store/file"
+	"example.com/signin/internal/web"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg, err := ParseFlags(os.Args[1:], os.Getenv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "signin:", err)
+		os.Exit(2)
+	}
+	if err := Run(ctx, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "signin:", err)
+		os.Exit(1)
+	}
+}
+
+// Config is everything the server needs from flags and environment.
+type Config struct {
+	Addr            string
+	ClientSecrets   string
+	SecretsExplicit bool // -client-secrets was given: a missing file is an error, not demo mode
+	CredentialsDir  string
+	SessionKeyFile  string
+	OtherClientIDs  []string
+	HostedDomain    string
+	ClockSkew       time.Duration
+	SessionMaxAge   time.Duration
+	SecureCookies   bool
+	EmulatorAddr    string // demo mode: where to run the in-process emulator
+	DevDir          string
+	LogLevel        slog.Level
+	Getenv          func(string) string
+	Stderr          io.Writer
+	// Ready, if set, is called with the server's base URL once it listens
+	// (tests use it with Addr "127.0.0.1:0").
+	Ready func(baseURL string)
+}
+
+// ParseFlags turns command-line arguments and the environment into a Config.
+func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	cfg := Config{Getenv: getenv, Stderr: stderr}
+	fs := flag.NewFlagSet("signin", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.Addr, "addr", "localhost:9021", "listen address (host:port); Google's JavaScript origins must match it")
+	fs.StringVar(&cfg.ClientSecrets, "client-secrets", config.DefaultClientSecrets, "Google OAuth client file (the JSON downloaded from the Cloud console); absent: demo mode on the emulator")
+	fs.StringVar(&cfg.CredentialsDir, "credentials", "credentials", "directory of stored offline credentials (created 0700)")
+	fs.StringVar(&cfg.SessionKeyFile, "session-key-file", "", "session secret file, created on first start when "+config.EnvSessionKeys+" is unset (default <credentials>/.session-key)")
+	other := fs.String("other-client-ids", "", "comma-separated extra client ids accepted as ID token audience (Android, iOS)")
+	fs.StringVar(&cfg.HostedDomain, "hosted-domain", "", "accept only Google Workspace users of this domain (hd claim)")
+	fs.DurationVar(&cfg.ClockSkew, "clock-skew", time.Minute, "allowed clock difference with Google for ID token iat")
+	fs.DurationVar(&cfg.SessionMaxAge, "session-max-age", 7*24*time.Hour, "how long a sign-in session lasts")
+	fs.BoolVar(&cfg.SecureCookies, "secure-cookies", false, "mark cookies Secure (set this when served over HTTPS)")
+	fs.StringVar(&cfg.EmulatorAddr, "emulator-addr", config.DefaultEmulatorAddr, "demo mode: address of the in-process Google emulator")
+	fs.StringVar(&cfg.DevDir, "dev", "", "development: read templates and static files from this module directory on every request")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "client-secrets" {
+			cfg.SecretsExplicit = true
+		}
+	})
+	if err := cfg.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
+		return cfg, fmt.Errorf("-log-level: %w", err)
+	}
+	for _, id := range strings.Split(*other, ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			cfg.OtherClientIDs = append(cfg.OtherClientIDs, id)
+		}
+	}
+	if cfg.SessionKeyFile == "" {
+		cfg.SessionKeyFile = filepath.Join(cfg.CredentialsDir, ".session-key")
+	}
+	if cfg.ClockSkew < 0 || cfg.ClockSkew > 10*time.Minute {
+		return cfg, fmt.Errorf("-clock-skew %v: want between 0 and 10m", cfg.ClockSkew)
+	}
+	if cfg.SessionMaxAge <= 0 {
+		return cfg, fmt.Errorf("-session-max-age %v: want a positive duration", cfg.SessionMaxAge)
+	}
+	return cfg, nil
+}
+
+// Run serves the app until ctx is cancelled, then shuts down gracefully.
+func Run(ctx context.Context, cfg Config) error {
+	logger := slog.New(slog.NewTextHandler(cfg.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+
+	google, err := config.LoadGoogle(cfg.ClientSecrets, cfg.SecretsExplicit, cfg.Getenv, googlenet.Options{})
+	if err != nil {
+		return err
+	}
+	if google.Demo && !google.EmulatorFromEnv {
+		stopEmu, addr, err := startDemoEmulator(ctx, cfg, logger)
+		if err != nil {
+			return err
+		}
+		defer stopEmu()
+		// The emulator may listen on another port than asked (":0" in tests).
+		if err := google.UseEmulator(addr, googlenet.Options{}); err != nil {
+			return err
+		}
+	}
+	if google.Demo {
+		logger.Warn(google.Describe())
+	} else {
+		logger.Info(google.Describe())
+	}
+
+	keys, err := config.SessionKeys(cfg.Getenv, cfg.SessionKeyFile)
+	if err != nil {
+		return err
+	}
+	st, err := file.Open(cfg.CredentialsDir)
+	if err != nil {
+		return err
+	}
+	verifier, err := auth.NewVerifier(auth.VerifierConfig{
+		Audiences:    append([]string{google.Client.ID}, cfg.OtherClientIDs...),
+		HostedDomain: cfg.HostedDomain,
+		ClockSkew:    cfg.ClockSkew,
+		HTTPClient:   google.Net.HTTPClient(),
+		Logger:       logger,
+	})
+	if err != nil {
+		return err
+	}
+	g := auth.NewGoogle(auth.GoogleConfig{Client: google.Client, HTTPClient: google.Net.HTTPClient(), Logger: logger})
+	srv, err := web.New(web.Config{
+		ClientID: google.Client.ID,
+		Store:    st,
+		Verifier: verifier,
+		Google:   g,
+		// A person is waiting on this page: one retry and a short timeout,
+		// not a batch job's patience.
+		Profiles: offline.NewFetcher(offline.FetcherConfig{
+			Store: st, OAuth2: g.OAuth2Config(), HTTPClient: google.Net.HTTPClient(),
+			MaxRetries: 1, RequestTimeout: 10 * time.Second, Logger: logger,
+		}),
+		Net:           google.Net,
+		SessionKeys:   keys,
+		SessionMaxAge: cfg.SessionMaxAge,
+		SecureCookies: cfg.SecureCookies,
+		Demo:          google.Demo,
+		DevDir:        cfg.DevDir,
+		Logger:        logger,
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	base := baseURL(cfg.Addr, ln.Addr())
+	logger.Info("serving", "url", base)
+	if cfg.Ready != nil {
+		cfg.Ready(base)
+	}
+	return serve(ctx, ln, srv.Handler(), logger)
+}
+
+// serve runs an http.Server with timeouts on ln until ctx is done, then
+// gives in-flight requests a few seconds to finish.
+func serve(ctx context.Context, ln net.Listener, h http.Handler, logger *slog.Logger) error {
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second, // slow-loris headers
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      45 * time.Second, // above the Google call timeouts
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutdownCtx); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// startDemoEmulator runs the Google emulator in this process for demo mode.
+// If its address is taken by an emulator already (another signin, or
+// cmd/google-emulator), that one is used instead.
+func startDemoEmulator(ctx context.Context, cfg Config, logger *slog.Logger) (stop func(), addr string, err error) {
+	ln, err := net.Listen("tcp", cfg.EmulatorAddr)
+	if err != nil {
+		if isEmulator(ctx, cfg.EmulatorAddr) {
+			logger.Warn("demo mode: using the Google emulator already running", "addr", cfg.EmulatorAddr)
+			return func() {}, cfg.EmulatorAddr, nil
+		}
+		return nil, "", fmt.Errorf("demo mode: cannot start the Google emulator on %s: %w (use -emulator-addr, or set %s)", cfg.EmulatorAddr, err, googlenet.EnvEmulatorHost)
+	}
+	emu, err := emulator.New(emulator.Config{
+		StateFile: filepath.Join(cfg.CredentialsDir, ".emulator-state.json"),
+		Logger:    logger.With("component", "emulator"),
+	})
+	if err != nil {
+		ln.Close()
+		return nil, "", err
+	}
+	emuCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := serve(emuCtx, ln, emu.Handler(), logger); err != nil {
+			logger.Error("emulator stopped", "err", err)
+		}
+	}()
+	return func() { cancel(); <-done }, ln.Addr().String(), nil
+}
+
+// isEmulator reports whether a Google emulator answers at addr.
+func isEmulator(ctx context.Context, addr string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/emulator/v1/stats", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// baseURL is the URL to open: the host as configured when it is a name (a
+// Google client's JavaScript origin is http://localhost:9021, not the IP
+// "localhost" resolved to), with the port actually bound.
+func baseURL(configured string, bound net.Addr) string {
+	host, _, err := net.SplitHostPort(configured)
+	_, port, _ := net.SplitHostPort(bound.String())
+	if err != nil || host == "" || net.ParseIP(host) != nil {
+		return "http://" + bound.String()
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}

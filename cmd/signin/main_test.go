@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/html"
+
+	"example.com/signin/internal/emulator"
+	"example.com/signin/internal/googlenet"
+)
+
+func TestParseFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		wantErr bool
+		check   func(t *testing.T, c Config)
+	}{
+		{name: "defaults", check: func(t *testing.T, c Config) {
+			if c.Addr != "localhost:9021" || c.CredentialsDir != "credentials" || c.SecretsExplicit {
+				t.Errorf("defaults: %+v", c)
+			}
+			if c.SessionKeyFile != filepath.Join("credentials", ".session-key") {
+				t.Errorf("session key file %q", c.SessionKeyFile)
+			}
+		}},
+		{name: "explicit client file is not demo-able", args: []string{"-client-secrets", "x.json"}, check: func(t *testing.T, c Config) {
+			if !c.SecretsExplicit {
+				t.Error("-client-secrets given but not marked explicit")
+			}
+		}},
+		{name: "other client ids", args: []string{"-other-client-ids", " a.apps ,b.apps,"}, check: func(t *testing.T, c Config) {
+			if strings.Join(c.OtherClientIDs, "|") != "a.apps|b.apps" {
+				t.Errorf("ids %q", c.OtherClientIDs)
+			}
+		}},
+		{name: "negative skew", args: []string{"-clock-skew", "-1s"}, wantErr: true},
+		{name: "huge skew", args: []string{"-clock-skew", "1h"}, wantErr: true},
+		{name: "bad log level", args: []string{"-log-level", "loud"}, wantErr: true},
+		{name: "stray argument", args: []string{"serve"}, wantErr: true},
+		{name: "unknown flag", args: []string{"-nope"}, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseFlags(tc.args, func(string) string { return "" }, io.Discard)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
+			}
+			if tc.check != nil {
+				tc.check(t, c)
+			}
+		})
+	}
+}
+
+// start runs the server as main would, on a free port, in a temp directory,
+// and returns its base URL.
+func start(t *testing.T, env map[string]string, args ...string) (string, Config) {
+	t.Helper()
+	dir := t.TempDir()
+	args = append([]string{
+		"-addr", "127.0.0.1:0",
+		"-credentials", filepath.Join(dir, "credentials"),
+		"-client-secrets", filepath.Join(dir, "client_secrets.json"),
+		"-emulator-addr", "127.0.0.1:0",
+	}, args...)
+	cfg, err := ParseFlags(args, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ParseFlags saw -client-secrets; this test wants demo mode, as a
+	// fresh clone without the file has.
+	cfg.SecretsExplicit = false
+	ready := make(chan string, 1)
+	cfg.Ready = func(u string) { ready <- u }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	select {
+	case u := <-ready:
+		return u, cfg
+	case err := <-done:
+		t.Fatalf("Run ended before serving: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("server did not start")
+	}
+	return "", cfg
+}
+
+// gisScript returns the GIS script URL the page loads.
+func gisScript(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /: %d", resp.StatusCode)
+	}
+	doc, err := html.Parse(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var src string
+	var walk func(*html.Node)
+	walk = func(n *html.Node) {
+		if n.Type == html.ElementNode && n.Data == "script" {
+			for _, a := range n.Attr {
+				if a.Key == "src" && strings.HasSuffix(a.Val, "/gsi/client") {
+					src = a.Val
+				}
+			}
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(doc)
+	if src == "" {
+		t.Fatal("the page loads no GIS script")
+	}
+	return src
+}
+
+// A fresh clone with no client_secrets.json gets a working demo: the
+// server starts its own emulator and the page loads GIS from it.
+func TestDemoModeStartsItsOwnEmulator(t *testing.T) {
+	base, cfg := start(t, nil)
+	src := gisScript(t, base)
+	u, err := url.Parse(src)
+	if err != nil || u.Scheme != "http" || !strings.HasPrefix(u.Host, "127.0.0.1:") {
+		t.Fatalf("demo GIS script %q is not a local emulator", src)
+	}
+	resp, err := http.Get(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Content-Type"), "javascript") {
+		t.Errorf("emulator's GIS script: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	// Restarts keep sessions: the key is stored, owner-only.
+	fi, err := os.Stat(cfg.SessionKeyFile)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("session key file: %v %v", fi, err)
+	}
+}
+
+// With GOOGLE_EMULATOR_HOST the server uses that emulator, and a full
+// sign-in works over HTTP.
+func TestSignInAgainstEmulatorFromEnv(t *testing.T) {
+	emu, err := emulator.New(emulator.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	es := httptest.NewServer(emu.Handler())
+	defer es.Close()
+	host := strings.TrimPrefix(es.URL, "http://")
+	base, _ := start(t, map[string]string{googlenet.EnvEmulatorHost: host})
+
+	if got := gisScript(t, base); got != es.URL+"/gsi/client" {
+		t.Errorf("GIS script %q, want the emulator's %q", got, es.URL+"/gsi/client")
+	}
+	sub := emu.Users()[0].Sub
+	cred, err := emu.MintIDToken(emulator.DemoClientID, sub, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, base+"/tokensignin", strings.NewReader(url.Values{"credential": {cred}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Requested-With", "XmlHttpRequest")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), sub) {
+		t.Fatalf("sign-in: %d %s", resp.StatusCode, body)
+	}
+	if n := emu.Stats().Endpoints["certs"].Requests; n != 1 {
+		t.Errorf("key fetches at the emulator = %d, want 1", n)
+	}
+}

@@ -1,0 +1,63 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"example.com/signin/internal/emulator"
+	"example.com/signin/internal/googlenet"
+)
+
+const webClient = `{"web":{"client_id":"123-abc.apps.googleusercontent.com","client_secret":"GOCSPX-real","redirect_uris":[],"javascript_origins":["http://localhost:9021"]}}`
+
+func TestLoadGoogle(t *testing.T) {
+	dir := t.TempDir()
+	secrets := filepath.Join(dir, "client_secrets.json")
+	if err := os.WriteFile(secrets, []byte(webClient), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "absent.json")
+
+	for _, tc := range []struct {
+		name         string
+		path         string
+		explicit     bool
+		env          map[string]string
+		wantErr      bool
+		wantDemo     bool
+		wantClient   string
+		wantEmulator string // "" = real Google
+	}{
+		{name: "real client talks to Google", path: secrets, wantClient: "123-abc.apps.googleusercontent.com"},
+		{name: "real client on an emulator", path: secrets, env: map[string]string{googlenet.EnvEmulatorHost: "127.0.0.1:7000"}, wantClient: "123-abc.apps.googleusercontent.com", wantEmulator: "127.0.0.1:7000"},
+		{name: "no file: demo on the default emulator", path: missing, wantDemo: true, wantClient: emulator.DemoClientID, wantEmulator: DefaultEmulatorAddr},
+		{name: "no file: demo on the emulator of the environment", path: missing, env: map[string]string{googlenet.EnvEmulatorHost: "127.0.0.1:7001"}, wantDemo: true, wantClient: emulator.DemoClientID, wantEmulator: "127.0.0.1:7001"},
+		{name: "a named file that is missing is an error, not a demo", path: missing, explicit: true, wantErr: true},
+		{name: "bad emulator host", path: secrets, env: map[string]string{googlenet.EnvEmulatorHost: "nonsense"}, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, err := LoadGoogle(tc.path, tc.explicit, env(tc.env), googlenet.Options{})
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("LoadGoogle succeeded, want an error")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g.Demo != tc.wantDemo || g.Client.ID != tc.wantClient || g.Net.EmulatorHost() != tc.wantEmulator {
+				t.Errorf("got demo=%v client=%q emulator=%q, want demo=%v client=%q emulator=%q",
+					g.Demo, g.Client.ID, g.Net.EmulatorHost(), tc.wantDemo, tc.wantClient, tc.wantEmulator)
+			}
+			if d := g.Describe(); strings.Contains(d, g.Client.Secret) {
+				t.Errorf("Describe leaks the client secret: %q", d)
+			}
+			if tc.wantDemo && !strings.Contains(g.Describe(), "DEMO MODE") {
+				t.Errorf("demo mode is not said loudly: %q", g.Describe())
+			}
+		})
+	}
+}
