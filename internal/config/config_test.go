@@ -61,3 +61,15 @@ func TestLoadGoogle(t *testing.T) {
 		})
 	}
 }
+
+// The example file in the repository is what people copy: it must load, and
+// as a popup-only client it has no redirect URIs.
+func TestExampleClientSecretsLoads(t *testing.T) {
+	g, err := LoadGoogle(filepath.Join("..", "..", "client_secrets.json.example"), true, env(nil), googlenet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Demo || !strings.HasSuffix(g.Client.ID, ".apps.googleusercontent.com") || g.Client.Secret == "" {
+		t.Errorf("example client: demo=%v id=%q", g.Demo, g.Client.ID)
+	}
+}
