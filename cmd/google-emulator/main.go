@@ -174,7 +174,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	host := ln.Addr().String()
 	fmt.Fprintf(stdout, "Google emulator listening on http://%s\n", host)
 	if o.cfg.Clients == nil {
-		fmt.Fprintf(stdout, "  demo client id: %s (secret: emulator.DemoClientSecret)\n", emulator.DemoClientID)
+		// The demo client's secret is public by design: it only opens the
+		// emulator, so printing it helps and leaks nothing.
+		fmt.Fprintf(stdout, "  demo client id: %s\n  demo client secret: %s\n", emulator.DemoClientID, emulator.DemoClientSecret)
 	} else {
 		for _, c := range o.cfg.Clients {
 			fmt.Fprintf(stdout, "  client id: %s\n", c.ID)
