@@ -98,9 +98,18 @@ func NewGoogle(cfg GoogleConfig) *Google {
 // id and secret, RedirectURL "postmessage", Google's endpoints with the
 // credentials sent in the body. Use it with Context for refreshes.
 func (g *Google) OAuth2Config() *oauth2.Config {
-	c := g.conf
-	c.Scopes = slices.Clone(g.conf.Scopes)
-	return &c
+	// Field by field, not a copy of the struct: an oauth2.Config keeps a
+	// lazily created auth-style cache (an atomic pointer) that Exchange
+	// sets on first use, so copying g.conf while an exchange runs is a
+	// data race (found by issue 6's concurrency test). The copy would not
+	// share the cache anyway.
+	return &oauth2.Config{
+		ClientID:     g.conf.ClientID,
+		ClientSecret: g.conf.ClientSecret,
+		Endpoint:     g.conf.Endpoint,
+		RedirectURL:  g.conf.RedirectURL,
+		Scopes:       slices.Clone(g.conf.Scopes),
+	}
 }
 
 // Context returns ctx carrying the Google HTTP client, as x/oauth2 expects
