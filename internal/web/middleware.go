@@ -18,12 +18,33 @@ import (
 // middleware wraps the router in the chain every request goes through,
 // outermost first.
 func (s *Server) middleware(h http.Handler) http.Handler {
+	h = originForm(h)
 	h = s.crossOrigin(h)
 	h = s.limitBody(h)
 	h = s.recoverPanics(h)
 	h = s.logRequests(h)
 	h = s.securityHeaders(h)
 	return h
+}
+
+// originForm gives the router a request URL that is a path and a query,
+// never a scheme and host. A request line may carry an absolute URL ("GET
+// http://evil.example/a/../b HTTP/1.1": meant for proxies, but any client
+// can send it to us), and gorilla/mux's redirect to the cleaned path copies
+// the request URL: it answered that request 301 to http://evil.example/b,
+// an open redirect. Go's own ServeMux builds such redirects from the path
+// alone; this makes gorilla/mux do the same. (Found by issue 6's
+// TestHostileNoOpenRedirect.)
+func originForm(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Scheme != "" || r.URL.Host != "" || r.URL.User != nil {
+			u := *r.URL
+			u.Scheme, u.Host, u.User = "", "", nil
+			r = r.WithContext(r.Context()) // a shallow copy, to own its URL
+			r.URL = &u
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // policies are the Content-Security-Policy values, built once from where
