@@ -68,6 +68,10 @@ type Config struct {
 	// Ready, if set, is called with the server's base URL once it listens
 	// (tests use it with Addr "127.0.0.1:0").
 	Ready func(baseURL string)
+	// ReadHeaderTimeout is how long a client may take to send a request's
+	// headers before the connection is closed (the slow-loris defence).
+	// Zero means defaultReadHeaderTimeout. Not a flag: tests shorten it.
+	ReadHeaderTimeout time.Duration
 }
 
 // ParseFlags turns command-line arguments and the environment into a Config.
@@ -194,21 +198,33 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Ready != nil {
 		cfg.Ready(base)
 	}
-	return serve(ctx, ln, srv.Handler(), logger)
+	return serve(ctx, ln, httpServer(srv.Handler(), logger, cfg.ReadHeaderTimeout))
 }
 
-// serve runs an http.Server with timeouts on ln until ctx is done, then
-// gives in-flight requests a few seconds to finish.
-func serve(ctx context.Context, ln net.Listener, h http.Handler, logger *slog.Logger) error {
-	hs := &http.Server{
+// defaultReadHeaderTimeout is Config.ReadHeaderTimeout's default.
+const defaultReadHeaderTimeout = 5 * time.Second
+
+// httpServer is the http.Server for h, with timeouts on every phase of a
+// request, so that slow or stalled clients cannot hold connections open.
+// readHeaderTimeout zero means defaultReadHeaderTimeout.
+func httpServer(h http.Handler, logger *slog.Logger, readHeaderTimeout time.Duration) *http.Server {
+	if readHeaderTimeout <= 0 {
+		readHeaderTimeout = defaultReadHeaderTimeout
+	}
+	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second, // slow-loris headers
+		ReadHeaderTimeout: readHeaderTimeout, // slow-loris headers
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      45 * time.Second, // above the Google call timeouts
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+}
+
+// serve runs hs on ln until ctx is done, then gives in-flight requests a
+// few seconds to finish.
+func serve(ctx context.Context, ln net.Listener, hs *http.Server) error {
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -251,7 +267,7 @@ func startDemoEmulator(ctx context.Context, cfg Config, logger *slog.Logger) (st
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := serve(emuCtx, ln, emu.Handler(), logger); err != nil {
+		if err := serve(emuCtx, ln, httpServer(emu.Handler(), logger, cfg.ReadHeaderTimeout)); err != nil {
 			logger.Error("emulator stopped", "err", err)
 		}
 	}()
