@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"example.com/signin/internal/emulator"
+	"example.com/signin/internal/httpserve"
 )
 
 func main() {
@@ -184,19 +185,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "  point apps at it: GOOGLE_EMULATOR_HOST=%s\n  control API: http://%s/emulator/v1/\n", host, host)
 
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := httpserve.Serve(ctx, ln, srv); err != nil {
 		return err
 	}
 	return emu.Close()

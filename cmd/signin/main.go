@@ -26,6 +26,7 @@ import (
 	"example.com/signin/internal/config"
 	"example.com/signin/internal/emulator"
 	"example.com/signin/internal/googlenet"
+	"example.com/signin/internal/httpserve"
 	"example.com/signin/internal/offline"
 	"example.com/signin/internal/store/file"
 	"example.com/signin/internal/web"
@@ -70,7 +71,7 @@ type Config struct {
 	Ready func(baseURL string)
 	// ReadHeaderTimeout is how long a client may take to send a request's
 	// headers before the connection is closed (the slow-loris defence).
-	// Zero means defaultReadHeaderTimeout. Not a flag: tests shorten it.
+	// Zero means httpserve.DefaultReadHeaderTimeout. Not a flag: tests shorten it.
 	ReadHeaderTimeout time.Duration
 }
 
@@ -198,49 +199,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Ready != nil {
 		cfg.Ready(base)
 	}
-	return serve(ctx, ln, httpServer(srv.Handler(), logger, cfg.ReadHeaderTimeout))
-}
-
-// defaultReadHeaderTimeout is Config.ReadHeaderTimeout's default.
-const defaultReadHeaderTimeout = 5 * time.Second
-
-// httpServer is the http.Server for h, with timeouts on every phase of a
-// request, so that slow or stalled clients cannot hold connections open.
-// readHeaderTimeout zero means defaultReadHeaderTimeout.
-func httpServer(h http.Handler, logger *slog.Logger, readHeaderTimeout time.Duration) *http.Server {
-	if readHeaderTimeout <= 0 {
-		readHeaderTimeout = defaultReadHeaderTimeout
-	}
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: readHeaderTimeout, // slow-loris headers
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      45 * time.Second, // above the Google call timeouts
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    32 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-}
-
-// serve runs hs on ln until ctx is done, then gives in-flight requests a
-// few seconds to finish.
-func serve(ctx context.Context, ln net.Listener, hs *http.Server) error {
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(shutdownCtx); err != nil {
-		return err
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return httpserve.Serve(ctx, ln, httpserve.NewServer(srv.Handler(), logger, cfg.ReadHeaderTimeout))
 }
 
 // startDemoEmulator runs the Google emulator in this process for demo mode.
@@ -267,8 +226,13 @@ func startDemoEmulator(ctx context.Context, cfg Config, logger *slog.Logger) (st
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := serve(emuCtx, ln, httpServer(emu.Handler(), logger, cfg.ReadHeaderTimeout)); err != nil {
+		if err := httpserve.Serve(emuCtx, ln, httpserve.NewServer(emu.Handler(), logger, cfg.ReadHeaderTimeout)); err != nil {
 			logger.Error("emulator stopped", "err", err)
+		}
+		// Close writes the emulator's state file, so the demo's grants
+		// survive a restart of signin.
+		if err := emu.Close(); err != nil {
+			logger.Error("emulator state not saved", "err", err)
 		}
 	}()
 	return func() { cancel(); <-done }, ln.Addr().String(), nil

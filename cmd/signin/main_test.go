@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -62,10 +64,17 @@ func TestParseFlags(t *testing.T) {
 }
 
 // start runs the server as main would, on a free port, in a temp directory,
-// and returns its base URL.
+// and returns its base URL. It stops at the end of the test.
 func start(t *testing.T, env map[string]string, args ...string) (string, Config) {
 	t.Helper()
-	dir := t.TempDir()
+	base, cfg, stop := startIn(t, t.TempDir(), env, args...)
+	t.Cleanup(stop)
+	return base, cfg
+}
+
+// startIn is start in a given directory, with the stop function returned.
+func startIn(t *testing.T, dir string, env map[string]string, args ...string) (string, Config, func()) {
+	t.Helper()
 	args = append([]string{
 		"-addr", "127.0.0.1:0",
 		"-credentials", filepath.Join(dir, "credentials"),
@@ -84,21 +93,21 @@ func start(t *testing.T, env map[string]string, args ...string) (string, Config)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg) }()
-	t.Cleanup(func() {
+	stop := func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
 		}
-	})
+	}
 	select {
 	case u := <-ready:
-		return u, cfg
+		return u, cfg, stop
 	case err := <-done:
 		t.Fatalf("Run ended before serving: %v", err)
 	case <-time.After(30 * time.Second):
 		t.Fatal("server did not start")
 	}
-	return "", cfg
+	return "", cfg, stop
 }
 
 // gisScript returns the GIS script URL the page loads.
@@ -195,5 +204,81 @@ func TestSignInAgainstEmulatorFromEnv(t *testing.T) {
 	}
 	if n := emu.Stats().Endpoints["certs"].Requests; n != 1 {
 		t.Errorf("key fetches at the emulator = %d, want 1", n)
+	}
+}
+
+// The demo survives a restart: the session (its key is stored) and the
+// offline grant (the in-process emulator saves its state) still work, so
+// offline-fetch and the page keep working after signin is restarted.
+func TestDemoSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Jar: jar}
+
+	base, _, stop := startIn(t, dir, nil)
+	emu := strings.TrimSuffix(gisScript(t, base), "/gsi/client")
+	var users struct{ Users []struct{ Sub string } }
+	getJSON(t, client, http.MethodGet, emu+"/emulator/v1/users", "", &users)
+	var minted struct{ Code string }
+	getJSON(t, client, http.MethodPost, emu+"/emulator/v1/codes", `{"client_id":"`+emulator.DemoClientID+`","sub":"`+users.Users[0].Sub+`","access_type":"offline"}`, &minted)
+	var me struct{ Offline bool }
+	postXHR(t, client, base+"/connect", url.Values{"code": {minted.Code}}, &me)
+	if !me.Offline {
+		t.Fatal("first consent did not give offline access")
+	}
+	stop()
+
+	base, _, stop = startIn(t, dir, nil)
+	defer stop()
+	// Cookies are not told apart by port, so the jar sends the session to
+	// the restarted server on its new port.
+	resp, err := client.Get(base + "/api/profile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "people/"+users.Users[0].Sub) {
+		t.Fatalf("after restart /api/profile: %d %s", resp.StatusCode, body)
+	}
+}
+
+func getJSON(t *testing.T, c *http.Client, method, u, body string, out any) {
+	t.Helper()
+	req, err := http.NewRequest(method, u, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	decode(t, c, req, out)
+}
+
+func postXHR(t *testing.T, c *http.Client, u string, form url.Values, out any) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Requested-With", "XmlHttpRequest")
+	decode(t, c, req, out)
+}
+
+func decode(t *testing.T, c *http.Client, req *http.Request, out any) {
+	t.Helper()
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("%s %s: %d %s", req.Method, req.URL, resp.StatusCode, b)
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		t.Fatalf("%s %s: %v in %s", req.Method, req.URL, err, b)
 	}
 }

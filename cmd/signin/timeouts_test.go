@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -126,27 +124,5 @@ func TestSlowLorisHeadersAreCut(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("/healthz: %d", resp.StatusCode)
-	}
-}
-
-// TestServerTimeouts: without a ReadHeaderTimeout in the Config the server
-// still has one, and every other phase of a request is bounded too.
-func TestServerTimeouts(t *testing.T) {
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	for _, tc := range []struct {
-		name string
-		in   time.Duration
-		want time.Duration
-	}{
-		{"default", 0, defaultReadHeaderTimeout},
-		{"configured", time.Second, time.Second},
-	} {
-		hs := httpServer(http.NotFoundHandler(), logger, tc.in)
-		if hs.ReadHeaderTimeout != tc.want {
-			t.Errorf("%s: ReadHeaderTimeout %v, want %v", tc.name, hs.ReadHeaderTimeout, tc.want)
-		}
-		if hs.ReadTimeout <= 0 || hs.WriteTimeout <= 0 || hs.IdleTimeout <= 0 || hs.MaxHeaderBytes <= 0 || hs.MaxHeaderBytes > 1<<20 {
-			t.Errorf("%s: unbounded: read %v, write %v, idle %v, max header bytes %d", tc.name, hs.ReadTimeout, hs.WriteTimeout, hs.IdleTimeout, hs.MaxHeaderBytes)
-		}
 	}
 }
