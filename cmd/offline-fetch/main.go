@@ -34,18 +34,15 @@ func main() {
 
 // Config is everything offline-fetch needs from flags and environment.
 type Config struct {
-	ClientSecrets   string
-	SecretsExplicit bool
-	CredentialsDir  string
-	User            string
-	JSON            bool
-	Concurrency     int
-	RequestTimeout  time.Duration
-	MaxRetries      int
-	Progress        bool
-	LogLevel        slog.Level
-	Getenv          func(string) string
-	Stdout, Stderr  io.Writer
+	config.Common
+	User           string
+	JSON           bool
+	Concurrency    int
+	RequestTimeout time.Duration
+	MaxRetries     int
+	Progress       bool
+	Getenv         func(string) string
+	Stdout, Stderr io.Writer
 }
 
 // Main parses args, runs, and returns the exit status.
@@ -81,27 +78,30 @@ func ParseFlags(args []string, getenv func(string) string, stdout, stderr io.Wri
 	cfg := Config{Getenv: getenv, Stdout: stdout, Stderr: stderr}
 	fs := flag.NewFlagSet("offline-fetch", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.ClientSecrets, "client-secrets", config.DefaultClientSecrets, "Google OAuth client file; absent: demo mode on the emulator (the one signin started)")
-	fs.StringVar(&cfg.CredentialsDir, "credentials", "credentials", "directory of stored offline credentials")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: offline-fetch [flags]
+
+For each user who granted offline access: get a valid access token
+(refreshing and saving it only when needed) and call the People API.
+One line per user on stdout; failures and a summary on stderr.
+Exit status: 0 all users succeeded, 1 some failed or were revoked, 2 usage
+or configuration error.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	cfg.Register(fs, "warn")
 	fs.StringVar(&cfg.User, "user", "", "only this user (their Google sub); default: every active user")
 	fs.BoolVar(&cfg.JSON, "json", false, "print JSON lines instead of sub<TAB>name<TAB>email")
 	fs.IntVar(&cfg.Concurrency, "concurrency", offline.DefaultConcurrency, fmt.Sprintf("users processed at once (1 to %d)", offline.MaxConcurrency))
 	fs.DurationVar(&cfg.RequestTimeout, "timeout", offline.DefaultRequestTimeout, "timeout of each request to Google, each retry included")
 	fs.IntVar(&cfg.MaxRetries, "retries", offline.DefaultMaxRetries, "retries of a request answered 429 or 5xx or failing in the network (0: none)")
-	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected arguments: %q", fs.Args())
-	}
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "client-secrets" {
-			cfg.SecretsExplicit = true
-		}
-	})
-	if err := cfg.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
-		return cfg, fmt.Errorf("-log-level: %w", err)
+	if err := cfg.Parsed(fs); err != nil {
+		return cfg, err
 	}
 	// Zero would mean "default" to the engine; on the command line it
 	// means what it says.

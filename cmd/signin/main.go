@@ -51,21 +51,18 @@ func main() {
 
 // Config is everything the server needs from flags and environment.
 type Config struct {
-	Addr            string
-	ClientSecrets   string
-	SecretsExplicit bool // -client-secrets was given: a missing file is an error, not demo mode
-	CredentialsDir  string
-	SessionKeyFile  string
-	OtherClientIDs  []string
-	HostedDomain    string
-	ClockSkew       time.Duration
-	SessionMaxAge   time.Duration
-	SecureCookies   bool
-	EmulatorAddr    string // demo mode: where to run the in-process emulator
-	DevDir          string
-	LogLevel        slog.Level
-	Getenv          func(string) string
-	Stderr          io.Writer
+	Addr string
+	config.Common
+	SessionKeyFile string
+	OtherClientIDs []string
+	HostedDomain   string
+	ClockSkew      time.Duration
+	SessionMaxAge  time.Duration
+	SecureCookies  bool
+	EmulatorAddr   string // demo mode: where to run the in-process emulator
+	DevDir         string
+	Getenv         func(string) string
+	Stderr         io.Writer
 	// Ready, if set, is called with the server's base URL once it listens
 	// (tests use it with Addr "127.0.0.1:0").
 	Ready func(baseURL string)
@@ -80,9 +77,20 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	cfg := Config{Getenv: getenv, Stderr: stderr}
 	fs := flag.NewFlagSet("signin", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: signin [flags]
+
+Serves the Google Sign-In app. Without client_secrets.json it runs a demo
+on the built-in Google emulator. Environment: SESSION_KEYS (session
+secrets, newest first), GOOGLE_EMULATOR_HOST (send Google calls to an
+emulator at host:port).
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	cfg.Register(fs, "info")
 	fs.StringVar(&cfg.Addr, "addr", "localhost:9021", "listen address (host:port); Google's JavaScript origins must match it")
-	fs.StringVar(&cfg.ClientSecrets, "client-secrets", config.DefaultClientSecrets, "Google OAuth client file (the JSON downloaded from the Cloud console); absent: demo mode on the emulator")
-	fs.StringVar(&cfg.CredentialsDir, "credentials", "credentials", "directory of stored offline credentials (created 0700)")
 	fs.StringVar(&cfg.SessionKeyFile, "session-key-file", "", "session secret file, created on first start when "+config.EnvSessionKeys+" is unset (default <credentials>/.session-key)")
 	other := fs.String("other-client-ids", "", "comma-separated extra client ids accepted as ID token audience (Android, iOS)")
 	fs.StringVar(&cfg.HostedDomain, "hosted-domain", "", "accept only Google Workspace users of this domain (hd claim)")
@@ -91,20 +99,11 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.BoolVar(&cfg.SecureCookies, "secure-cookies", false, "mark cookies Secure (set this when served over HTTPS)")
 	fs.StringVar(&cfg.EmulatorAddr, "emulator-addr", config.DefaultEmulatorAddr, "demo mode: address of the in-process Google emulator")
 	fs.StringVar(&cfg.DevDir, "dev", "", "development: read templates and static files from this module directory on every request")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected arguments: %q", fs.Args())
-	}
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "client-secrets" {
-			cfg.SecretsExplicit = true
-		}
-	})
-	if err := cfg.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
-		return cfg, fmt.Errorf("-log-level: %w", err)
+	if err := cfg.Parsed(fs); err != nil {
+		return cfg, err
 	}
 	for _, id := range strings.Split(*other, ",") {
 		if id = strings.TrimSpace(id); id != "" {

@@ -1,0 +1,46 @@
+package config
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+)
+
+// Common is the configuration both commands take from the same flags, so
+// that offline-fetch finds exactly what signin stored.
+type Common struct {
+	ClientSecrets string
+	// SecretsExplicit is set when -client-secrets was given: a missing
+	// file is then an error, not demo mode.
+	SecretsExplicit bool
+	CredentialsDir  string
+	LogLevel        slog.Level
+
+	logLevel string
+}
+
+// Register defines -client-secrets, -credentials and -log-level on fs.
+// Call Parsed after fs.Parse.
+func (c *Common) Register(fs *flag.FlagSet, defaultLogLevel string) {
+	fs.StringVar(&c.ClientSecrets, "client-secrets", DefaultClientSecrets, "Google OAuth client file (the JSON downloaded from the Cloud console); absent at this default path: demo mode on the emulator")
+	fs.StringVar(&c.CredentialsDir, "credentials", "credentials", "directory of stored offline credentials (created 0700)")
+	fs.StringVar(&c.logLevel, "log-level", defaultLogLevel, "log level: debug, info, warn, error")
+}
+
+// Parsed finishes what Register began, once fs has parsed the arguments:
+// it rejects stray arguments, notes whether -client-secrets was given and
+// reads the log level.
+func (c *Common) Parsed(fs *flag.FlagSet) error {
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "client-secrets" {
+			c.SecretsExplicit = true
+		}
+	})
+	if err := c.LogLevel.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return fmt.Errorf("-log-level: %w", err)
+	}
+	return nil
+}
