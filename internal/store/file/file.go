@@ -421,21 +421,32 @@ func (s *Store) lock(ctx context.Context, name string) (unlock func(), err error
 	}, nil
 }
 
+// removeStaleTemps deletes temporary files that interrupted writes left
+// behind. It reads the directory in batches, as List does: os.ReadDir would
+// hold every name at once, and at 100,000 users that alone was most of
+// offline-fetch's peak memory (18.5 MB, found by the scale benchmark).
 func (s *Store) removeStaleTemps() {
-	ents, err := os.ReadDir(s.dir)
+	d, err := os.Open(s.dir)
 	if err != nil {
 		return
 	}
-	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), tempPrefix) {
-			continue
+	defer d.Close()
+	for {
+		ents, err := d.ReadDir(listBatch)
+		for _, e := range ents {
+			if !strings.HasPrefix(e.Name(), tempPrefix) {
+				continue
+			}
+			fi, err := e.Info()
+			if err != nil || s.now().Sub(fi.ModTime()) < staleTemp {
+				continue
+			}
+			if err := os.Remove(filepath.Join(s.dir, e.Name())); err == nil {
+				s.log.Warn("removed a temporary file left by an interrupted write", "file", e.Name())
+			}
 		}
-		fi, err := e.Info()
-		if err != nil || s.now().Sub(fi.ModTime()) < staleTemp {
-			continue
-		}
-		if err := os.Remove(filepath.Join(s.dir, e.Name())); err == nil {
-			s.log.Warn("removed a temporary file left by an interrupted write", "file", e.Name())
+		if err != nil { // io.EOF at the end, or a read error: either way, done
+			return
 		}
 	}
 }
