@@ -83,10 +83,12 @@ type Config struct {
 	// Net says where Google is for the browser: the GIS script URL, the
 	// People API base for /staticjs, the CSP origins. Required.
 	Net *googlenet.Net
-	// SessionKeys are gorilla/securecookie key pairs (authentication key of
-	// 32 or 64 bytes, encryption key of 16, 24 or 32 bytes or nil), newest
-	// pair first; older pairs only decode, so keys can be rotated without
-	// signing everyone out. Required.
+	// SessionKeys are key pairs in gorilla/securecookie's shape
+	// (authentication key of 32 or 64 bytes, encryption key of 16, 24 or 32
+	// bytes or nil), newest pair first, as config.SessionKeys returns them.
+	// The session cookie's AES-256-GCM key is derived from each whole pair;
+	// the newest seals, older pairs only open, so keys can be rotated
+	// without signing everyone out. Required.
 	SessionKeys [][]byte
 	// SessionMaxAge is how long a sign-in lasts. Default: 7 days.
 	SessionMaxAge time.Duration

@@ -70,9 +70,11 @@ func truncateUTF8(s string, n int) string {
 }
 
 // sessionManager reads and writes the session cookie with a gorilla
-// CookieStore (HMAC-authenticated, AES-encrypted, timestamped).
+// CookieStore whose one codec is ours (cookieCodec: AES-256-GCM,
+// timestamped, keys rotated newest first).
 type sessionManager struct {
 	store *sessions.CookieStore
+	codec *cookieCodec // the store's only codec
 }
 
 func newSessionManager(keys [][]byte, maxAge time.Duration, secure bool) (*sessionManager, error) {
@@ -87,30 +89,32 @@ func newSessionManager(keys [][]byte, maxAge time.Duration, secure bool) (*sessi
 			return nil, fmt.Errorf("session key %d: encryption key must be 16, 24 or 32 bytes, got %d", i, len(k))
 		}
 	}
-	cs := sessions.NewCookieStore(keys...)
-	for _, c := range cs.Codecs {
-		if sc, ok := c.(*securecookie.SecureCookie); ok {
-			sc.SetSerializer(compactSerializer{})
-		}
+	codec, err := newCookieCodec(keys, maxAge, time.Now)
+	if err != nil {
+		return nil, err
 	}
-	cs.Options = &sessions.Options{
-		Path:     "/",
-		HttpOnly: true,
-		Secure:   secure,
-		SameSite: http.SameSiteLaxMode,
+	cs := &sessions.CookieStore{
+		Codecs: []securecookie.Codec{codec},
+		Options: &sessions.Options{
+			Path:     "/",
+			HttpOnly: true,
+			Secure:   secure,
+			SameSite: http.SameSiteLaxMode,
+		},
 	}
-	// MaxAge sets both the cookie's Max-Age and the codecs' timestamp check,
-	// so a cookie replayed after it expired is refused too. Sessions are
-	// written only at sign-in, so this is an absolute lifetime.
+	// MaxAge sets the cookie's Max-Age; the codec checks the same lifetime
+	// against the issue time sealed in the value, so a cookie replayed
+	// after it expired is refused too. Sessions are written only at
+	// sign-in, so this is an absolute lifetime.
 	cs.MaxAge(int(maxAge / time.Second))
-	return &sessionManager{store: cs}, nil
+	return &sessionManager{store: cs, codec: codec}, nil
 }
 
 // load returns the signed-in user, or ok false when the request has no
 // valid session. A tampered, truncated, expired or old-key cookie is
 // simply no session: it is not an error the user can do anything about.
 //
-// It decodes with the CookieStore's codecs straight into a sessionUser
+// It decodes with the CookieStore's codec straight into a sessionUser
 // rather than through CookieStore.New, which would build a Session and its
 // map on every request only for us to take the one value out.
 func (m *sessionManager) load(r *http.Request) (u sessionUser, ok bool) {
@@ -118,7 +122,7 @@ func (m *sessionManager) load(r *http.Request) (u sessionUser, ok bool) {
 	if err != nil {
 		return sessionUser{}, false
 	}
-	if err := securecookie.DecodeMulti(sessionCookie, c.Value, &u, m.store.Codecs...); err != nil || u.Sub == "" {
+	if err := m.codec.Decode(sessionCookie, c.Value, &u); err != nil || u.Sub == "" {
 		return sessionUser{}, false
 	}
 	return u, true
@@ -151,7 +155,8 @@ func (m *sessionManager) end(w http.ResponseWriter, r *http.Request) error {
 // gob encoder sends type descriptions with every cookie (large, and slow to
 // decode on every request), and securecookie.JSONEncoder cannot encode the
 // map[interface{}]interface{} that sessions.Session keeps its values in.
-// The input is authenticated by securecookie's HMAC before it reaches
+// cookieCodec uses it (its methods keep securecookie.Serializer's shape).
+// The input is authenticated by the codec's AEAD before it reaches
 // Deserialize; it is still parsed defensively.
 type compactSerializer struct{}
 
