@@ -39,6 +39,14 @@ func FuzzVerify(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	// With one audience idtoken checks aud too; validAndroid is refused.
+	vOne, err := auth.NewVerifier(auth.VerifierConfig{
+		Audiences:  []string{webID},
+		HTTPClient: &http.Client{Transport: memoryCerts(authtest.JWKS(key))},
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
 	sign := func(h, c any) string { return authtest.SignRS256(key.Private, h, c) }
 	valid := sign(authtest.Header("key-1"), authtest.Claims(webID, testSub))
 	android := authtest.Claims(androidID, "42")
@@ -68,18 +76,26 @@ func FuzzVerify(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, token string) {
-		c, err := v.Verify(context.Background(), token, "")
-		if err == nil {
-			if !accept[token] {
-				t.Fatalf("accepted a token the key did not sign: %q -> %+v", token, c)
+		for _, tc := range []struct {
+			v      *auth.Verifier
+			accept map[string]bool
+		}{
+			{v, accept},
+			{vOne, map[string]bool{valid: true}},
+		} {
+			c, err := tc.v.Verify(context.Background(), token, "")
+			if err == nil {
+				if !tc.accept[token] {
+					t.Fatalf("accepted a token it must not: %q -> %+v", token, c)
+				}
+				continue
 			}
-			return
-		}
-		if k := signin.ErrorKind(err); k != signin.EUNAUTHORIZED || signin.ErrorCode(err) != "invalid_token" {
-			t.Fatalf("refusal %s/%s (%v), want unauthorized/invalid_token", k, signin.ErrorCode(err), err)
-		}
-		if _, err := v.VerifyCached(context.Background(), token); err == nil {
-			t.Fatal("VerifyCached accepted what Verify refused")
+			if k := signin.ErrorKind(err); k != signin.EUNAUTHORIZED || signin.ErrorCode(err) != "invalid_token" {
+				t.Fatalf("refusal %s/%s (%v), want unauthorized/invalid_token", k, signin.ErrorCode(err), err)
+			}
+			if _, err := tc.v.VerifyCached(context.Background(), token); err == nil {
+				t.Fatal("VerifyCached accepted what Verify refused")
+			}
 		}
 	})
 }

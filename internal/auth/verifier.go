@@ -81,13 +81,13 @@ type VerifierConfig struct {
 	Logger *slog.Logger
 }
 
-// Verifier verifies Google ID tokens completely: idtoken's signature,
-// audience and expiry checks, plus everything idtoken leaves out (algorithm,
-// issuer, issue time, authorized party, subject, hosted domain, nonce). It
-// keeps Google's keys (one fetch shared by concurrent callers, cached per
-// Cache-Control with a floor, refetched for a new kid at a limited rate) and
-// a bounded cache of verified tokens for VerifyCached. It is safe for
-// concurrent use.
+// Verifier verifies Google ID tokens completely: idtoken's signature and
+// expiry checks (and its audience check, when one audience is configured),
+// plus everything idtoken leaves out (algorithm, issuer, issue time,
+// authorized party, subject, hosted domain, nonce). It keeps Google's keys
+// (one fetch shared by concurrent callers, cached per Cache-Control with a
+// floor, refetched for a new kid at a limited rate) and a bounded cache of
+// verified tokens for VerifyCached. It is safe for concurrent use.
 type Verifier struct {
 	audiences    []string
 	hostedDomain string
@@ -96,6 +96,13 @@ type Verifier struct {
 	keys         *keySet
 	cache        *verifiedCache // nil when disabled
 	bufs         sync.Pool      // *[]byte, for hashing tokens without an allocation
+
+	// idtokenAudience is the audience idtoken compares "aud" with when
+	// there is only one (the usual configuration: the web client). With
+	// several it is "", and verify first learns which of ours the token
+	// names, because idtoken compares a single audience and skips the
+	// check when given "": it is always given one.
+	idtokenAudience string
 }
 
 // NewVerifier returns a Verifier for cfg. It fetches nothing until the
@@ -146,6 +153,9 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 			now:        now,
 			logger:     logger,
 		},
+	}
+	if len(auds) == 1 {
+		v.idtokenAudience = auds[0]
 	}
 	if size := cmp.Or(cfg.CacheSize, DefaultCacheSize); size > 0 {
 		v.cache = newVerifiedCache(size)
@@ -210,14 +220,8 @@ func (v *Verifier) tokenKey(token string) [sha256.Size]byte {
 func (v *Verifier) KeyFetches() int64 { return v.keys.fetches.Load() }
 
 func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, error) {
-	kid, p, err := parseToken(raw)
+	kid, err := parseToken(raw)
 	if err != nil {
-		return nil, invalidToken(err)
-	}
-	// The claims are checked before the signature: they are all required
-	// anyway, and a token that fails them costs neither an RSA operation
-	// nor a chance to make us fetch keys.
-	if err := v.checkClaims(&p, v.now()); err != nil {
 		return nil, invalidToken(err)
 	}
 	keys, err := v.keys.forKid(ctx, kid)
@@ -227,13 +231,53 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, error) {
 	if err != nil {
 		return nil, &signin.Error{Kind: signin.EUPSTREAM, Code: "google_unavailable", Message: "Google's sign-in keys could not be fetched; please try again", Err: err}
 	}
-	// The audience passed is the token's own aud, already known to be one
-	// of ours: idtoken compares a single audience, and skips the check
-	// entirely when given "".
-	if _, err := keys.validator.Validate(ctx, raw, p.Aud.value); err != nil {
+	// The payload is decoded once, by idtoken, and our checks run on what it
+	// returns: decoding it ourselves first cost as much again as everything
+	// else we add (issue 7). So a token with a wrong claim now costs an RSA
+	// verification before it is refused. That is no new amplification: an
+	// RSA public-key verification is cheap (about 45 µs), anyone can already
+	// force one with a well-formed token whose claims are right and whose
+	// signature is not, and a token naming a key Google does not publish is
+	// still refused above, before any work.
+	aud := v.idtokenAudience
+	if aud == "" {
+		// Several client ids (web plus Android or iOS): a small decode of
+		// "aud" alone says which one to hand idtoken. checkClaims checks
+		// aud again, on every path.
+		if aud, err = tokenAudience(raw); err != nil {
+			return nil, invalidToken(err)
+		}
+		if !slices.Contains(v.audiences, aud) {
+			return nil, invalidToken(fmt.Errorf("aud %q is not one of this app's client ids", truncate(aud)))
+		}
+	}
+	p, err := keys.validator.Validate(ctx, raw, aud)
+	if err != nil {
 		return nil, invalidToken(err)
 	}
-	return p.claims(), nil
+	c, err := v.checkClaims(p.Claims, v.now())
+	if err != nil {
+		return nil, invalidToken(err)
+	}
+	return c, nil
+}
+
+// tokenAudience returns the "aud" claim of a token that passed parseToken,
+// decoding only that claim. An array (Google sends a string) is refused.
+func tokenAudience(raw string) (string, error) {
+	_, rest, _ := strings.Cut(raw, ".")
+	payload, _, _ := strings.Cut(rest, ".")
+	b, err := base64.RawURLEncoding.Strict().DecodeString(payload)
+	if err != nil {
+		return "", fmt.Errorf("payload: not base64url: %w", err)
+	}
+	var p struct {
+		Aud string `json:"aud"`
+	}
+	if err := json.Unmarshal(b, &p); err != nil {
+		return "", fmt.Errorf("payload: aud: %w", err)
+	}
+	return p.Aud, nil
 }
 
 func invalidToken(cause error) error {
@@ -249,40 +293,17 @@ type jwtHeader struct {
 	Crit json.RawMessage `json:"crit"`
 }
 
-// missing marks a numeric claim that is absent (or null) after decoding.
-const missing = math.MinInt64
-
-// jwtPayload is a Google ID token's payload. It is decoded once, by the
-// front door, and every check and the Claims use it. idtoken decodes the
-// same bytes with the same encoding/json rules for its own checks.
-type jwtPayload struct {
-	Iss           string   `json:"iss"`
-	Aud           audience `json:"aud"`
-	Azp           string   `json:"azp"`
-	Sub           string   `json:"sub"`
-	Exp           int64    `json:"exp"`
-	Iat           int64    `json:"iat"`
-	Nbf           int64    `json:"nbf"`
-	Email         string   `json:"email"`
-	EmailVerified flexBool `json:"email_verified"`
-	Name          string   `json:"name"`
-	GivenName     string   `json:"given_name"`
-	FamilyName    string   `json:"family_name"`
-	Picture       string   `json:"picture"`
-	Hd            string   `json:"hd"`
-	Nonce         string   `json:"nonce"`
-}
-
 // parseToken is the front door: everything that can be refused without a
-// key is refused here, before idtoken sees the token (idtoken panics on
-// some inputs, such as an ES256 header with a short signature). It returns
-// the header's kid and the decoded payload.
-func parseToken(raw string) (kid string, p jwtPayload, err error) {
+// key or the payload is refused here, before idtoken sees the token (idtoken
+// panics on some inputs, such as an ES256 header with a short signature).
+// It returns the header's kid. The payload is left to idtoken, which decodes
+// it anyway.
+func parseToken(raw string) (kid string, err error) {
 	switch {
 	case raw == "":
-		return "", p, errors.New("empty token")
+		return "", errors.New("empty token")
 	case len(raw) > maxTokenLen:
-		return "", p, fmt.Errorf("token longer than %d bytes", maxTokenLen)
+		return "", fmt.Errorf("token longer than %d bytes", maxTokenLen)
 	}
 	// One pass: only base64url characters and exactly two dots. (Go's
 	// base64 decoder skips \r and \n; nothing of the kind gets through.)
@@ -296,45 +317,44 @@ func parseToken(raw string) (kid string, p jwtPayload, err error) {
 			case dot2 < 0:
 				dot2 = i
 			default:
-				return "", p, errors.New("more than three segments")
+				return "", errors.New("more than three segments")
 			}
 		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
 		default:
-			return "", p, fmt.Errorf("character %#02x at %d is not base64url", c, i)
+			return "", fmt.Errorf("character %#02x at %d is not base64url", c, i)
 		}
 	}
 	if dot2 < 0 {
-		return "", p, errors.New("fewer than three segments")
+		return "", errors.New("fewer than three segments")
 	}
 	if dot1 == 0 || dot2 == dot1+1 || dot2 == len(raw)-1 {
-		return "", p, errors.New("empty segment")
+		return "", errors.New("empty segment")
+	}
+	// Base64 decoders ignore the unused bits of the last character, so
+	// without these checks one token would have several spellings.
+	// (idtoken's decoder is not strict; ours, for the header, is.)
+	if !canonicalBase64(raw[dot1+1 : dot2]) {
+		return "", errors.New("payload is not canonical base64url")
 	}
 	if !canonicalBase64(raw[dot2+1:]) {
-		// Base64 decoders ignore the unused bits of the last character, so
-		// without this one signature would have several spellings.
-		return "", p, errors.New("signature is not canonical base64url")
+		return "", errors.New("signature is not canonical base64url")
 	}
 
 	var h jwtHeader
 	if err := decodeSegment(raw[:dot1], &h); err != nil {
-		return "", p, fmt.Errorf("header: %w", err)
+		return "", fmt.Errorf("header: %w", err)
 	}
 	switch {
 	case h.Alg != "RS256":
-		return "", p, fmt.Errorf("alg %q: only RS256 is accepted", truncate(h.Alg))
+		return "", fmt.Errorf("alg %q: only RS256 is accepted", truncate(h.Alg))
 	case h.Enc != "" || h.Zip != "":
-		return "", p, errors.New("encrypted (JWE) or compressed token")
+		return "", errors.New("encrypted (JWE) or compressed token")
 	case h.Crit != nil:
-		return "", p, errors.New(`"crit" header: no extensions are understood`)
+		return "", errors.New(`"crit" header: no extensions are understood`)
 	case h.Kid == "" || len(h.Kid) > 256 || !printable(h.Kid):
-		return "", p, errors.New("kid missing or malformed")
+		return "", errors.New("kid missing or malformed")
 	}
-
-	p.Exp, p.Iat, p.Nbf = missing, missing, missing
-	if err := decodeSegment(raw[dot1+1:dot2], &p); err != nil {
-		return "", jwtPayload{}, fmt.Errorf("payload: %w", err)
-	}
-	return h.Kid, p, nil
+	return h.Kid, nil
 }
 
 // decodeSegment decodes one base64url JWT segment as a JSON object into v.
@@ -352,42 +372,121 @@ func decodeSegment(seg string, v any) error {
 	return nil
 }
 
-// checkClaims makes the checks idtoken does not (and repeats its expiry
-// check with our clock).
-func (v *Verifier) checkClaims(p *jwtPayload, now time.Time) error {
+// checkClaims makes the checks idtoken does not (and repeats its audience
+// and expiry checks, with our clock) on the payload idtoken decoded, and
+// returns the Claims.
+//
+// Every claim is read from idtoken's Payload.Claims under its exact name.
+// (Payload's typed fields are filled by encoding/json's case-insensitive
+// matching, so {"exp":1,"EXP":9999999999} would have Expires 9999999999.)
+// Numbers there are float64; a claim of the wrong JSON type is refused, as
+// decoding into typed fields would. An "aud" array never gets here: idtoken
+// decodes "aud" into a string field, and fails.
+func (v *Verifier) checkClaims(m map[string]any, now time.Time) (*Claims, error) {
+	var c Claims
+	var exp, iat, nbf int64
+	var hasExp, hasIat, hasNbf bool
+	errs := []error{
+		claimString(m, "iss", &c.Issuer),
+		claimString(m, "aud", &c.Audience),
+		claimString(m, "azp", &c.AuthorizedParty),
+		claimString(m, "sub", &c.Sub),
+		claimString(m, "email", &c.Email),
+		claimBool(m, "email_verified", &c.EmailVerified),
+		claimString(m, "name", &c.Name),
+		claimString(m, "given_name", &c.GivenName),
+		claimString(m, "family_name", &c.FamilyName),
+		claimString(m, "picture", &c.Picture),
+		claimString(m, "hd", &c.HostedDomain),
+		claimString(m, "nonce", &c.Nonce),
+		claimInt(m, "exp", &exp, &hasExp),
+		claimInt(m, "iat", &iat, &hasIat),
+		claimInt(m, "nbf", &nbf, &hasNbf),
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 	t := now.Unix()
 	switch {
-	case p.Iss != issuerHTTPS && p.Iss != issuerBare:
-		return fmt.Errorf("iss %q is not Google", truncate(p.Iss))
-	case p.Aud.array:
-		return errors.New("aud is an array; Google sends one audience")
-	case !slices.Contains(v.audiences, p.Aud.value):
-		return fmt.Errorf("aud %q is not one of this app's client ids", truncate(p.Aud.value))
-	case p.Azp != "" && !slices.Contains(v.audiences, p.Azp):
-		return fmt.Errorf("azp %q is not one of this app's client ids", truncate(p.Azp))
-	case !validSub(p.Sub):
+	case c.Issuer != issuerHTTPS && c.Issuer != issuerBare:
+		return nil, fmt.Errorf("iss %q is not Google", truncate(c.Issuer))
+	case !slices.Contains(v.audiences, c.Audience):
+		return nil, fmt.Errorf("aud %q is not one of this app's client ids", truncate(c.Audience))
+	case c.AuthorizedParty != "" && !slices.Contains(v.audiences, c.AuthorizedParty):
+		return nil, fmt.Errorf("azp %q is not one of this app's client ids", truncate(c.AuthorizedParty))
+	case !validSub(c.Sub):
 		// sub names the user's credentials file, among other things.
-		return errors.New("sub is missing or not a Google user id")
-	case p.Exp == missing:
-		return errors.New("exp is missing")
-	case t >= p.Exp: // RFC 7519: valid only before exp (idtoken allows exp itself)
-		return errors.New("token expired")
-	case p.Iat == missing:
-		return errors.New("iat is missing")
-	case p.Iat > t+v.skew:
-		return errors.New("iat is in the future")
-	case p.Iat > p.Exp:
-		return errors.New("iat is after exp")
-	case p.Nbf != missing && p.Nbf > t+v.skew:
-		return errors.New("token not valid yet (nbf)")
+		return nil, errors.New("sub is missing or not a Google user id")
+	case !hasExp:
+		return nil, errors.New("exp is missing")
+	case t >= exp: // RFC 7519: valid only before exp (idtoken allows exp itself)
+		return nil, errors.New("token expired")
+	case !hasIat:
+		return nil, errors.New("iat is missing")
+	case iat > t+v.skew:
+		return nil, errors.New("iat is in the future")
+	case iat > exp:
+		return nil, errors.New("iat is after exp")
+	case hasNbf && nbf > t+v.skew:
+		return nil, errors.New("token not valid yet (nbf)")
 	}
 	if v.hostedDomain != "" {
-		if !strings.EqualFold(p.Hd, v.hostedDomain) {
-			return fmt.Errorf("hd %q is not the required hosted domain", truncate(p.Hd))
+		if !strings.EqualFold(c.HostedDomain, v.hostedDomain) {
+			return nil, fmt.Errorf("hd %q is not the required hosted domain", truncate(c.HostedDomain))
 		}
-		if !p.EmailVerified {
-			return errors.New("email not verified, and a hosted domain is required")
+		if !c.EmailVerified {
+			return nil, errors.New("email not verified, and a hosted domain is required")
 		}
+	}
+	c.IssuedAt, c.ExpiresAt = time.Unix(iat, 0), time.Unix(exp, 0)
+	return &c, nil
+}
+
+// claimString sets *dst to the string claim name; absent or null leaves it
+// empty.
+func claimString(m map[string]any, name string, dst *string) error {
+	switch x := m[name].(type) {
+	case nil:
+	case string:
+		*dst = x
+	default:
+		return fmt.Errorf("%s is not a string", name)
+	}
+	return nil
+}
+
+// claimBool sets *dst to the boolean claim name, which Google sometimes
+// spells as the string "true" or "false"; absent or null is false.
+func claimBool(m map[string]any, name string, dst *bool) error {
+	switch x := m[name].(type) {
+	case nil:
+	case bool:
+		*dst = x
+	case string:
+		if x != "true" && x != "false" {
+			return fmt.Errorf("%s is not a boolean", name)
+		}
+		*dst = x == "true"
+	default:
+		return fmt.Errorf("%s is not a boolean", name)
+	}
+	return nil
+}
+
+// claimInt sets *dst to the integer claim name (NumericDate seconds) and
+// *ok to whether it is present; absent or null is not present. encoding/json
+// gives every number as a float64: a fraction or a number beyond int64 is
+// refused, as decoding into an int64 would.
+func claimInt(m map[string]any, name string, dst *int64, ok *bool) error {
+	switch x := m[name].(type) {
+	case nil:
+	case float64:
+		if x != math.Trunc(x) || x < math.MinInt64 || x >= math.MaxInt64 {
+			return fmt.Errorf("%s is not an integer", name)
+		}
+		*dst, *ok = int64(x), true
+	default:
+		return fmt.Errorf("%s is not a number", name)
 	}
 	return nil
 }
@@ -444,72 +543,4 @@ func truncate(s string) string {
 		return s[:n] + "..."
 	}
 	return s
-}
-
-func (p *jwtPayload) claims() *Claims {
-	return &Claims{
-		Sub:             p.Sub,
-		Email:           p.Email,
-		EmailVerified:   bool(p.EmailVerified),
-		Name:            p.Name,
-		GivenName:       p.GivenName,
-		FamilyName:      p.FamilyName,
-		Picture:         p.Picture,
-		HostedDomain:    p.Hd,
-		Nonce:           p.Nonce,
-		AuthorizedParty: p.Azp,
-		Audience:        p.Aud.value,
-		Issuer:          p.Iss,
-		IssuedAt:        time.Unix(p.Iat, 0),
-		ExpiresAt:       time.Unix(p.Exp, 0),
-	}
-}
-
-// audience is the "aud" claim: one string, as Google sends it. An array is
-// remembered as such, and refused.
-type audience struct {
-	value string
-	array bool
-}
-
-func (a *audience) UnmarshalJSON(b []byte) error {
-	// encoding/json has validated b before calling us.
-	switch {
-	case len(b) > 0 && b[0] == '[':
-		a.array = true
-		return nil
-	case string(b) == "null":
-		return nil
-	}
-	if len(b) >= 2 && b[0] == '"' && plainASCII(b[1:len(b)-1]) {
-		a.value = string(b[1 : len(b)-1]) // the common case, without a second decode
-		return nil
-	}
-	return json.Unmarshal(b, &a.value)
-}
-
-// plainASCII reports whether b needs no JSON unescaping or UTF-8 repair.
-func plainASCII(b []byte) bool {
-	for _, c := range b {
-		if c == '\\' || c == '"' || c < ' ' || c >= 0x80 {
-			return false
-		}
-	}
-	return true
-}
-
-// flexBool is a JSON boolean that also accepts "true" and "false" strings,
-// as some Google answers spell email_verified.
-type flexBool bool
-
-func (f *flexBool) UnmarshalJSON(b []byte) error {
-	switch string(b) {
-	case "true", `"true"`:
-		*f = true
-	case "false", `"false"`, "null":
-		*f = false
-	default:
-		return errors.New("email_verified is not a boolean")
-	}
-	return nil
 }

@@ -212,6 +212,23 @@ func TestVerifyRefusesForgedAndMalformedTokens(t *testing.T) {
 		sig[len(sig)/2] ^= 0x01
 		return parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString(sig)
 	}
+	// nonCanonicalPayload is a token Google's key really signed whose
+	// payload is spelled with unused bits set (idtoken's base64 decoder
+	// ignores them).
+	nonCanonicalPayload := func() string {
+		c := valid()
+		for len(authtest.Segment(c))%4 == 0 {
+			c["pad"] = fmt.Sprint(c["pad"], "x")
+		}
+		seg := authtest.Segment(c)
+		in := authtest.Segment(hdr()) + "." + seg[:len(seg)-1] + string(nonCanonical(seg[len(seg)-1]))
+		h := sha256.Sum256([]byte(in))
+		sig, err := rsa.SignPKCS1v15(nil, key.Private, crypto.SHA256, h[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in + "." + base64.RawURLEncoding.EncodeToString(sig)
+	}
 	hd := func(c *auth.VerifierConfig) { c.HostedDomain = "example.com" }
 	hdClaims := func(kv ...any) map[string]any {
 		c := valid()
@@ -310,39 +327,82 @@ func TestVerifyRefusesForgedAndMalformedTokens(t *testing.T) {
 		{name: "payload a JSON string", token: authtest.SignRS256(key.Private, hdr(), `"sub"`)},
 		{name: "payload empty", token: parts[0] + ".." + parts[2]},
 		{name: "1 MB token", token: parts[0] + "." + strings.Repeat("A", 1<<20) + "." + parts[2]},
+		// Claims are read under their exact names, with their JSON types.
+		{name: "payload spelled with unused bits set", token: nonCanonicalPayload()},
+		{name: "exp only as EXP", token: func() string { c := with("exp", nil); c["EXP"] = now + 3600; return sign(hdr(), c) }()},
+		{name: "iat null", token: func() string { c := valid(); c["iat"] = nil; return sign(hdr(), c) }()},
+		{name: "nbf a fraction", token: sign(hdr(), with("nbf", float64(now)+0.5))},
+		{name: "nbf a string", token: sign(hdr(), with("nbf", "0"))},
+		{name: "nbf beyond int64", token: sign(hdr(), with("nbf", 1e19))},
+		{name: "name a number", token: sign(hdr(), with("name", 5))},
+		{name: `email_verified "false" with a hosted domain`, token: sign(hdr(), hdClaims("email_verified", "false")), cfg: hd},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			opts := []func(*auth.VerifierConfig){}
-			if tc.cfg != nil {
-				opts = append(opts, tc.cfg)
+	// Each forgery is refused with one audience configured (idtoken is told
+	// it) and with several (idtoken is told none; we check aud ourselves).
+	for _, auds := range [][]string{{webID, androidID}, {webID}} {
+		withAuds := func(c *auth.VerifierConfig) { c.Audiences = auds }
+		t.Run(fmt.Sprintf("%d audiences", len(auds)), func(t *testing.T) {
+			for _, tc := range tests {
+				t.Run(tc.name, func(t *testing.T) {
+					opts := []func(*auth.VerifierConfig){withAuds}
+					if tc.cfg != nil {
+						opts = append(opts, tc.cfg)
+					}
+					v := newVerifier(t, iss, opts...)
+					c, err := v.Verify(context.Background(), tc.token, tc.nonce)
+					if err == nil {
+						t.Fatalf("Verify accepted it: %+v", c)
+					}
+					wantKind(t, err, signin.EUNAUTHORIZED, "invalid_token")
+					t.Logf("refused: %v", errors.Unwrap(err))
+					if signin.ErrorMessage(err) != "the ID token is not valid" {
+						t.Errorf("message %q", signin.ErrorMessage(err))
+					}
+					if len(tc.token) > 40 && strings.Contains(err.Error(), tc.token[:40]) {
+						t.Errorf("the error quotes the token: %v", err)
+					}
+					if tc.nonce == "" {
+						if _, err := v.VerifyCached(context.Background(), tc.token); err == nil {
+							t.Fatal("VerifyCached accepted it")
+						}
+					}
+				})
 			}
-			v := newVerifier(t, iss, opts...)
-			c, err := v.Verify(context.Background(), tc.token, tc.nonce)
-			if err == nil {
-				t.Fatalf("Verify accepted it: %+v", c)
-			}
-			wantKind(t, err, signin.EUNAUTHORIZED, "invalid_token")
-			t.Logf("refused: %v", errors.Unwrap(err))
-			if signin.ErrorMessage(err) != "the ID token is not valid" {
-				t.Errorf("message %q", signin.ErrorMessage(err))
-			}
-			if len(tc.token) > 40 && strings.Contains(err.Error(), tc.token[:40]) {
-				t.Errorf("the error quotes the token: %v", err)
-			}
-			if tc.nonce == "" {
-				if _, err := v.VerifyCached(context.Background(), tc.token); err == nil {
-					t.Fatal("VerifyCached accepted it")
-				}
-			}
+			// The same verifier configuration accepts the untouched token,
+			// so the refusals above are the forgeries' doing.
+			mustVerify(t, newVerifier(t, iss, withAuds), good)
 		})
 	}
 	if len(tests) < 30 {
 		t.Errorf("only %d cases", len(tests))
 	}
-	// The same verifier configuration accepts the untouched token, so the
-	// refusals above are the forgeries' doing.
-	mustVerify(t, newVerifier(t, iss), good)
+}
+
+func TestVerifyWithOneAudience(t *testing.T) {
+	iss := authtest.NewIssuer(t)
+	v := newVerifier(t, iss, func(c *auth.VerifierConfig) { c.Audiences = []string{webID} })
+	if c := mustVerify(t, v, iss.Token(webID, testSub)); c.Audience != webID {
+		t.Errorf("aud %q", c.Audience)
+	}
+	for _, tc := range []struct {
+		name string
+		aud  any
+	}{
+		// Accepted by a Verifier that also has androidID.
+		{"another of the app's client ids", androidID},
+		// idtoken decodes "aud" into a string field: an array fails there,
+		// before any check of ours, and must still be refused.
+		{"aud array with only ours", []string{webID}},
+		{"aud array with ours and another", []string{webID, otherID}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cl := authtest.Claims(webID, testSub)
+			cl["aud"] = tc.aud
+			_, err := v.Verify(context.Background(), iss.Sign(nil, cl), "")
+			wantKind(t, err, signin.EUNAUTHORIZED, "invalid_token")
+			t.Logf("refused: %v", errors.Unwrap(err))
+		})
+	}
 }
 
 func TestVerifyFetchesKeysThroughGooglenet(t *testing.T) {
