@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -707,5 +708,31 @@ func TestSignInWithHugeClaims(t *testing.T) {
 	doc := parseHTML(t, b.get("/").body)
 	if got := textOf(mustID(t, doc, "user-name")); got != strings.Repeat("é", maxSessionName/2) {
 		t.Errorf("#user-name has %d bytes", len(got))
+	}
+}
+
+// A session lasts SessionMaxAge by the server's clock, even if the browser
+// keeps sending the cookie after its Max-Age.
+func TestSessionExpiresByServerClock(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	e := newTestEnv(t, func(c *Config) { c.Now = clock; c.SessionMaxAge = time.Hour })
+	b := e.browser()
+	tok := e.addUser("s1", "a@example.com", "A")
+	cookie := b.xhr("/tokensignin", url.Values{"credential": {tok}}).cookie(sessionCookie).Value
+	h := http.Header{"Cookie": {sessionCookie + "=" + cookie}}
+
+	mu.Lock()
+	now = now.Add(59 * time.Minute)
+	mu.Unlock()
+	if r := e.browser().do(http.MethodGet, "/api/me", nil, h); r.status != http.StatusOK {
+		t.Fatalf("within the max age: %d %s", r.status, r.body)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Minute)
+	mu.Unlock()
+	if r := e.browser().do(http.MethodGet, "/api/me", nil, h); r.status != http.StatusUnauthorized {
+		t.Errorf("past the max age: %d %s, want 401", r.status, r.body)
 	}
 }

@@ -476,7 +476,7 @@ func TestHostileSessionCookies(t *testing.T) {
 	u := sessionUser{Sub: v.sub, Email: "cookies@example.com", SignedInAt: time.Now()}
 	encode := func(name string, keys [][]byte) string {
 		t.Helper()
-		sm, err := newSessionManager(keys, time.Hour, false)
+		sm, err := newSessionManager(keys, time.Hour, false, time.Now)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -167,7 +167,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 
-	sm, err := newSessionManager(cfg.SessionKeys, cfg.SessionMaxAge, cfg.SecureCookies)
+	sm, err := newSessionManager(cfg.SessionKeys, cfg.SessionMaxAge, cfg.SecureCookies, cfg.Now)
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}

@@ -77,7 +77,7 @@ type sessionManager struct {
 	codec *cookieCodec // the store's only codec
 }
 
-func newSessionManager(keys [][]byte, maxAge time.Duration, secure bool) (*sessionManager, error) {
+func newSessionManager(keys [][]byte, maxAge time.Duration, secure bool, now func() time.Time) (*sessionManager, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("session keys are required (Config.SessionKeys)")
 	}
@@ -89,7 +89,7 @@ func newSessionManager(keys [][]byte, maxAge time.Duration, secure bool) (*sessi
 			return nil, fmt.Errorf("session key %d: encryption key must be 16, 24 or 32 bytes, got %d", i, len(k))
 		}
 	}
-	codec, err := newCookieCodec(keys, maxAge, time.Now)
+	codec, err := newCookieCodec(keys, maxAge, now)
 	if err != nil {
 		return nil, err
 	}

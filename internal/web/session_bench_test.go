@@ -22,7 +22,7 @@ import (
 
 func benchSession(b *testing.B) (*sessionManager, sessionUser) {
 	b.Helper()
-	m, err := newSessionManager(newTestKeys(b), 7*24*time.Hour, true)
+	m, err := newSessionManager(newTestKeys(b), 7*24*time.Hour, true, time.Now)
 	if err != nil {
 		b.Fatal(err)
 	}
