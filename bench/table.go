@@ -23,6 +23,7 @@ const na = "n/a" // a measurement that did not run or failed
 const (
 	goalCachedNs       = 3e3  // VerifyCached < 3 µs
 	goalCachedVsFloor  = 10   // ... and at least 10x faster than the floor
+	goalFirstVsIdtoken = 1.10 // first-seen token, every check: at most 10% over bare idtoken
 	goalDecodeNs       = 5e3  // session decode < 5 µs
 	goalDecodeAllocs   = 40   // ... and < 40 allocations
 	goalConnectNs      = 1e6  // /connect's own time < 1 ms
@@ -137,6 +138,16 @@ func (r *report) idTokenRows() []row {
 					ratio: r.ratio(ours, floor, cpu),
 					goal:  "—",
 					met:   "—",
+				}
+				if path.lib == "ours" {
+					idt := p + "idtoken/" + mode
+					ns, ok1 := r.get(ours, cpu, "ns/op")
+					in, ok2 := r.get(idt, cpu, "ns/op")
+					rw.goal = fmt.Sprintf("≤ %.1fx bare idtoken", goalFirstVsIdtoken)
+					rw.met = verdict(ok1 && ok2 && in > 0, ns/in <= goalFirstVsIdtoken)
+					if ok1 && ok2 && in > 0 {
+						rw.ratio += fmt.Sprintf(" floor; %.2fx idtoken", ns/in)
+					}
 				}
 				if path.lib == "ours-cached" {
 					rw.peers = "no cache: " + rw.peers
