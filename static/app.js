@@ -42,6 +42,26 @@
     window.location.assign('/');
   }
 
+  // send posts form to path and returns the answer; on failure it shows
+  // why, ends the busy state and returns null. okStatus, if given, is one
+  // more status that counts as success.
+  async function send(path, form, failText, okStatus) {
+    let res;
+    try {
+      res = await page.post(path, form);
+    } catch (e) {
+      busy(false);
+      page.showError('The server could not be reached. Please try again.');
+      return null;
+    }
+    if (!res.ok && res.status !== okStatus) {
+      busy(false);
+      page.showError(page.errorText(res, failText));
+      return null;
+    }
+    return res;
+  }
+
   // onCredential receives the GIS button's ID token (popup mode).
   async function onCredential(resp) {
     if (!resp || !resp.credential) {
@@ -50,20 +70,9 @@
     }
     page.clearError();
     busy(true);
-    let res;
-    try {
-      res = await page.post('/tokensignin', {credential: resp.credential});
-    } catch (e) {
-      busy(false);
-      page.showError('The server could not be reached. Please try again.');
-      return;
+    if (await send('/tokensignin', {credential: resp.credential}, 'Sign-in failed.')) {
+      home();
     }
-    if (!res.ok) {
-      busy(false);
-      page.showError(page.errorText(res, 'Sign-in failed.'));
-      return;
-    }
-    home();
   }
 
   // requestCode asks Google, in a popup, for a one-time code that the server
@@ -90,17 +99,8 @@
       page.showError(why);
       return;
     }
-    let res;
-    try {
-      res = await page.post('/connect', {code: resp.code});
-    } catch (e) {
-      busy(false);
-      page.showError('The server could not be reached. Please try again.');
-      return;
-    }
-    if (!res.ok) {
-      busy(false);
-      page.showError(page.errorText(res, 'Connecting failed.'));
+    const res = await send('/connect', {code: resp.code}, 'Connecting failed.');
+    if (!res) {
       return;
     }
     if (res.body && res.body.offline === false) {
@@ -131,17 +131,8 @@
   async function signOut(path) {
     page.clearError();
     busy(true);
-    let res;
-    try {
-      res = await page.post(path);
-    } catch (e) {
-      busy(false);
-      page.showError('The server could not be reached. Please try again.');
-      return;
-    }
-    if (!res.ok && res.status !== 401) {
-      busy(false);
-      page.showError(page.errorText(res, 'That did not work.'));
+    // 401: the session had already ended; the user is signed out either way.
+    if (!await send(path, undefined, 'That did not work.', 401)) {
       return;
     }
     // Stop GIS from signing the user straight back in.
