@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -18,6 +17,8 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
+
+	"example.com/signin/internal/browsertest"
 )
 
 // scenarioTimeout bounds each scenario, so that a flow stuck on a selector
@@ -44,14 +45,7 @@ type browser struct {
 // there is none, unless SIGNIN_REQUIRE_BROWSER=1 says it must run.
 func newBrowser(t *testing.T, s *stack) *browser {
 	t.Helper()
-	path, err := exec.LookPath("chromium")
-	if err != nil {
-		msg := "chromium not found on PATH: the real-browser tests cannot run. Install it (sudo apt-get install chromium) to run them."
-		if os.Getenv("SIGNIN_REQUIRE_BROWSER") == "1" {
-			t.Fatal(msg + " SIGNIN_REQUIRE_BROWSER=1, so this is a failure.")
-		}
-		t.Skip("SKIPPED, NOT PASSED: " + msg)
-	}
+	path := browsertest.Chromium(t)
 
 	b := &browser{t: t, console: &consoleLog{}, output: &syncBuffer{}, emuURL: s.EmuURL, appURL: s.AppURL}
 	// A fresh profile, removed by closeBrowser rather than t.TempDir: its
@@ -60,30 +54,15 @@ func newBrowser(t *testing.T, s *stack) *browser {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The flags are listed rather than taken from DefaultExecAllocatorOptions:
-	// this machine has no network, and each of the flags stops
-	// Chromium from trying to reach Google (QUIC, component updates, sync,
-	// background fetches) or from needing a GPU or a sandbox.
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(path),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.NoDefaultBrowserCheck,
+	opts := browsertest.Options(path, profile,
 		// No --disable-popup-blocking: the tests click with real input
 		// events, so Chromium's popup blocker lets GIS's popups through
 		// exactly when a person's browser would, and a page that opens its
 		// popup without a user gesture fails here as it would for users.
 		// A desktop-sized window, for screenshots a person would see.
 		chromedp.WindowSize(1280, 900),
-		chromedp.UserDataDir(profile),
 		chromedp.CombinedOutput(b.output),
-	}
+	)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	tab, cancelTab := chromedp.NewContext(allocCtx)
 	b.tab = tab

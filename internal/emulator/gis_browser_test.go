@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +18,8 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
+
+	"example.com/signin/internal/browsertest"
 
 	"example.com/signin/internal/emulator"
 )
@@ -149,33 +150,14 @@ func (c *consoleErrors) watch(ctx context.Context, name string) {
 
 func startChromium(t *testing.T) context.Context {
 	t.Helper()
-	path, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("SIGNIN_REQUIRE_BROWSER") == "1" {
-			t.Fatal("chromium not found and SIGNIN_REQUIRE_BROWSER=1")
-		}
-		t.Skip("SKIPPED, NOT PASSED: chromium not found on PATH; install it (apt-get install chromium) to test the GIS stand-in in a browser")
-	}
+	path := browsertest.Chromium(t)
 	// Not t.TempDir: Chromium's helpers may still write into the profile for
 	// a moment after the browser is gone, which fails TempDir's cleanup.
 	profile, err := os.MkdirTemp("", "emulator-chromium-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(path),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-popup-blocking", true),
-		chromedp.UserDataDir(profile),
-	}
+	opts := browsertest.Options(path, profile, chromedp.Flag("disable-popup-blocking", true))
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	tab, cancelTab := chromedp.NewContext(alloc)
 	if err := chromedp.Run(tab, chromedp.ActionFunc(func(ctx context.Context) error {
