@@ -18,7 +18,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
-	"example.com/signin/internal/store"
+	"example.com/signin/internal/grant"
 )
 
 // Selectors of the pages under test: the contract between the templates,
@@ -71,7 +71,7 @@ func TestServerFlow(t *testing.T) {
 	b.assertUser(ctx, user)
 	b.assertProfile(ctx, user)
 	rec := record(t, s.CredDir, user.Sub)
-	if rec.Email != user.Email || rec.Status != store.StatusActive || rec.Token.RefreshToken == "" {
+	if rec.Email != user.Email || rec.Status != grant.StatusActive || rec.Token.RefreshToken == "" {
 		t.Fatalf("stored record: email %q, status %q, refresh token present %v; want %q, active, true",
 			rec.Email, rec.Status, rec.Token.RefreshToken != "", user.Email)
 	}
@@ -177,7 +177,7 @@ func TestServerFlowOneStepNewUser(t *testing.T) {
 		t.Errorf("GET /api/me = %+v, want sub %s, email %s, offline true", me, user.Sub, user.Email)
 	}
 	rec := record(t, s.CredDir, user.Sub)
-	if rec.Token.RefreshToken == "" || rec.Status != store.StatusActive {
+	if rec.Token.RefreshToken == "" || rec.Status != grant.StatusActive {
 		t.Errorf("stored record for the new user: refresh token present %v, status %q; want true, active", rec.Token.RefreshToken != "", rec.Status)
 	}
 
@@ -478,13 +478,13 @@ func (s *stack) redirectModePost(ctx context.Context, t *testing.T, credential, 
 
 // records reads every credential record in dir (the file backend's
 // one-JSON-file-per-user format), checking each file's mode.
-func records(t *testing.T, dir string) map[string]*store.Record {
+func records(t *testing.T, dir string) map[string]*grant.Record {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs := make(map[string]*store.Record)
+	recs := make(map[string]*grant.Record)
 	for _, e := range entries {
 		// Dot files are the server's own (.session-key, locks), not records.
 		if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), ".") {
@@ -495,7 +495,7 @@ func records(t *testing.T, dir string) map[string]*store.Record {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var rec store.Record
+		var rec grant.Record
 		if err := json.Unmarshal(data, &rec); err != nil || rec.Sub == "" {
 			continue // not a record (a temporary file, say)
 		}
@@ -512,7 +512,7 @@ func records(t *testing.T, dir string) map[string]*store.Record {
 }
 
 // record returns sub's stored record, failing the test if there is none.
-func record(t *testing.T, dir, sub string) *store.Record {
+func record(t *testing.T, dir, sub string) *grant.Record {
 	t.Helper()
 	rec, ok := records(t, dir)[sub]
 	if !ok {

@@ -36,9 +36,10 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/sync/errgroup"
 
+	"example.com/signin/internal/auth"
 	"example.com/signin/internal/emulator"
 	"example.com/signin/internal/googlenet"
-	"example.com/signin/internal/store"
+	"example.com/signin/internal/grant"
 )
 
 // Layout of a data set directory.
@@ -145,7 +146,7 @@ func newEmulator(dir string) (*emulator.Emulator, error) {
 // redirect_uri=postmessage), and writes each user's record into dir's
 // credentials directory.
 //
-// The records are written directly (store.EncodeRecord, a 0600 file named
+// The records are written directly (grant.EncodeRecord, a 0600 file named
 // as the file store names a Google sub), not through file.Store.Update:
 // its two fsyncs per record would make 100,000 users take minutes, and a
 // cache needs no durability (an interrupted seeding is simply redone).
@@ -208,15 +209,15 @@ func seedOne(ctx context.Context, emu *emulator.Emulator, conf *oauth2.Config, c
 		return fmt.Errorf("user %d: the first offline consent gave no refresh token", i)
 	}
 	now := time.Now().UTC()
-	rec := &store.Record{Version: store.RecordVersion, Sub: u.Sub, Email: u.Email, Name: u.Name, Status: store.StatusActive, CreatedAt: now, UpdatedAt: now}
-	store.MergeToken(rec, tok, now)
+	rec := &grant.Record{Version: grant.RecordVersion, Sub: u.Sub, Email: u.Email, Name: u.Name, Status: grant.StatusActive,
+		Token: grant.TokenFrom(tok), Scopes: auth.GrantedScopes(tok), CreatedAt: now, UpdatedAt: now}
 	return writeRecord(creds, rec)
 }
 
 // writeRecord writes rec where the file store keeps it: "<sub>.json" for a
 // sub of digits (see internal/store/file).
-func writeRecord(creds string, rec *store.Record) error {
-	data, err := store.EncodeRecord(rec)
+func writeRecord(creds string, rec *grant.Record) error {
+	data, err := grant.EncodeRecord(rec)
 	if err != nil {
 		return err
 	}
@@ -426,7 +427,7 @@ func expireAll(ctx context.Context, creds string) error {
 			if err != nil {
 				return err
 			}
-			rec, err := store.DecodeRecord(b)
+			rec, err := grant.DecodeRecord(b)
 			if err != nil {
 				return err
 			}

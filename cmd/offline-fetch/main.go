@@ -22,6 +22,7 @@ import (
 	"example.com/signin/internal/auth"
 	"example.com/signin/internal/config"
 	"example.com/signin/internal/googlenet"
+	"example.com/signin/internal/grant"
 	"example.com/signin/internal/offline"
 	"example.com/signin/internal/store/file"
 )
@@ -136,24 +137,25 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 			return offline.Summary{}, configError{fmt.Errorf("demo mode: no Google emulator answers at %s (%v): start `go run ./cmd/signin` or `go run ./cmd/google-emulator` first", google.EmulatorAddr, err)}
 		}
 	}
-	st, err := file.Open(cfg.CredentialsDir)
+	st, err := file.Open(file.Config{Dir: cfg.CredentialsDir, Logger: logger.With("component", "store")})
 	if err != nil {
 		return offline.Summary{}, configError{err}
 	}
 	g := auth.NewGoogle(auth.GoogleConfig{Client: google.Client, HTTPClient: google.Net.HTTPClient(), Logger: logger})
 	return offline.Run(ctx, offline.Config{
-		Store:          st,
-		OAuth2:         g.OAuth2Config(),
-		HTTPClient:     google.Net.HTTPClient(),
-		User:           cfg.User,
-		Concurrency:    cfg.Concurrency,
-		RequestTimeout: cfg.RequestTimeout,
-		MaxRetries:     cfg.MaxRetries,
-		JSON:           cfg.JSON,
-		Stdout:         cfg.Stdout,
-		Stderr:         cfg.Stderr,
-		Progress:       cfg.Progress,
-		Logger:         logger,
+		FetcherConfig: offline.FetcherConfig{
+			Grants:         grant.New(grant.Config{Store: st, Google: g, Logger: logger}),
+			HTTPClient:     google.Net.HTTPClient(),
+			RequestTimeout: cfg.RequestTimeout,
+			MaxRetries:     cfg.MaxRetries,
+			Logger:         logger,
+		},
+		User:        cfg.User,
+		Concurrency: cfg.Concurrency,
+		JSON:        cfg.JSON,
+		Stdout:      cfg.Stdout,
+		Stderr:      cfg.Stderr,
+		Progress:    cfg.Progress,
 	})
 }
 

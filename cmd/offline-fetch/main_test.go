@@ -8,18 +8,17 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"example.com/signin/internal/auth"
 	"example.com/signin/internal/emulator"
 	"example.com/signin/internal/googlenet"
-	"example.com/signin/internal/store"
+	"example.com/signin/internal/grant"
 	"example.com/signin/internal/store/file"
 )
 
-// grant stores sub's offline credentials as /connect would: a real code
-// exchange at the emulator, kept in the file store.
-func grant(t *testing.T, emu *emulator.Emulator, host, dir, sub string) {
+// connectUser stores sub's offline credentials as /connect would: a real
+// code exchange at the emulator, kept in the file store.
+func connectUser(t *testing.T, emu *emulator.Emulator, host, dir, sub string) {
 	t.Helper()
 	code, err := emu.MintCode(emulator.CodeRequest{ClientID: emulator.DemoClientID, Sub: sub, Scope: "openid email profile", AccessType: "offline", RedirectURI: "postmessage"})
 	if err != nil {
@@ -34,18 +33,11 @@ func grant(t *testing.T, emu *emulator.Emulator, host, dir, sub string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := file.Open(dir)
+	st, err := file.Open(file.Config{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = st.Update(context.Background(), sub, func(cur *store.Record) (*store.Record, error) {
-		if cur == nil {
-			cur = &store.Record{Status: store.StatusActive, Scopes: auth.GrantedScopes(tok)}
-		}
-		store.MergeToken(cur, tok, time.Now())
-		return cur, nil
-	})
-	if err != nil {
+	if _, err := grant.New(grant.Config{Store: st, Google: g}).SaveExchange(context.Background(), sub, grant.Identity{}, tok); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -62,7 +54,7 @@ func TestMainExitStatus(t *testing.T) {
 	creds := filepath.Join(dir, "credentials")
 	users := emu.Users()
 	for _, u := range users {
-		grant(t, emu, host, creds, u.Sub)
+		connectUser(t, emu, host, creds, u.Sub)
 	}
 	env := func(k string) string {
 		if k == googlenet.EnvEmulatorHost {

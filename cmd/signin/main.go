@@ -26,6 +26,7 @@ import (
 	"example.com/signin/internal/config"
 	"example.com/signin/internal/emulator"
 	"example.com/signin/internal/googlenet"
+	"example.com/signin/internal/grant"
 	"example.com/signin/internal/httpserve"
 	"example.com/signin/internal/offline"
 	"example.com/signin/internal/store/file"
@@ -151,7 +152,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	st, err := file.Open(cfg.CredentialsDir)
+	st, err := file.Open(file.Config{Dir: cfg.CredentialsDir, Logger: logger.With("component", "store")})
 	if err != nil {
 		return err
 	}
@@ -166,15 +167,16 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	g := auth.NewGoogle(auth.GoogleConfig{Client: google.Client, HTTPClient: google.Net.HTTPClient(), Logger: logger})
+	grants := grant.New(grant.Config{Store: st, Google: g, Logger: logger})
 	srv, err := web.New(web.Config{
 		ClientID: google.Client.ID,
-		Store:    st,
+		Grants:   grants,
 		Verifier: verifier,
 		Google:   g,
 		// A person is waiting on this page: one retry and a short timeout,
 		// not a batch job's patience.
 		Profiles: offline.NewFetcher(offline.FetcherConfig{
-			Store: st, OAuth2: g.OAuth2Config(), HTTPClient: google.Net.HTTPClient(),
+			Grants: grants, HTTPClient: google.Net.HTTPClient(),
 			MaxRetries: 1, RequestTimeout: 10 * time.Second, Logger: logger,
 		}),
 		Net:           google.Net,

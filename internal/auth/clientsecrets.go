@@ -18,10 +18,6 @@ const MaxClientSecretsSize = 1 << 20
 type Client struct {
 	ID     string
 	Secret string
-	// OtherIDs are the app's other platform client ids (Android, iOS) that
-	// are accepted as an ID token's audience. They are not in Google's file;
-	// the configuration adds them.
-	OtherIDs []string
 	// JavaScriptOrigins are the origins registered for the client, from the
 	// file (informational: Google enforces them, not us).
 	JavaScriptOrigins []string

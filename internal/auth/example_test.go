@@ -13,7 +13,7 @@ import (
 // A server verifies the ID token of each sign-in with Verify, and the
 // bearer token of each API call with VerifyCached.
 func ExampleVerifier() {
-	net, err := googlenet.FromEnv(os.Getenv, googlenet.Options{})
+	net, err := googlenet.New(os.Getenv(googlenet.EnvEmulatorHost), googlenet.Options{})
 	if err != nil {
 		panic(err)
 	}

@@ -9,9 +9,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/oauth2"
 
@@ -27,9 +28,6 @@ const maxCodeLen = 512
 // maxRevokeBody bounds how much of a revoke answer is read.
 const maxRevokeBody = 64 << 10
 
-// defaultScopes are the scopes asked for when GoogleConfig.Scopes is empty.
-func defaultScopes() []string { return []string{"openid", "email", "profile"} }
-
 // GoogleConfig configures a Google.
 type GoogleConfig struct {
 	// Client is the app's OAuth client. Required.
@@ -38,8 +36,6 @@ type GoogleConfig struct {
 	// routes to the emulator when one is configured). Nil means a plain
 	// client with a 15 s timeout.
 	HTTPClient *http.Client
-	// Scopes asked for; empty means openid, email and profile.
-	Scopes []string
 	// Logger receives configuration problems (never tokens). Nil discards.
 	Logger *slog.Logger
 }
@@ -67,10 +63,6 @@ func NewGoogle(cfg GoogleConfig) *Google {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	scopes := slices.Clone(cfg.Scopes)
-	if len(scopes) == 0 {
-		scopes = defaultScopes()
-	}
 	return &Google{
 		conf: oauth2.Config{
 			ClientID:     cfg.Client.ID,
@@ -78,7 +70,6 @@ func NewGoogle(cfg GoogleConfig) *Google {
 			// Codes from the GIS popup code client are bound to this
 			// pseudo redirect URI; any other value is redirect_uri_mismatch.
 			RedirectURL: "postmessage",
-			Scopes:      scopes,
 			Endpoint: oauth2.Endpoint{
 				AuthURL:  googlenet.AuthURL,
 				TokenURL: googlenet.TokenURL,
@@ -94,36 +85,23 @@ func NewGoogle(cfg GoogleConfig) *Google {
 	}
 }
 
-// OAuth2Config returns a copy of the app's x/oauth2 configuration: client
-// id and secret, RedirectURL "postmessage", Google's endpoints with the
-// credentials sent in the body. Use it with Context for refreshes.
-func (g *Google) OAuth2Config() *oauth2.Config {
-	// Field by field, not a copy of the struct: an oauth2.Config keeps a
-	// lazily created auth-style cache (an atomic pointer) that Exchange
-	// sets on first use, so copying g.conf while an exchange runs is a
-	// data race (found by issue 6's concurrency test). The copy would not
-	// share the cache anyway.
-	return &oauth2.Config{
-		ClientID:     g.conf.ClientID,
-		ClientSecret: g.conf.ClientSecret,
-		Endpoint:     g.conf.Endpoint,
-		RedirectURL:  g.conf.RedirectURL,
-		Scopes:       slices.Clone(g.conf.Scopes),
-	}
-}
-
 // Context returns ctx carrying the Google HTTP client, as x/oauth2 expects
-// (oauth2.HTTPClient), so that token calls go where googlenet says.
+// (oauth2.HTTPClient), so that token calls go where googlenet says. A
+// context that already carries one (a batch job's retrying client, say)
+// keeps it.
 func (g *Google) Context(ctx context.Context) context.Context {
+	if _, ok := ctx.Value(oauth2.HTTPClient).(*http.Client); ok {
+		return ctx
+	}
 	return context.WithValue(ctx, oauth2.HTTPClient, g.http)
 }
 
 // Exchange trades a one-time code from the GIS code client (popup mode) for
 // tokens. The code is sent to Google exactly once. Errors:
-//   - EINVALID "invalid_code": empty, oversized or malformed code (Google is
-//     not called);
+//   - EINVALID "invalid_code": empty, oversized or unprintable code, refused
+//     before Google is called;
 //   - EINVALID "invalid_grant": Google refused the code (expired, already
-//     used, or issued to someone else);
+//     used, malformed, or issued to someone else);
 //   - EINTERNAL "google_client_misconfigured": Google refused our client
 //     (wrong secret, redirect URI, client type); it is logged;
 //   - EUPSTREAM "google_unavailable": Google unreachable, slow, 5xx, 429 or
@@ -141,9 +119,27 @@ func (g *Google) Exchange(ctx context.Context, code string) (*oauth2.Token, erro
 	return tok, nil
 }
 
+// Refresh trades a refresh token for a new access token (and, rarely, a new
+// refresh token). It sends exactly one refresh grant, bypassing x/oauth2's
+// token cache. The HTTP client is ctx's oauth2.HTTPClient when it carries
+// one, else the Google client's. Errors are those of Exchange; an
+// "invalid_grant" here means the grant is dead (revoked by the user,
+// expired, or the password changed): see InvalidGrant.
+func (g *Google) Refresh(ctx context.Context, refreshToken string) (*oauth2.Token, error) {
+	if refreshToken == "" {
+		return nil, &signin.Error{Kind: signin.ECONFLICT, Code: "offline_access_required", Message: "there is no refresh token"}
+	}
+	tok, err := g.conf.TokenSource(g.Context(ctx), &oauth2.Token{RefreshToken: refreshToken}).Token()
+	if err != nil {
+		return nil, mapTokenError(g.logger, "refresh", err)
+	}
+	return tok, nil
+}
+
 // mapTokenError maps an error from x/oauth2's token calls (op "exchange" or
 // "refresh") to the app's vocabulary, as Exchange documents; Google refusing
-// our client is logged. The saving TokenSource uses it for refreshes.
+// our client is logged. This is the one place that reads Google's token
+// error answers; everyone else sees a *GoogleError in the chain.
 func mapTokenError(logger *slog.Logger, op string, err error) error {
 	var re *oauth2.RetrieveError
 	if !errors.As(err, &re) {
@@ -157,7 +153,7 @@ func mapTokenError(logger *slog.Logger, op string, err error) error {
 	}
 	// RetrieveError's own message quotes the whole response body when there
 	// is no error code; ours says only what the logs need.
-	cause := &tokenEndpointError{Op: op, Status: status, Code: re.ErrorCode, Description: re.ErrorDescription, err: re}
+	cause := &GoogleError{Op: op, Status: status, Code: re.ErrorCode, Description: printableLine(re.ErrorDescription, maxDescriptionLen), err: re}
 	switch {
 	case re.ErrorCode == "invalid_grant" && op == "exchange":
 		return &signin.Error{Kind: signin.EINVALID, Code: "invalid_grant", Message: "the sign-in code was not accepted by Google (expired or already used); please try again", Err: cause}
@@ -177,17 +173,23 @@ func mapTokenError(logger *slog.Logger, op string, err error) error {
 	}
 }
 
-// tokenEndpointError describes an error answer from Google's token endpoint
-// without quoting its body. It unwraps to the *oauth2.RetrieveError.
-type tokenEndpointError struct {
+// GoogleError is an error answer from Google's token endpoint, decided once
+// here, as x/oauth2's RetrieveError is, but without quoting the answer's
+// body. It sits in the chain of the *signin.Error that Exchange and Refresh
+// return; InvalidGrant finds it.
+type GoogleError struct {
 	Op          string // "exchange" or "refresh"
 	Status      int    // HTTP status
 	Code        string // OAuth error code, such as "invalid_grant"
-	Description string // Google's error_description
+	Description string // Google's error_description: one printable line, bounded
 	err         error
 }
 
-func (e *tokenEndpointError) Error() string {
+// maxDescriptionLen bounds GoogleError.Description, which is Google's text
+// (or whatever a misbehaving endpoint sends) and may be stored and shown.
+const maxDescriptionLen = 256
+
+func (e *GoogleError) Error() string {
 	s := fmt.Sprintf("token endpoint (%s): HTTP %d", e.Op, e.Status)
 	if e.Code != "" {
 		s += ": " + e.Code
@@ -198,7 +200,36 @@ func (e *tokenEndpointError) Error() string {
 	return s
 }
 
-func (e *tokenEndpointError) Unwrap() error { return e.err }
+func (e *GoogleError) Unwrap() error { return e.err }
+
+// InvalidGrant reports whether err says Google refused a code or refresh
+// token with invalid_grant (expired, used, revoked: the only cure is a new
+// consent), and returns Google's answer when it did.
+func InvalidGrant(err error) (*GoogleError, bool) {
+	var ge *GoogleError
+	if errors.As(err, &ge) && ge.Code == "invalid_grant" {
+		return ge, true
+	}
+	return nil, false
+}
+
+// printableLine makes s safe to store and show: printable, one line, at
+// most n bytes, not cutting a character in half.
+func printableLine(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsPrint(r) {
+			return r
+		}
+		return ' '
+	}, s)
+	if len(s) > n {
+		s = s[:n]
+		for !utf8.ValidString(s) {
+			s = s[:len(s)-1]
+		}
+	}
+	return s
+}
 
 // Revoke revokes token (an access or refresh token) at Google, which ends
 // the whole grant. A token Google no longer knows (400 invalid_token) counts
@@ -271,16 +302,4 @@ func GrantedScopes(t *oauth2.Token) []string {
 	}
 	s, _ := t.Extra("scope").(string)
 	return strings.Fields(s)
-}
-
-// IsInvalidGrant reports whether err says Google refused a code or refresh
-// token (invalid_grant): expired, used, revoked. The only cure is a new
-// consent.
-func IsInvalidGrant(err error) bool {
-	var re *oauth2.RetrieveError
-	if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
-		return true
-	}
-	var se *signin.Error
-	return errors.As(err, &se) && se.Code == "invalid_grant"
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -101,24 +102,83 @@ func hang(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }
 const tokenAnswer = `{"access_token":"ya29.access","expires_in":3599,"token_type":"Bearer",` +
 	`"scope":"openid https://www.googleapis.com/auth/userinfo.email","id_token":"eyJ.id.token","refresh_token":"1//refresh"}`
 
-func TestOAuth2Config(t *testing.T) {
-	g := auth.NewGoogle(auth.GoogleConfig{Client: &auth.Client{ID: webID, Secret: testClientSecret}})
-	c := g.OAuth2Config()
-	if c.ClientID != webID || c.ClientSecret != testClientSecret || c.RedirectURL != "postmessage" {
-		t.Errorf("client %q secret set %v redirect %q", c.ClientID, c.ClientSecret != "", c.RedirectURL)
+func TestRefresh(t *testing.T) {
+	f := newFakeGoogle(t, answer(http.StatusOK, "application/json", `{"access_token":"ya29.new","expires_in":3599,"token_type":"Bearer"}`))
+	g, _ := newGoogle(t, f)
+	tok, err := g.Refresh(context.Background(), "1//refresh")
+	if err != nil {
+		t.Fatal(err)
 	}
-	want := oauth2.Endpoint{AuthURL: googlenet.AuthURL, TokenURL: googlenet.TokenURL, AuthStyle: oauth2.AuthStyleInParams}
-	if c.Endpoint != want {
-		t.Errorf("endpoint %+v, want %+v", c.Endpoint, want)
+	if tok.AccessToken != "ya29.new" || tok.Expiry.IsZero() {
+		t.Errorf("token %+v", tok)
 	}
-	if !slices.Equal(c.Scopes, []string{"openid", "email", "profile"}) {
-		t.Errorf("scopes %v", c.Scopes)
+	reqs := f.requests()
+	if len(reqs) != 1 {
+		t.Fatalf("%d requests, want exactly one refresh grant", len(reqs))
 	}
-	c.Scopes[0] = "changed"
-	if g.OAuth2Config().Scopes[0] != "openid" {
-		t.Error("changing the returned config changed the Google's")
+	r := reqs[0]
+	if r.form.Get("grant_type") != "refresh_token" || r.form.Get("refresh_token") != "1//refresh" ||
+		r.form.Get("client_id") != webID || r.form.Get("client_secret") != testClientSecret || r.authorization != "" {
+		t.Errorf("refresh request: form %v, Authorization %q", r.form, r.authorization)
 	}
 }
+
+func TestRefreshWithoutRefreshToken(t *testing.T) {
+	f := newFakeGoogle(t, answer(200, "application/json", "{}"))
+	g, _ := newGoogle(t, f)
+	if _, err := g.Refresh(context.Background(), ""); signin.ErrorCode(err) != "offline_access_required" {
+		t.Errorf("Refresh(\"\") = %v", err)
+	}
+	if n := len(f.requests()); n != 0 {
+		t.Errorf("Google was called %d times", n)
+	}
+}
+
+// TestRefreshInvalidGrant: a dead grant is an *auth.GoogleError that
+// InvalidGrant recognises, with Google's description made safe to store.
+func TestRefreshInvalidGrant(t *testing.T) {
+	f := newFakeGoogle(t, answer(400, "application/json", `{"error":"invalid_grant","error_description":"Token has been\nexpired or revoked."}`))
+	g, _ := newGoogle(t, f)
+	_, err := g.Refresh(context.Background(), "1//refresh")
+	wantKind(t, err, signin.EINVALID, "invalid_grant")
+	ge, ok := auth.InvalidGrant(err)
+	if !ok {
+		t.Fatalf("InvalidGrant(%v) = false", err)
+	}
+	if ge.Op != "refresh" || ge.Status != 400 || ge.Description != "Token has been expired or revoked." {
+		t.Errorf("GoogleError %+v", ge)
+	}
+	if strings.Contains(err.Error(), "1//refresh") {
+		t.Errorf("the refresh token is in the error: %v", err)
+	}
+}
+
+// TestRefreshUsesTheContextsClient: a batch job hands its retrying client
+// to refreshes through the context, as x/oauth2 does.
+func TestRefreshUsesTheContextsClient(t *testing.T) {
+	f := newFakeGoogle(t, answer(http.StatusOK, "application/json", `{"access_token":"ya29.new","expires_in":3599}`))
+	g, _ := newGoogle(t, f)
+	u, _ := url.Parse(f.srv.URL)
+	n, err := googlenet.New(u.Host, googlenet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var used bool
+	hc := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		used = true
+		return n.HTTPClient().Transport.RoundTrip(r)
+	})}
+	if _, err := g.Refresh(context.WithValue(context.Background(), oauth2.HTTPClient, hc), "1//refresh"); err != nil {
+		t.Fatal(err)
+	}
+	if !used {
+		t.Error("the context's HTTP client was not used")
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func TestExchange(t *testing.T) {
 	f := newFakeGoogle(t, answer(http.StatusOK, "application/json; charset=utf-8", tokenAnswer))
@@ -209,8 +269,8 @@ func TestExchangeErrors(t *testing.T) {
 				t.Fatalf("Exchange succeeded: %+v", tok)
 			}
 			wantKind(t, err, tc.kind, tc.code)
-			if got := auth.IsInvalidGrant(err); got != (tc.code == "invalid_grant") {
-				t.Errorf("IsInvalidGrant = %v", got)
+			if _, got := auth.InvalidGrant(err); got != (tc.code == "invalid_grant") {
+				t.Errorf("InvalidGrant = %v", got)
 			}
 			reqs := f.requests()
 			if len(reqs) != 1 {
@@ -302,24 +362,19 @@ func TestRevokeEmptyToken(t *testing.T) {
 	}
 }
 
-func TestIsInvalidGrant(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		err  error
-		want bool
-	}{
-		{"nil", nil, false},
-		{"retrieve error", &oauth2.RetrieveError{ErrorCode: "invalid_grant"}, true},
-		{"wrapped retrieve error", errors.Join(errors.New("refresh"), &oauth2.RetrieveError{ErrorCode: "invalid_grant"}), true},
-		{"other retrieve error", &oauth2.RetrieveError{ErrorCode: "invalid_client"}, false},
-		{"signin error", &signin.Error{Kind: signin.EINVALID, Code: "invalid_grant"}, true},
-		{"other", errors.New("invalid_grant"), false},
+func TestInvalidGrantOfOtherErrors(t *testing.T) {
+	for _, err := range []error{
+		nil,
+		errors.New("invalid_grant"),
+		&signin.Error{Kind: signin.EINVALID, Code: "invalid_grant"},
+		&auth.GoogleError{Code: "invalid_client"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := auth.IsInvalidGrant(tc.err); got != tc.want {
-				t.Errorf("IsInvalidGrant = %v, want %v", got, tc.want)
-			}
-		})
+		if _, ok := auth.InvalidGrant(err); ok {
+			t.Errorf("InvalidGrant(%#v) = true", err)
+		}
+	}
+	if _, ok := auth.InvalidGrant(fmt.Errorf("refresh: %w", &auth.GoogleError{Code: "invalid_grant"})); !ok {
+		t.Error("InvalidGrant of a wrapped GoogleError = false")
 	}
 }
 

@@ -4,10 +4,11 @@
 // browser loads (the GIS script, the People API for the client-side flow).
 //
 // Everything else in the app uses Google's real URLs. When an emulator is
-// configured (GOOGLE_EMULATOR_HOST=host:port), the client's transport sends
-// requests for Google's hosts to http://host:port with the same path, and the
-// browser URLs point there too. This is the only package that knows about the
-// emulator.
+// configured (package config reads GOOGLE_EMULATOR_HOST=host:port, or picks
+// the demo's address), the client's transport sends requests for Google's
+// hosts to http://host:port with the same path, and the browser URLs point
+// there too. This is the only package that routes anything to the emulator;
+// no other package's code depends on whether Google is emulated.
 package googlenet
 
 import (
@@ -87,11 +88,6 @@ func New(emulatorHost string, opts Options) (*Net, error) {
 		emulator: emulatorHost,
 		client:   &http.Client{Transport: rt, Timeout: opts.Timeout},
 	}, nil
-}
-
-// FromEnv is New with the emulator host read from GOOGLE_EMULATOR_HOST.
-func FromEnv(getenv func(string) string, opts Options) (*Net, error) {
-	return New(strings.TrimSpace(getenv(EnvEmulatorHost)), opts)
 }
 
 func checkHostPort(hp string) error {

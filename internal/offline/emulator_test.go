@@ -8,20 +8,24 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/oauth2"
-
+	"example.com/signin/internal/auth"
 	"example.com/signin/internal/emulator"
 	"example.com/signin/internal/googlenet"
-	"example.com/signin/internal/store"
+	"example.com/signin/internal/grant"
 	"example.com/signin/internal/store/file"
 )
 
 // emulated is the project's Google emulator served over HTTP, with the
 // app's Google client pointed at it as GOOGLE_EMULATOR_HOST would.
 type emulated struct {
-	e    *emulator.Emulator
-	net  *googlenet.Net
-	conf *oauth2.Config
+	e      *emulator.Emulator
+	net    *googlenet.Net
+	google *auth.Google
+}
+
+// grants returns the grant rules over st, with the emulator as Google.
+func (em *emulated) grants(st grant.Store) *grant.Grants {
+	return grant.New(grant.Config{Store: st, Google: em.google})
 }
 
 func newEmulated(t testing.TB) *emulated {
@@ -37,47 +41,39 @@ func newEmulated(t testing.TB) *emulated {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &emulated{e: e, net: n, conf: &oauth2.Config{
-		ClientID: emulator.DemoClientID, ClientSecret: emulator.DemoClientSecret, RedirectURL: "postmessage",
-		Endpoint: oauth2.Endpoint{AuthURL: googlenet.AuthURL, TokenURL: googlenet.TokenURL, AuthStyle: oauth2.AuthStyleInParams},
-	}}
+	return &emulated{e: e, net: n, google: auth.NewGoogle(auth.GoogleConfig{
+		Client: &auth.Client{ID: emulator.DemoClientID, Secret: emulator.DemoClientSecret}, HTTPClient: n.HTTPClient(),
+	})}
 }
 
 // connect does what /connect does for u: a consent with offline access in
 // the popup, the code exchanged with redirect_uri=postmessage, the record
 // stored by the store's rules.
-func (em *emulated) connect(t testing.TB, st store.Store, u emulator.User) {
+func (em *emulated) connect(t testing.TB, st grant.Store, u emulator.User) {
 	t.Helper()
 	code, err := em.e.MintCode(emulator.CodeRequest{ClientID: emulator.DemoClientID, Sub: u.Sub,
 		Scope: "openid email profile", AccessType: "offline", RedirectURI: "postmessage"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, em.net.HTTPClient())
-	tok, err := em.conf.Exchange(ctx, code)
+	ctx := context.Background()
+	tok, err := em.google.Exchange(ctx, code)
 	if err != nil {
 		t.Fatalf("exchange for %s: %v", u.Email, err)
 	}
 	if tok.RefreshToken == "" {
 		t.Fatalf("first offline consent for %s gave no refresh token", u.Email)
 	}
-	_, err = st.Update(ctx, u.Sub, func(cur *store.Record) (*store.Record, error) {
-		if cur == nil {
-			cur = &store.Record{Email: u.Email, Name: u.Name}
-		}
-		store.MergeToken(cur, tok, time.Now())
-		return cur, nil
-	})
-	if err != nil {
+	if _, err := em.grants(st).SaveExchange(ctx, u.Sub, grant.Identity{Email: u.Email, Name: u.Name}, tok); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // expire makes sub's stored access token look expired to us (the emulator
 // still accepts it: only our refresh decision changes).
-func expire(t testing.TB, st store.Store, sub string) {
+func expire(t testing.TB, st grant.Store, sub string) {
 	t.Helper()
-	if _, err := st.Update(context.Background(), sub, func(cur *store.Record) (*store.Record, error) {
+	if _, err := st.Update(context.Background(), sub, func(cur *grant.Record) (*grant.Record, error) {
 		cur.Token.Expiry = time.Now().Add(-time.Minute)
 		return cur, nil
 	}); err != nil {
@@ -92,7 +88,7 @@ func expire(t testing.TB, st store.Store, sub string) {
 // injected 503 and 429 answers are retried.
 func TestRunAgainstEmulator(t *testing.T) {
 	em := newEmulated(t)
-	st, err := file.Open(t.TempDir())
+	st, err := file.Open(file.Config{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,8 +117,8 @@ func TestRunAgainstEmulator(t *testing.T) {
 	var sl sleeps
 	var stdout, stderr strings.Builder
 	sum, err := Run(t.Context(), Config{
-		Store: st, OAuth2: em.conf, HTTPClient: em.net.HTTPClient(),
-		JSON: true, Stdout: &stdout, Stderr: &stderr, Sleep: sl.sleep,
+		FetcherConfig: FetcherConfig{Grants: em.grants(st), HTTPClient: em.net.HTTPClient(), Sleep: sl.sleep},
+		JSON:          true, Stdout: &stdout, Stderr: &stderr,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -139,7 +135,7 @@ func TestRunAgainstEmulator(t *testing.T) {
 				t.Errorf("revoked user: %+v", l)
 			}
 			rec, _ := st.Get(t.Context(), u.Sub)
-			if rec.Status != store.StatusRevoked || rec.RevokedReason == "" {
+			if rec.Status != grant.StatusRevoked || rec.RevokedReason == "" {
 				t.Errorf("revoked user's record: status %q reason %q", rec.Status, rec.RevokedReason)
 			}
 		case l.Status != "ok" || l.Name != u.Name || l.Email != u.Email:
@@ -176,7 +172,7 @@ func TestRunAgainstEmulator(t *testing.T) {
 	stdout.Reset()
 	stderr.Reset()
 	before := em.e.Stats().Grants["refresh_token"]
-	sum, err = Run(t.Context(), Config{Store: st, OAuth2: em.conf, HTTPClient: em.net.HTTPClient(), Stdout: &stdout, Stderr: &stderr})
+	sum, err = Run(t.Context(), Config{FetcherConfig: FetcherConfig{Grants: em.grants(st), HTTPClient: em.net.HTTPClient()}, Stdout: &stdout, Stderr: &stderr})
 	if want := (Summary{OK: len(users) - 1, Skipped: 1}); err != nil || sum != want {
 		t.Errorf("second run: %+v, %v; want %+v", sum, err, want)
 	}

@@ -12,17 +12,16 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/oauth2"
-
+	"example.com/signin/internal/auth"
 	"example.com/signin/internal/googlenet"
-	"example.com/signin/internal/store"
-	"example.com/signin/internal/store/storetest"
+	"example.com/signin/internal/grant"
+	"example.com/signin/internal/grant/granttest"
 )
 
 // fakeGoogle stands for Google's token endpoint (refresh grants) and the
 // People API's people/me, with just enough of their behaviour for the
 // engine: tokens issued and revoked, Google's error shapes, injected faults
-// and counters. Records made by storetest.NewRecord ("at-<sub>",
+// and counters. Records made by granttest.NewRecord ("at-<sub>",
 // "rt-<sub>") are valid here until revoked.
 type fakeGoogle struct {
 	t   testing.TB
@@ -67,12 +66,11 @@ func newFakeGoogle(t testing.TB) *fakeGoogle {
 	return f
 }
 
-// oauth2Config is the app's client as auth.Google.OAuth2Config builds it.
-func (f *fakeGoogle) oauth2Config() *oauth2.Config {
-	return &oauth2.Config{
-		ClientID: fakeClientID, ClientSecret: fakeClientSecret, RedirectURL: "postmessage",
-		Endpoint: oauth2.Endpoint{AuthURL: googlenet.AuthURL, TokenURL: googlenet.TokenURL, AuthStyle: oauth2.AuthStyleInParams},
-	}
+// grants returns the grant rules over st, with the app's client, its token
+// calls going to f.
+func (f *fakeGoogle) grants(st grant.Store) *grant.Grants {
+	g := auth.NewGoogle(auth.GoogleConfig{Client: &auth.Client{ID: fakeClientID, Secret: fakeClientSecret}, HTTPClient: f.net.HTTPClient()})
+	return grant.New(grant.Config{Store: st, Google: g})
 }
 
 func (f *fakeGoogle) do(fn func(f *fakeGoogle)) {
@@ -207,18 +205,18 @@ func (f *fakeGoogle) people(w http.ResponseWriter, r *http.Request) {
 
 // seed stores n users, subs 100000..100000+n-1; those for which expired
 // returns true have an access token that expired an hour ago.
-func seed(tb testing.TB, st store.Store, n int, expired func(i int) bool) []string {
+func seed(tb testing.TB, st grant.Store, n int, expired func(i int) bool) []string {
 	tb.Helper()
 	subs := make([]string, n)
 	for i := range n {
 		subs[i] = strconv.Itoa(100000 + i)
 	}
-	err := storetest.Fill(context.Background(), st, n, 16, func(i int) (*store.Record, error) {
+	err := granttest.Fill(context.Background(), st, n, 16, func(i int) (*grant.Record, error) {
 		exp := time.Now().Add(time.Hour)
 		if expired != nil && expired(i) {
 			exp = time.Now().Add(-time.Hour)
 		}
-		return storetest.NewRecord(subs[i], exp), nil
+		return granttest.NewRecord(subs[i], exp), nil
 	})
 	if err != nil {
 		tb.Fatal(err)

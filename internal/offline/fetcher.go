@@ -13,21 +13,17 @@ import (
 	people "google.golang.org/api/people/v1"
 
 	"example.com/signin"
-	"example.com/signin/internal/auth"
-	"example.com/signin/internal/store"
+	"example.com/signin/internal/grant"
 )
 
-// FetcherConfig configures a Fetcher. Store, OAuth2 and HTTPClient are
-// required; the rest have defaults.
+// FetcherConfig configures a Fetcher. Grants and HTTPClient are required;
+// the rest have defaults.
 type FetcherConfig struct {
-	// Store holds the users' records.
-	Store store.Store
-	// OAuth2 is the app's client configuration, for refreshes (from
-	// auth.Google.OAuth2Config).
-	OAuth2 *oauth2.Config
+	// Grants keeps the users' grants and refreshes their tokens.
+	Grants *grant.Grants
 	// HTTPClient carries every call to Google (googlenet's client). Only
 	// its Transport is used: the Fetcher adds its own per-request timeout
-	// and retries on top of it.
+	// and retries on top of it, for People API calls and refreshes alike.
 	HTTPClient *http.Client
 	// RequestTimeout bounds each HTTP request, each retry included
 	// (default 20 s).
@@ -51,38 +47,19 @@ type FetcherConfig struct {
 // the store). It is what the web server's /api/profile and offline-fetch
 // both use, and is safe for concurrent use.
 type Fetcher struct {
-	store store.Store
-	conf  *oauth2.Config
-	rt    *retryTransport
-	hc    *http.Client // for token refreshes, through rt
-	now   func() time.Time
-	log   *slog.Logger
+	cfg    FetcherConfig // with defaults
+	grants *grant.Grants
+	rt     *retryTransport
+	hc     *http.Client // for token refreshes, through rt
 }
 
 // NewFetcher returns a Fetcher for cfg. It panics if a required field is
 // missing, which is a programming error.
 func NewFetcher(cfg FetcherConfig) *Fetcher {
-	if cfg.Store == nil || cfg.OAuth2 == nil || cfg.HTTPClient == nil {
-		panic("offline.NewFetcher: Store, OAuth2 and HTTPClient are required")
+	if cfg.Grants == nil || cfg.HTTPClient == nil {
+		panic("offline.NewFetcher: Grants and HTTPClient are required")
 	}
-	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = DefaultRequestTimeout
-	}
-	switch {
-	case cfg.MaxRetries == 0:
-		cfg.MaxRetries = DefaultMaxRetries
-	case cfg.MaxRetries < 0:
-		cfg.MaxRetries = 0
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Sleep == nil {
-		cfg.Sleep = sleep
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.setDefaults()
 	base := cfg.HTTPClient.Transport
 	if base == nil {
 		base = http.DefaultTransport
@@ -96,31 +73,51 @@ func NewFetcher(cfg FetcherConfig) *Fetcher {
 		log:     cfg.Logger,
 	}
 	return &Fetcher{
-		store: cfg.Store,
-		conf:  cfg.OAuth2,
-		rt:    rt,
-		hc:    &http.Client{Transport: rt, CheckRedirect: cfg.HTTPClient.CheckRedirect},
-		now:   cfg.Now,
-		log:   cfg.Logger,
+		cfg:    cfg,
+		grants: cfg.Grants,
+		rt:     rt,
+		hc:     &http.Client{Transport: rt, CheckRedirect: cfg.HTTPClient.CheckRedirect},
 	}
 }
 
-// FetchProfile returns sub's people/me profile (PersonFields). A 401 for a
-// token that had not expired (the user removed our access, or clocks
-// disagree) gets one forced refresh: if the grant is dead, that refresh gets
-// invalid_grant and the record is marked revoked.
+// setDefaults replaces zero values by the documented defaults.
+func (c *FetcherConfig) setDefaults() {
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	switch {
+	case c.MaxRetries == 0:
+		c.MaxRetries = DefaultMaxRetries
+	case c.MaxRetries < 0:
+		c.MaxRetries = 0
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Sleep == nil {
+		c.Sleep = sleep
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// FetchProfile returns the people/me profile (PersonFields) of rec's user,
+// with the grant rec holds: rec is not read again unless its token must be
+// refreshed. A 401 for a token that had not expired (the user removed our
+// access, or clocks disagree) gets one forced refresh: if the grant is dead,
+// that refresh gets invalid_grant and the record is marked revoked.
 //
-// Errors are *signin.Error: ENOTFOUND when no credentials are stored for
-// sub; ECONFLICT "offline_access_revoked" when Google refused the stored
+// Errors are *signin.Error: ENOTFOUND when the record is gone;
+// ECONFLICT "offline_access_revoked" when Google refused the stored
 // grant, now or before (the record is marked revoked); ECONFLICT
 // "offline_access_required" when the record holds no refresh token;
 // EFORBIDDEN "insufficient_scope" when the grant does not cover the profile;
 // EUPSTREAM when Google failed or could not be reached (codes
 // "google_unavailable", "rate_limited", "people_unauthorized").
-func (f *Fetcher) FetchProfile(ctx context.Context, sub string) (*people.Person, error) {
+func (f *Fetcher) FetchProfile(ctx context.Context, rec *grant.Record) (*people.Person, error) {
 	tctx := context.WithValue(ctx, oauth2.HTTPClient, f.hc) // for refreshes
-	ts := auth.NewSavingTokenSource(tctx, f.conf, store.NewUserTokens(f.store, sub, f.now),
-		auth.WithRefreshClock(f.now), auth.WithRefreshLogger(f.log))
+	ts := f.grants.TokenSource(tctx, rec)
 	// oauth2.Transport rather than oauth2.NewClient: NewClient caches the
 	// token in a ReuseTokenSource, which would keep a rejected token after
 	// ts.Refresh. ts caches it itself.
@@ -181,36 +178,33 @@ func isStatus(err error, code int) bool {
 	return errors.As(err, &ge) && ge.Code == code
 }
 
-// primaryName is the name Google marks primary, else the first.
-func primaryName(p *people.Person) string {
-	var first string
-	for i, n := range p.Names {
-		if n == nil {
-			continue
-		}
-		if n.Metadata != nil && n.Metadata.Primary {
-			return n.DisplayName
-		}
-		if i == 0 {
-			first = n.DisplayName
-		}
-	}
-	return first
+// Profile is what the app shows of a People API person: the name, email
+// address and photo Google marks primary, else the first it lists.
+type Profile struct {
+	Name, Email, Photo string
 }
 
-// primaryEmail is the address Google marks primary, else the first.
-func primaryEmail(p *people.Person) string {
-	var first string
-	for i, e := range p.EmailAddresses {
-		if e == nil {
-			continue
-		}
-		if e.Metadata != nil && e.Metadata.Primary {
-			return e.Value
-		}
-		if i == 0 {
-			first = e.Value
+// ProfileOf picks p's primary name, email address and photo (else the first
+// non-empty entry of each).
+func ProfileOf(p *people.Person) Profile {
+	var v Profile
+	if p == nil {
+		return v
+	}
+	for _, n := range p.Names {
+		if n != nil && (v.Name == "" || n.Metadata != nil && n.Metadata.Primary) {
+			v.Name = n.DisplayName
 		}
 	}
-	return first
+	for _, e := range p.EmailAddresses {
+		if e != nil && (v.Email == "" || e.Metadata != nil && e.Metadata.Primary) {
+			v.Email = e.Value
+		}
+	}
+	for _, ph := range p.Photos {
+		if ph != nil && (v.Photo == "" || ph.Metadata != nil && ph.Metadata.Primary) {
+			v.Photo = ph.Url
+		}
+	}
+	return v
 }

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"example.com/signin"
-	"example.com/signin/internal/store"
-	"example.com/signin/internal/store/storetest"
+	"example.com/signin/internal/grant"
+	"example.com/signin/internal/grant/granttest"
 )
 
 // TestFetchProfileErrors: the contract the web server's /api/profile maps
@@ -16,31 +16,31 @@ import (
 func TestFetchProfileErrors(t *testing.T) {
 	tests := []struct {
 		name     string
-		setup    func(f *fakeGoogle, st store.Store)
+		setup    func(f *fakeGoogle, st grant.Store)
 		sub      string
 		wantKind string
 		wantCode string
 	}{
-		{name: "no record", sub: "404", wantKind: signin.ENOTFOUND, wantCode: signin.ENOTFOUND},
+		{name: "record deleted since it was read", sub: "404", wantKind: signin.ENOTFOUND, wantCode: signin.ENOTFOUND},
 		{
 			name:  "grant revoked at Google",
-			setup: func(f *fakeGoogle, st store.Store) { f.do(func(f *fakeGoogle) { f.revoked["1"] = true }) },
-			sub:   "1", wantKind: signin.ECONFLICT, wantCode: store.CodeOfflineAccessRevoked,
+			setup: func(f *fakeGoogle, st grant.Store) { f.do(func(f *fakeGoogle) { f.revoked["1"] = true }) },
+			sub:   "1", wantKind: signin.ECONFLICT, wantCode: grant.CodeOfflineAccessRevoked,
 		},
 		{
 			name: "record revoked before",
-			setup: func(f *fakeGoogle, st store.Store) {
-				st.Update(t.Context(), "1", func(cur *store.Record) (*store.Record, error) {
-					cur.Status = store.StatusRevoked
+			setup: func(f *fakeGoogle, st grant.Store) {
+				st.Update(t.Context(), "1", func(cur *grant.Record) (*grant.Record, error) {
+					cur.Status = grant.StatusRevoked
 					return cur, nil
 				})
 			},
-			sub: "1", wantKind: signin.ECONFLICT, wantCode: store.CodeOfflineAccessRevoked,
+			sub: "1", wantKind: signin.ECONFLICT, wantCode: grant.CodeOfflineAccessRevoked,
 		},
 		{
 			name: "no refresh token",
-			setup: func(f *fakeGoogle, st store.Store) {
-				st.Update(t.Context(), "1", func(cur *store.Record) (*store.Record, error) {
+			setup: func(f *fakeGoogle, st grant.Store) {
+				st.Update(t.Context(), "1", func(cur *grant.Record) (*grant.Record, error) {
 					cur.Token.RefreshToken, cur.Token.Expiry = "", time.Now().Add(-time.Hour)
 					return cur, nil
 				})
@@ -49,32 +49,36 @@ func TestFetchProfileErrors(t *testing.T) {
 		},
 		{
 			name:  "token endpoint down",
-			setup: func(f *fakeGoogle, st store.Store) { f.inject("/token", fault{status: 500}, fault{status: 500}) },
+			setup: func(f *fakeGoogle, st grant.Store) { f.inject("/token", fault{status: 500}, fault{status: 500}) },
 			sub:   "2", wantKind: signin.EUPSTREAM, wantCode: "google_unavailable",
 		},
 		{
 			name:  "people down",
-			setup: func(f *fakeGoogle, st store.Store) { f.inject("/v1/people/me", fault{status: 503}, fault{status: 503}) },
+			setup: func(f *fakeGoogle, st grant.Store) { f.inject("/v1/people/me", fault{status: 503}, fault{status: 503}) },
 			sub:   "1", wantKind: signin.EUPSTREAM, wantCode: "google_unavailable",
 		},
 		{
 			name:  "scope missing",
-			setup: func(f *fakeGoogle, st store.Store) { f.inject("/v1/people/me", fault{status: 403}) },
+			setup: func(f *fakeGoogle, st grant.Store) { f.inject("/v1/people/me", fault{status: 403}) },
 			sub:   "1", wantKind: signin.EFORBIDDEN, wantCode: "insufficient_scope",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeGoogle(t)
-			st := &storetest.Memory{}
-			storetest.Put(t, st, storetest.NewRecord("1", time.Now().Add(time.Hour)))
-			storetest.Put(t, st, storetest.NewRecord("2", time.Now().Add(-time.Hour)))
+			st := &granttest.Memory{}
+			granttest.Put(t, st, granttest.NewRecord("1", time.Now().Add(time.Hour)))
+			granttest.Put(t, st, granttest.NewRecord("2", time.Now().Add(-time.Hour)))
 			if tt.setup != nil {
 				tt.setup(f, st)
 			}
 			var sl sleeps
-			fe := NewFetcher(FetcherConfig{Store: st, OAuth2: f.oauth2Config(), HTTPClient: f.net.HTTPClient(), MaxRetries: 1, Sleep: sl.sleep})
-			p, err := fe.FetchProfile(t.Context(), tt.sub)
+			rec, err := st.Get(t.Context(), tt.sub)
+			if err != nil { // read before it was deleted
+				rec = granttest.NewRecord(tt.sub, time.Now().Add(-time.Hour))
+			}
+			fe := NewFetcher(FetcherConfig{Grants: f.grants(st), HTTPClient: f.net.HTTPClient(), MaxRetries: 1, Sleep: sl.sleep})
+			p, err := fe.FetchProfile(t.Context(), rec)
 			if err == nil {
 				t.Fatalf("FetchProfile = %+v, want an error", p)
 			}
@@ -91,15 +95,19 @@ func TestFetchProfileErrors(t *testing.T) {
 
 func TestFetchProfile(t *testing.T) {
 	f := newFakeGoogle(t)
-	st := &storetest.Memory{}
-	storetest.Put(t, st, storetest.NewRecord("7", time.Now().Add(-time.Hour)))
-	fe := NewFetcher(FetcherConfig{Store: st, OAuth2: f.oauth2Config(), HTTPClient: f.net.HTTPClient()})
-	for range 3 {
-		p, err := fe.FetchProfile(t.Context(), "7")
+	st := &granttest.Memory{}
+	granttest.Put(t, st, granttest.NewRecord("7", time.Now().Add(-time.Hour)))
+	fe := NewFetcher(FetcherConfig{Grants: f.grants(st), HTTPClient: f.net.HTTPClient()})
+	rec, err := st.Get(t.Context(), "7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 { // from the same, now stale, record
+		p, err := fe.FetchProfile(t.Context(), rec)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p.ResourceName != "people/7" || primaryName(p) != "User 7" || primaryEmail(p) != "7@example.com" {
+		if v := ProfileOf(p); p.ResourceName != "people/7" || v.Name != "User 7" || v.Email != "7@example.com" {
 			t.Errorf("profile %+v", p)
 		}
 	}

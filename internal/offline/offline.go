@@ -15,16 +15,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/oauth2"
-
 	"example.com/signin"
-	"example.com/signin/internal/store"
+	"example.com/signin/internal/grant"
 )
 
 // Defaults for Config's zero values.
@@ -41,17 +37,10 @@ const (
 // PersonFields are the People API fields fetched for each user.
 const PersonFields = "names,emailAddresses,photos"
 
-// Config is what a run needs. Store, OAuth2 and HTTPClient are required.
+// Config is what a run needs: the Fetcher's configuration (Grants and
+// HTTPClient are required) and the run's own settings.
 type Config struct {
-	// Store holds the users' records.
-	Store store.Store
-	// OAuth2 is the app's client configuration, for refreshes (from
-	// auth.Google.OAuth2Config).
-	OAuth2 *oauth2.Config
-	// HTTPClient carries every call to Google (googlenet's client). Only
-	// its Transport is used: the run sets its own per-request timeout and
-	// retries on top of it.
-	HTTPClient *http.Client
+	FetcherConfig
 
 	// User, when set, is the one user (sub) to fetch; otherwise every user
 	// with an active grant.
@@ -73,14 +62,6 @@ type Config struct {
 	// Progress draws a progress line on Stderr, redrawn in place at most
 	// every half second; set it when Stderr is a terminal.
 	Progress bool
-
-	// Now is the clock (default time.Now) and Sleep waits between retries
-	// (default: a timer that ends early with ctx). Tests replace them.
-	Now   func() time.Time
-	Sleep func(ctx context.Context, d time.Duration) error
-	// Logger receives retries and operational problems, never tokens.
-	// Nil discards.
-	Logger *slog.Logger
 }
 
 // Summary counts what happened to the users of a run.
@@ -136,10 +117,8 @@ func (c *Config) check() error {
 		return signin.Errorf(signin.EINVALID, "invalid_config", format, args...)
 	}
 	switch {
-	case c.Store == nil:
-		return invalid("offline: no credential store")
-	case c.OAuth2 == nil:
-		return invalid("offline: no OAuth 2.0 client configuration")
+	case c.Grants == nil:
+		return invalid("offline: no grants (credential store)")
 	case c.HTTPClient == nil:
 		return invalid("offline: no HTTP client for Google")
 	case c.Concurrency < 0 || c.Concurrency > MaxConcurrency:
@@ -148,7 +127,7 @@ func (c *Config) check() error {
 		return invalid("offline: the request timeout must be positive")
 	}
 	if c.User != "" {
-		if err := store.CheckSub(c.User); err != nil {
+		if err := grant.CheckSub(c.User); err != nil {
 			return invalid("offline: -user: %s", signin.ErrorMessage(err))
 		}
 	}
@@ -164,15 +143,6 @@ func (c *Config) check() error {
 	if c.Stderr == nil {
 		c.Stderr = io.Discard
 	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
-	if c.Sleep == nil {
-		c.Sleep = sleep
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
 	return nil
 }
 
@@ -186,25 +156,18 @@ type runner struct {
 }
 
 func newRunner(cfg Config) *runner {
+	f := NewFetcher(cfg.FetcherConfig)
+	cfg.FetcherConfig = f.cfg // with its defaults
 	return &runner{
-		cfg: cfg,
-		f: NewFetcher(FetcherConfig{
-			Store:          cfg.Store,
-			OAuth2:         cfg.OAuth2,
-			HTTPClient:     cfg.HTTPClient,
-			RequestTimeout: cfg.RequestTimeout,
-			MaxRetries:     cfg.MaxRetries,
-			Now:            cfg.Now,
-			Sleep:          cfg.Sleep,
-			Logger:         cfg.Logger,
-		}),
+		cfg:   cfg,
+		f:     f,
 		out:   &output{json: cfg.JSON, stdout: cfg.Stdout, stderr: cfg.Stderr},
 		start: cfg.Now(),
 	}
 }
 
 func (r *runner) run(ctx context.Context) (Summary, error) {
-	jobs := make(chan *store.Record) // unbuffered: the store is read as fast as users are done
+	jobs := make(chan *grant.Record) // unbuffered: the store is read as fast as users are done
 	var wg sync.WaitGroup
 	for range r.cfg.Concurrency {
 		wg.Go(func() {
@@ -218,8 +181,8 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 	}
 	stopProgress := r.progress()
 
-	dispatch := func(rec *store.Record) error {
-		if rec.Status == store.StatusRevoked {
+	dispatch := func(rec *grant.Record) error {
+		if rec.Status == grant.StatusRevoked {
 			r.skipped.Add(1)
 			r.out.skipped(rec)
 			return nil
@@ -233,8 +196,8 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 	}
 	var err error
 	if r.cfg.User != "" {
-		var rec *store.Record
-		rec, err = r.cfg.Store.Get(ctx, r.cfg.User)
+		var rec *grant.Record
+		rec, err = r.cfg.Grants.Store().Get(ctx, r.cfg.User)
 		switch {
 		case err == nil:
 			err = dispatch(rec)
@@ -242,13 +205,13 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 			r.failed.Add(1)
 			r.out.failed(r.cfg.User, "not_found", "no offline access is stored for this user")
 			err = nil
-		case signin.ErrorCode(err) == store.CodeCorruptRecord:
+		case signin.ErrorCode(err) == grant.CodeCorruptRecord:
 			r.failed.Add(1)
-			r.out.failed(r.cfg.User, store.CodeCorruptRecord, describe(err))
+			r.out.failed(r.cfg.User, grant.CodeCorruptRecord, describe(err))
 			err = nil
 		}
 	} else {
-		err = r.cfg.Store.List(ctx, func(rec *store.Record, err error) error {
+		err = r.cfg.Grants.Store().List(ctx, func(rec *grant.Record, err error) error {
 			if err != nil {
 				r.failed.Add(1)
 				r.out.failed("", signin.ErrorCode(err), describe(err))
@@ -285,15 +248,16 @@ func (r *runner) summary() Summary {
 }
 
 // fetch does one user.
-func (r *runner) fetch(ctx context.Context, rec *store.Record) {
-	p, err := r.f.FetchProfile(ctx, rec.Sub)
+func (r *runner) fetch(ctx context.Context, rec *grant.Record) {
+	p, err := r.f.FetchProfile(ctx, rec)
 	switch {
 	case err == nil:
 		r.ok.Add(1)
-		r.out.ok(rec.Sub, primaryName(p), primaryEmail(p))
+		v := ProfileOf(p)
+		r.out.ok(rec.Sub, v.Name, v.Email)
 	case ctx.Err() != nil:
 		r.interrupted.Add(1)
-	case signin.ErrorCode(err) == store.CodeOfflineAccessRevoked:
+	case signin.ErrorCode(err) == grant.CodeOfflineAccessRevoked:
 		r.revoked.Add(1)
 		r.out.revoked(rec.Sub, revokedReason(err))
 	default:

@@ -20,10 +20,11 @@ import (
 	"golang.org/x/oauth2"
 
 	"example.com/signin"
+	"example.com/signin/internal/auth"
 	"example.com/signin/internal/emulator"
-	"example.com/signin/internal/store"
+	"example.com/signin/internal/grant"
+	"example.com/signin/internal/grant/granttest"
 	"example.com/signin/internal/store/file"
-	"example.com/signin/internal/store/storetest"
 )
 
 // sleeps is a Config.Sleep that waits for nothing and records the waits.
@@ -54,7 +55,7 @@ type result struct {
 
 func openStore(t testing.TB) *file.Store {
 	t.Helper()
-	st, err := file.Open(t.TempDir())
+	st, err := file.Open(file.Config{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,12 +63,11 @@ func openStore(t testing.TB) *file.Store {
 }
 
 // run runs the engine against f with cfg's blanks filled in.
-func run(t testing.TB, ctx context.Context, f *fakeGoogle, st store.Store, cfg Config) result {
+func run(t testing.TB, ctx context.Context, f *fakeGoogle, st grant.Store, cfg Config) result {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	var sl sleeps
-	cfg.Store = st
-	cfg.OAuth2 = f.oauth2Config()
+	cfg.Grants = f.grants(st)
 	cfg.HTTPClient = f.net.HTTPClient()
 	cfg.Stdout, cfg.Stderr = &stdout, &stderr
 	if cfg.Sleep == nil {
@@ -203,11 +203,11 @@ func TestRunRevoked(t *testing.T) {
 	for _, sub := range subs {
 		l := lines[sub]
 		if sub == expiredRevoked || sub == freshRevoked {
-			if l.Status != "revoked" || l.Error != store.CodeOfflineAccessRevoked {
+			if l.Status != "revoked" || l.Error != grant.CodeOfflineAccessRevoked {
 				t.Errorf("revoked user %s: JSON line %+v", sub, l)
 			}
 			rec, _ := st.Get(t.Context(), sub)
-			if rec.Status != store.StatusRevoked || rec.RevokedReason != "Token has been expired or revoked." || rec.RevokedAt == nil {
+			if rec.Status != grant.StatusRevoked || rec.RevokedReason != "Token has been expired or revoked." || rec.RevokedAt == nil {
 				t.Errorf("user %s: record status %q reason %q at %v", sub, rec.Status, rec.RevokedReason, rec.RevokedAt)
 			}
 			if rec.Token.RefreshToken == "" {
@@ -251,7 +251,7 @@ func TestRunRetries(t *testing.T) {
 		fault{status: 429, retryAfter: "7"},
 		fault{status: 503, retryAfter: now.Add(12 * time.Second).Format(http.TimeFormat)},
 		fault{status: 502})
-	r := run(t, t.Context(), f, st, Config{Now: func() time.Time { return now }})
+	r := run(t, t.Context(), f, st, Config{FetcherConfig: FetcherConfig{Now: func() time.Time { return now }}})
 	if r.err != nil || r.sum != (Summary{OK: 1}) {
 		t.Fatalf("run: %+v, %v\n%s", r.sum, r.err, r.stderr)
 	}
@@ -306,7 +306,7 @@ func TestRunRetriesGiveUp(t *testing.T) {
 			st := openStore(t)
 			subs := seed(t, st, 1, nil)
 			f.inject("/v1/people/me", tt.faults...)
-			r := run(t, t.Context(), f, st, Config{MaxRetries: tt.retries, JSON: true})
+			r := run(t, t.Context(), f, st, Config{FetcherConfig: FetcherConfig{MaxRetries: tt.retries}, JSON: true})
 			if r.err != nil || r.sum != (Summary{Failed: 1}) {
 				t.Fatalf("run: %+v, %v", r.sum, r.err)
 			}
@@ -319,7 +319,7 @@ func TestRunRetriesGiveUp(t *testing.T) {
 			if ExitCode(r.sum, r.err) != 1 {
 				t.Errorf("exit code %d, want 1", ExitCode(r.sum, r.err))
 			}
-			if rec, _ := st.Get(t.Context(), subs[0]); rec.Status != store.StatusActive {
+			if rec, _ := st.Get(t.Context(), subs[0]); rec.Status != grant.StatusActive {
 				t.Errorf("a failure that is not invalid_grant changed the record's status to %q", rec.Status)
 			}
 		})
@@ -351,14 +351,13 @@ func TestRunConfigErrors(t *testing.T) {
 	f := newFakeGoogle(t)
 	st := openStore(t)
 	full := func() Config {
-		return Config{Store: st, OAuth2: f.oauth2Config(), HTTPClient: f.net.HTTPClient()}
+		return Config{FetcherConfig: FetcherConfig{Grants: f.grants(st), HTTPClient: f.net.HTTPClient()}}
 	}
 	tests := []struct {
 		name   string
 		change func(*Config)
 	}{
-		{"no store", func(c *Config) { c.Store = nil }},
-		{"no oauth2", func(c *Config) { c.OAuth2 = nil }},
+		{"no grants", func(c *Config) { c.Grants = nil }},
 		{"no http client", func(c *Config) { c.HTTPClient = nil }},
 		{"negative concurrency", func(c *Config) { c.Concurrency = -1 }},
 		{"huge concurrency", func(c *Config) { c.Concurrency = MaxConcurrency + 1 }},
@@ -426,9 +425,13 @@ func TestRunCancel(t *testing.T) {
 
 func TestRunReportsUnreadableRecords(t *testing.T) {
 	f := newFakeGoogle(t)
-	st := openStore(t)
+	dir := t.TempDir()
+	st, err := file.Open(file.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
 	seed(t, st, 3, nil)
-	if err := os.WriteFile(filepath.Join(st.Dir(), "42.json"), []byte(`{"version":1,"sub":"42","tok`), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "42.json"), []byte(`{"version":1,"sub":"42","tok`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	r := run(t, t.Context(), f, st, Config{JSON: true})
@@ -438,7 +441,7 @@ func TestRunReportsUnreadableRecords(t *testing.T) {
 	if !strings.Contains(r.stderr, "store: failed: corrupt_record: ") {
 		t.Errorf("stderr does not report the unreadable record:\n%s", r.stderr)
 	}
-	if l := jsonLines(t, r.stdout)[""]; l.Status != "failed" || l.Error != store.CodeCorruptRecord {
+	if l := jsonLines(t, r.stdout)[""]; l.Status != "failed" || l.Error != grant.CodeCorruptRecord {
 		t.Errorf("JSON line for the unreadable record: %+v", l)
 	}
 }
@@ -470,7 +473,7 @@ func TestRunNoTokensInOutput(t *testing.T) {
 	f.do(func(f *fakeGoogle) { f.revoked[subs[0]], f.revoked[subs[1]] = true, true })
 	f.inject("/v1/people/me", fault{status: 500}, fault{status: 401})
 	var logs bytes.Buffer
-	cfg := Config{JSON: true, Logger: slogTo(&logs)}
+	cfg := Config{FetcherConfig: FetcherConfig{Logger: slogTo(&logs)}, JSON: true}
 	r := run(t, t.Context(), f, st, cfg)
 	all := r.stdout + r.stderr + logs.String()
 	for _, bad := range []string{"at-", "rt-", "ya29.", fakeClientSecret} {
@@ -587,7 +590,7 @@ func BenchmarkOfflineFetch(b *testing.B) {
 		b.Logf("expected about %v per run (users x latency / concurrency)", n*latency/concurrency)
 		benchRuns(b, n, func() result {
 			var out bytes.Buffer
-			sum, err := Run(context.Background(), Config{Store: st, OAuth2: em.conf, HTTPClient: em.net.HTTPClient(),
+			sum, err := Run(context.Background(), Config{FetcherConfig: FetcherConfig{Grants: em.grants(st), HTTPClient: em.net.HTTPClient()},
 				Concurrency: concurrency, JSON: true, Stdout: &out})
 			return result{sum: sum, err: err}
 		})
@@ -629,10 +632,10 @@ func benchRuns(b *testing.B, n int, runOnce func() result) {
 // seedEmulator stores n users with real grants at the emulator: each is
 // added as a test account, consents with offline access and has its code
 // exchanged, 16 at a time. Their access tokens are fresh.
-func seedEmulator(tb testing.TB, em *emulated, st store.Store, n int) {
+func seedEmulator(tb testing.TB, em *emulated, st grant.Store, n int) {
 	tb.Helper()
 	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, em.net.HTTPClient())
-	err := storetest.Fill(ctx, st, n, 16, func(i int) (*store.Record, error) {
+	err := granttest.Fill(ctx, st, n, 16, func(i int) (*grant.Record, error) {
 		u, err := em.e.AddUser(emulator.User{Email: fmt.Sprintf("bench%d@example.com", i)})
 		if err != nil {
 			return nil, err
@@ -642,13 +645,12 @@ func seedEmulator(tb testing.TB, em *emulated, st store.Store, n int) {
 		if err != nil {
 			return nil, err
 		}
-		tok, err := em.conf.Exchange(ctx, code)
+		tok, err := em.google.Exchange(ctx, code)
 		if err != nil {
 			return nil, err
 		}
-		rec := &store.Record{Sub: u.Sub, Email: u.Email, Name: u.Name}
-		store.MergeToken(rec, tok, time.Now())
-		return rec, nil
+		return &grant.Record{Sub: u.Sub, Email: u.Email, Name: u.Name, Status: grant.StatusActive,
+			Token: grant.TokenFrom(tok), Scopes: auth.GrantedScopes(tok)}, nil
 	})
 	if err != nil {
 		tb.Fatal(err)

@@ -9,10 +9,9 @@ import (
 	"sync"
 	"unicode"
 
-	"golang.org/x/oauth2"
-
 	"example.com/signin"
-	"example.com/signin/internal/store"
+	"example.com/signin/internal/auth"
+	"example.com/signin/internal/grant"
 )
 
 // maxErrorText bounds an error's text in the output.
@@ -50,14 +49,14 @@ func (o *output) ok(sub, name, email string) {
 }
 
 func (o *output) revoked(sub, msg string) {
-	o.problem(line{Sub: sub, Status: "revoked", Error: store.CodeOfflineAccessRevoked, Message: msg})
+	o.problem(line{Sub: sub, Status: "revoked", Error: grant.CodeOfflineAccessRevoked, Message: msg})
 }
 
 func (o *output) failed(sub, code, msg string) {
 	o.problem(line{Sub: sub, Status: "failed", Error: code, Message: msg})
 }
 
-func (o *output) skipped(rec *store.Record) {
+func (o *output) skipped(rec *grant.Record) {
 	msg := "offline access was revoked"
 	if rec.RevokedAt != nil {
 		msg += " on " + rec.RevokedAt.UTC().Format("2006-01-02 15:04:05Z")
@@ -66,7 +65,7 @@ func (o *output) skipped(rec *store.Record) {
 		msg += " (" + rec.RevokedReason + ")"
 	}
 	msg += "; the user must connect again"
-	o.problem(line{Sub: rec.Sub, Status: "skipped", Error: store.CodeOfflineAccessRevoked, Message: msg})
+	o.problem(line{Sub: rec.Sub, Status: "skipped", Error: grant.CodeOfflineAccessRevoked, Message: msg})
 }
 
 // problem reports a user that did not succeed: "sub: status: code: message"
@@ -152,9 +151,8 @@ func describe(err error) string {
 // them ("Token has been expired or revoked.").
 func revokedReason(err error) string {
 	s := "Google refused the stored grant; the user must connect again"
-	var re *oauth2.RetrieveError
-	if errors.As(err, &re) {
-		if d := cmp.Or(re.ErrorDescription, re.ErrorCode); d != "" {
+	if ge, ok := auth.InvalidGrant(err); ok {
+		if d := cmp.Or(ge.Description, ge.Code); d != "" {
 			s += " (" + d + ")"
 		}
 	}

@@ -7,18 +7,9 @@ import (
 	"net/http"
 	"strings"
 
-	"golang.org/x/oauth2"
-
 	"example.com/signin"
 	"example.com/signin/internal/auth"
-	"example.com/signin/internal/store"
-)
-
-// Offline states of a user, as the API and the pages name them.
-const (
-	offlineNone    = "none"    // no credentials stored
-	offlineActive  = "active"  // a refresh token is stored and believed to work
-	offlineRevoked = "revoked" // Google refused the stored grant: reconnect
+	"example.com/signin/internal/grant"
 )
 
 // userJSON is the user object of the API.
@@ -38,7 +29,7 @@ type meJSON struct {
 	OfflineStatus string   `json:"offline_status"`
 }
 
-func newMeJSON(u sessionUser, status string) meJSON {
+func newMeJSON(u sessionUser, status grant.Offline) meJSON {
 	return meJSON{
 		User: userJSON{
 			Sub:           u.Sub,
@@ -48,34 +39,16 @@ func newMeJSON(u sessionUser, status string) meJSON {
 			Picture:       u.Picture,
 			HostedDomain:  u.HostedDomain,
 		},
-		Offline:       status == offlineActive,
-		OfflineStatus: status,
+		Offline:       status == grant.OfflineActive,
+		OfflineStatus: string(status),
 	}
 }
 
-// offlineStatus says whether the server can act for sub while they are away.
-func (s *Server) offlineStatus(ctx context.Context, sub string) (string, error) {
-	rec, err := s.cfg.Store.Get(ctx, sub)
-	if err != nil {
-		if signin.ErrorKind(err) == signin.ENOTFOUND {
-			return offlineNone, nil
-		}
-		return "", err
-	}
-	return recordStatus(rec), nil
-}
-
-func recordStatus(rec *store.Record) string {
-	switch {
-	case rec == nil:
-		return offlineNone
-	case rec.Status == store.StatusRevoked:
-		return offlineRevoked
-	case rec.Token.RefreshToken == "":
-		return offlineNone
-	default:
-		return offlineActive
-	}
+// offlineStatus says whether the server can act for sub while they are
+// away.
+func (s *Server) offlineStatus(ctx context.Context, sub string) (grant.Offline, error) {
+	_, status, err := s.cfg.Grants.Lookup(ctx, sub)
+	return status, err
 }
 
 // verify verifies an ID token from a client. Anything that is not an
@@ -228,10 +201,11 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) error {
 		return signin.Errorf(signin.EFORBIDDEN, "account_mismatch", "You chose a different Google account from the one you are signed in with. Sign out first to switch accounts.")
 	}
 
-	status, err := s.saveGrant(r.Context(), c, tok)
+	status, err := s.cfg.Grants.SaveExchange(r.Context(), c.Sub, grant.Identity{Email: c.Email, Name: c.Name}, tok)
 	if err != nil {
 		return err
 	}
+	s.profiles.forget(c.Sub)
 	u := current
 	if !signedIn {
 		u = userFromClaims(c, s.cfg.Now())
@@ -243,39 +217,6 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// saveGrant stores what a code exchange gave, by Google's rules (Google
-// sends a refresh token only on a first consent or with prompt=consent): a
-// new refresh token replaces the stored one; without one, a stored record
-// keeps its refresh token and gets the new access token; with neither,
-// nothing is written and the user has no offline access ("offline": false
-// tells the page to ask again with prompt=consent). It returns the user's
-// offline state afterwards.
-func (s *Server) saveGrant(ctx context.Context, c *auth.Claims, tok *oauth2.Token) (string, error) {
-	status := offlineNone
-	_, err := s.cfg.Store.Update(ctx, c.Sub, func(cur *store.Record) (*store.Record, error) {
-		if cur == nil {
-			if tok.RefreshToken == "" {
-				status = offlineNone
-				return nil, nil
-			}
-			cur = &store.Record{Sub: c.Sub}
-		}
-		store.MergeToken(cur, tok, s.cfg.Now())
-		if c.Email != "" {
-			cur.Email = c.Email
-		}
-		if c.Name != "" {
-			cur.Name = c.Name
-		}
-		status = recordStatus(cur)
-		return cur, nil
-	})
-	if err != nil {
-		return "", err
-	}
-	return status, nil
-}
-
 // handleDisconnect revokes the stored grant at Google, deletes the stored
 // credentials and ends the session. If Google cannot be reached, nothing is
 // changed and the answer is 502, so the user can try again: deleting first
@@ -285,32 +226,15 @@ func (s *Server) handleDisconnect(w http.ResponseWriter, r *http.Request) error 
 	if !ok {
 		return errSignedOut()
 	}
-	revoked := false
-	rec, err := s.cfg.Store.Get(r.Context(), u.Sub)
-	switch {
-	case signin.ErrorKind(err) == signin.ENOTFOUND:
-		// Nothing stored: just sign out.
-	case err != nil:
+	revoked, err := s.cfg.Grants.Disconnect(r.Context(), u.Sub)
+	if err != nil {
+		var se *signin.Error
+		if !errors.As(err, &se) {
+			err = signin.Wrap(err, signin.EUPSTREAM, "google_unavailable", "Google could not be reached; nothing was changed. Please try again.")
+		}
 		return err
-	default:
-		tok := rec.Token.RefreshToken
-		if tok == "" {
-			tok = rec.Token.AccessToken
-		}
-		if tok != "" {
-			if err := s.cfg.Google.Revoke(r.Context(), tok); err != nil {
-				var se *signin.Error
-				if !errors.As(err, &se) {
-					err = signin.Wrap(err, signin.EUPSTREAM, "google_unavailable", "Google could not be reached; nothing was changed. Please try again.")
-				}
-				return err
-			}
-			revoked = true
-		}
-		if err := s.cfg.Store.Delete(r.Context(), u.Sub); err != nil && signin.ErrorKind(err) != signin.ENOTFOUND {
-			return err
-		}
 	}
+	s.profiles.forget(u.Sub)
 	if err := s.sessions.end(w, r); err != nil {
 		return signin.Wrap(err, signin.EINTERNAL, "", "internal error")
 	}
@@ -354,7 +278,17 @@ func (s *Server) handleProfile(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	p, err := s.cfg.Profiles.FetchProfile(r.Context(), u.Sub)
+	rec, status, err := s.cfg.Grants.Lookup(r.Context(), u.Sub)
+	if err != nil {
+		return err
+	}
+	switch {
+	case status == grant.OfflineUnreadable:
+		return signin.Errorf(signin.ECONFLICT, "reconnect_required", "The server's copy of your offline access cannot be read: reconnect.")
+	case rec == nil:
+		return profileError(signin.Errorf(signin.ENOTFOUND, "", "no offline access stored"))
+	}
+	p, err := s.cfg.Profiles.FetchProfile(r.Context(), rec)
 	if err != nil {
 		return profileError(err)
 	}

@@ -15,7 +15,7 @@ import (
 
 	"example.com/signin"
 	"example.com/signin/internal/auth"
-	"example.com/signin/internal/store"
+	"example.com/signin/internal/grant"
 )
 
 func TestTokenSignin(t *testing.T) {
@@ -278,22 +278,22 @@ func TestSessionSerializerRoundTrip(t *testing.T) {
 
 func TestConnect(t *testing.T) {
 	const sub = "s1"
-	active := func(access, refresh string) *store.Record {
-		return &store.Record{Sub: sub, Email: "old@example.com", Status: store.StatusActive, Token: store.Token{AccessToken: access, RefreshToken: refresh}}
+	active := func(access, refresh string) *grant.Record {
+		return &grant.Record{Sub: sub, Email: "old@example.com", Status: grant.StatusActive, Token: grant.Token{AccessToken: access, RefreshToken: refresh}}
 	}
 	tests := []struct {
 		name        string
 		signedInAs  string // "" for signed out
-		record      *store.Record
+		record      *grant.Record
 		refresh     string // refresh token in Google's answer
 		wantOffline bool
 		wantStatus  string
-		wantRecord  *store.Token // nil: no record afterwards
+		wantRecord  *grant.Token // nil: no record afterwards
 	}{
 		{
 			name: "one step, first consent", refresh: "rt-new",
 			wantOffline: true, wantStatus: "active",
-			wantRecord: &store.Token{AccessToken: "at-new", RefreshToken: "rt-new"},
+			wantRecord: &grant.Token{AccessToken: "at-new", RefreshToken: "rt-new"},
 		},
 		{
 			name:        "one step, no refresh token, nothing stored",
@@ -302,24 +302,24 @@ func TestConnect(t *testing.T) {
 		{
 			name: "returning user without refresh token keeps the stored one", signedInAs: sub,
 			record: active("at-old", "rt-old"), wantOffline: true, wantStatus: "active",
-			wantRecord: &store.Token{AccessToken: "at-new", RefreshToken: "rt-old"},
+			wantRecord: &grant.Token{AccessToken: "at-new", RefreshToken: "rt-old"},
 		},
 		{
 			name: "new refresh token replaces the stored one", signedInAs: sub,
 			record: active("at-old", "rt-old"), refresh: "rt-new", wantOffline: true, wantStatus: "active",
-			wantRecord: &store.Token{AccessToken: "at-new", RefreshToken: "rt-new"},
+			wantRecord: &grant.Token{AccessToken: "at-new", RefreshToken: "rt-new"},
 		},
 		{
 			name:    "reconnect after revocation",
-			record:  &store.Record{Sub: sub, Status: store.StatusRevoked, Token: store.Token{AccessToken: "at-old", RefreshToken: "rt-dead"}},
+			record:  &grant.Record{Sub: sub, Status: grant.StatusRevoked, Token: grant.Token{AccessToken: "at-old", RefreshToken: "rt-dead"}},
 			refresh: "rt-new", wantOffline: true, wantStatus: "active",
-			wantRecord: &store.Token{AccessToken: "at-new", RefreshToken: "rt-new"},
+			wantRecord: &grant.Token{AccessToken: "at-new", RefreshToken: "rt-new"},
 		},
 		{
 			name:        "revoked and no new refresh token",
-			record:      &store.Record{Sub: sub, Status: store.StatusRevoked, Token: store.Token{AccessToken: "at-old", RefreshToken: "rt-dead"}},
+			record:      &grant.Record{Sub: sub, Status: grant.StatusRevoked, Token: grant.Token{AccessToken: "at-old", RefreshToken: "rt-dead"}},
 			wantOffline: false, wantStatus: "revoked",
-			wantRecord: &store.Token{AccessToken: "at-new", RefreshToken: "rt-dead"},
+			wantRecord: &grant.Token{AccessToken: "at-new", RefreshToken: "rt-dead"},
 		},
 	}
 	for _, tc := range tests {
@@ -374,7 +374,7 @@ func TestConnect(t *testing.T) {
 
 func TestConnectRefused(t *testing.T) {
 	const sub = "s1"
-	stored := store.Record{Sub: sub, Email: "ada@example.com", Status: store.StatusActive, Token: store.Token{AccessToken: "at-old", RefreshToken: "rt-old"}}
+	stored := grant.Record{Sub: sub, Email: "ada@example.com", Status: grant.StatusActive, Token: grant.Token{AccessToken: "at-old", RefreshToken: "rt-old"}}
 	tests := []struct {
 		name       string
 		signedInAs string
@@ -482,7 +482,7 @@ func TestDisconnect(t *testing.T) {
 	const sub = "s1"
 	tests := []struct {
 		name        string
-		record      *store.Record
+		record      *grant.Record
 		revokeErr   error
 		wantStatus  int
 		wantRevoked []string
@@ -491,13 +491,13 @@ func TestDisconnect(t *testing.T) {
 	}{
 		{
 			name:        "revokes the refresh token and deletes the record",
-			record:      &store.Record{Sub: sub, Status: store.StatusActive, Token: store.Token{AccessToken: "at", RefreshToken: "rt"}},
+			record:      &grant.Record{Sub: sub, Status: grant.StatusActive, Token: grant.Token{AccessToken: "at", RefreshToken: "rt"}},
 			wantStatus:  200,
 			wantRevoked: []string{"rt"},
 		},
 		{
 			name:        "access token when there is no refresh token",
-			record:      &store.Record{Sub: sub, Status: store.StatusActive, Token: store.Token{AccessToken: "at"}},
+			record:      &grant.Record{Sub: sub, Status: grant.StatusActive, Token: grant.Token{AccessToken: "at"}},
 			wantStatus:  200,
 			wantRevoked: []string{"at"},
 		},
@@ -507,7 +507,7 @@ func TestDisconnect(t *testing.T) {
 		},
 		{
 			name:        "google unreachable keeps everything",
-			record:      &store.Record{Sub: sub, Status: store.StatusActive, Token: store.Token{AccessToken: "at", RefreshToken: "rt"}},
+			record:      &grant.Record{Sub: sub, Status: grant.StatusActive, Token: grant.Token{AccessToken: "at", RefreshToken: "rt"}},
 			revokeErr:   signin.Errorf(signin.EUPSTREAM, "google_unavailable", "Google could not be reached."),
 			wantStatus:  502,
 			wantRecord:  true,
@@ -515,7 +515,7 @@ func TestDisconnect(t *testing.T) {
 		},
 		{
 			name:        "plain revoke error keeps everything",
-			record:      &store.Record{Sub: sub, Status: store.StatusActive, Token: store.Token{AccessToken: "at", RefreshToken: "rt"}},
+			record:      &grant.Record{Sub: sub, Status: grant.StatusActive, Token: grant.Token{AccessToken: "at", RefreshToken: "rt"}},
 			revokeErr:   errors.New("connection reset"),
 			wantStatus:  502,
 			wantRecord:  true,
@@ -558,7 +558,7 @@ func TestDisconnect(t *testing.T) {
 
 func TestSignOut(t *testing.T) {
 	e := newTestEnv(t)
-	e.store.put(store.Record{Sub: "s1", Status: store.StatusActive, Token: store.Token{RefreshToken: "rt"}})
+	e.store.put(grant.Record{Sub: "s1", Status: grant.StatusActive, Token: grant.Token{RefreshToken: "rt"}})
 	b := e.browser()
 	b.signIn("s1", "a@example.com", "A")
 	r := b.xhr("/signout", nil)
@@ -588,7 +588,7 @@ func TestSignOut(t *testing.T) {
 func TestAPIMe(t *testing.T) {
 	e := newTestEnv(t)
 	tok := e.addUser("s1", "a@example.com", "A")
-	e.store.put(store.Record{Sub: "s1", Status: store.StatusActive, Token: store.Token{RefreshToken: "rt"}})
+	e.store.put(grant.Record{Sub: "s1", Status: grant.StatusActive, Token: grant.Token{RefreshToken: "rt"}})
 	var cached, full int
 	e.verifier.VerifyCachedFn = func(_ context.Context, raw string) (*auth.Claims, error) {
 		cached++
@@ -646,15 +646,15 @@ func TestAPIMe(t *testing.T) {
 func TestAPIProfile(t *testing.T) {
 	tests := []struct {
 		name       string
-		record     *store.Record
+		record     *grant.Record
 		fetchErr   error
 		wantStatus int
 		wantCode   string
 	}{
 		{"no credentials", nil, nil, 409, "offline_access_required"},
-		{"revoked", &store.Record{Sub: "s1", Status: store.StatusRevoked, Token: store.Token{RefreshToken: "rt"}}, nil, 409, "reconnect_required"},
-		{"google down", &store.Record{Sub: "s1", Status: store.StatusActive}, signin.Errorf(signin.EUPSTREAM, "google_unavailable", "down"), 502, "google_unavailable"},
-		{"ok", &store.Record{Sub: "s1", Name: "Ada", Email: "a@example.com", Status: store.StatusActive, Token: store.Token{RefreshToken: "rt"}}, nil, 200, ""},
+		{"revoked", &grant.Record{Sub: "s1", Status: grant.StatusRevoked, Token: grant.Token{RefreshToken: "rt"}}, nil, 409, "reconnect_required"},
+		{"google down", &grant.Record{Sub: "s1", Status: grant.StatusActive}, signin.Errorf(signin.EUPSTREAM, "google_unavailable", "down"), 502, "google_unavailable"},
+		{"ok", &grant.Record{Sub: "s1", Name: "Ada", Email: "a@example.com", Status: grant.StatusActive, Token: grant.Token{RefreshToken: "rt"}}, nil, 200, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -663,7 +663,7 @@ func TestAPIProfile(t *testing.T) {
 				e.store.put(*tc.record)
 			}
 			if tc.fetchErr != nil {
-				e.profiles.FetchProfileFn = func(context.Context, string) (*people.Person, error) { return nil, tc.fetchErr }
+				e.profiles.FetchProfileFn = func(context.Context, *grant.Record) (*people.Person, error) { return nil, tc.fetchErr }
 			}
 			b := e.browser()
 			b.signIn("s1", "a@example.com", "Ada")

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"example.com/signin/internal/emulator"
+	"example.com/signin/internal/grant"
 	"example.com/signin/internal/offline"
-	"example.com/signin/internal/store"
 )
 
 // TestConcurrentConnects is issue 6's concurrency test: 100 /connect
@@ -137,13 +137,13 @@ func TestConcurrentConnects(t *testing.T) {
 	}
 
 	n := 0
-	if err := re.files.List(t.Context(), func(rec *store.Record, err error) error {
+	if err := re.files.List(t.Context(), func(rec *grant.Record, err error) error {
 		if err != nil {
 			t.Errorf("unreadable record: %v", err)
 			return nil
 		}
 		n++
-		if rec.Token.RefreshToken == "" || rec.Status != store.StatusActive || rec.Email == "" {
+		if rec.Token.RefreshToken == "" || rec.Status != grant.StatusActive || rec.Email == "" {
 			t.Errorf("record %s: status %q, email %q, refresh token present: %v", rec.Sub, rec.Status, rec.Email, rec.Token.RefreshToken != "")
 		}
 		return nil

@@ -11,7 +11,7 @@ import (
 
 	"example.com/signin"
 	"example.com/signin/internal/auth"
-	"example.com/signin/internal/store"
+	"example.com/signin/internal/grant"
 )
 
 // fakeVerifier is a Verifier made of functions.
@@ -30,13 +30,22 @@ func (f *fakeVerifier) VerifyCached(ctx context.Context, rawToken string) (*auth
 	return f.VerifyCachedFn(ctx, rawToken)
 }
 
-// fakeGoogle is a Google made of functions.
+// fakeGoogle is Google made of functions: the server's Exchanger, and the
+// Google of its grants (which revoke; refreshes are the profile fetcher's,
+// faked apart).
 type fakeGoogle struct {
 	ExchangeFn func(ctx context.Context, code string) (*oauth2.Token, error)
 	RevokeFn   func(ctx context.Context, token string) error
 }
 
-var _ Google = (*fakeGoogle)(nil)
+var (
+	_ Exchanger    = (*fakeGoogle)(nil)
+	_ grant.Google = (*fakeGoogle)(nil)
+)
+
+func (f *fakeGoogle) Refresh(ctx context.Context, refreshToken string) (*oauth2.Token, error) {
+	return nil, signin.Errorf(signin.EINTERNAL, "", "fakeGoogle: refreshes are the profile fetcher's")
+}
 
 func (f *fakeGoogle) Exchange(ctx context.Context, code string) (*oauth2.Token, error) {
 	return f.ExchangeFn(ctx, code)
@@ -48,30 +57,30 @@ func (f *fakeGoogle) Revoke(ctx context.Context, token string) error {
 
 // fakeProfiles is a ProfileFetcher made of a function.
 type fakeProfiles struct {
-	FetchProfileFn func(ctx context.Context, sub string) (*people.Person, error)
+	FetchProfileFn func(ctx context.Context, rec *grant.Record) (*people.Person, error)
 }
 
 var _ ProfileFetcher = (*fakeProfiles)(nil)
 
-func (f *fakeProfiles) FetchProfile(ctx context.Context, sub string) (*people.Person, error) {
-	return f.FetchProfileFn(ctx, sub)
+func (f *fakeProfiles) FetchProfile(ctx context.Context, rec *grant.Record) (*people.Person, error) {
+	return f.FetchProfileFn(ctx, rec)
 }
 
-// memStore is an in-memory store.Store with the interface's contract.
+// memStore is an in-memory grant.Store with the interface's contract.
 type memStore struct {
 	mu      sync.Mutex
-	recs    map[string]store.Record
+	recs    map[string]grant.Record
 	updates int // successful writes, to prove "nothing stored"
 	now     func() time.Time
 }
 
-var _ store.Store = (*memStore)(nil)
+var _ grant.Store = (*memStore)(nil)
 
 func newMemStore() *memStore {
-	return &memStore{recs: make(map[string]store.Record), now: time.Now}
+	return &memStore{recs: make(map[string]grant.Record), now: time.Now}
 }
 
-func cloneRecord(r store.Record) *store.Record {
+func cloneRecord(r grant.Record) *grant.Record {
 	r.Scopes = append([]string(nil), r.Scopes...)
 	if r.RevokedAt != nil {
 		t := *r.RevokedAt
@@ -84,7 +93,7 @@ func notFound() error {
 	return signin.Errorf(signin.ENOTFOUND, "", "no record")
 }
 
-func (m *memStore) Get(_ context.Context, sub string) (*store.Record, error) {
+func (m *memStore) Get(_ context.Context, sub string) (*grant.Record, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r, ok := m.recs[sub]
@@ -94,10 +103,10 @@ func (m *memStore) Get(_ context.Context, sub string) (*store.Record, error) {
 	return cloneRecord(r), nil
 }
 
-func (m *memStore) Update(_ context.Context, sub string, fn func(cur *store.Record) (*store.Record, error)) (*store.Record, error) {
+func (m *memStore) Update(_ context.Context, sub string, fn func(cur *grant.Record) (*grant.Record, error)) (*grant.Record, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var cur *store.Record
+	var cur *grant.Record
 	if r, ok := m.recs[sub]; ok {
 		cur = cloneRecord(r)
 	}
@@ -109,7 +118,7 @@ func (m *memStore) Update(_ context.Context, sub string, fn func(cur *store.Reco
 		return cur, nil
 	}
 	now := m.now()
-	next.Version = store.RecordVersion
+	next.Version = grant.RecordVersion
 	next.Sub = sub
 	if old, ok := m.recs[sub]; ok {
 		next.CreatedAt = old.CreatedAt
@@ -132,7 +141,7 @@ func (m *memStore) Delete(_ context.Context, sub string) error {
 	return nil
 }
 
-func (m *memStore) List(ctx context.Context, fn func(rec *store.Record, err error) error) error {
+func (m *memStore) List(ctx context.Context, fn func(rec *grant.Record, err error) error) error {
 	m.mu.Lock()
 	subs := make([]string, 0, len(m.recs))
 	for s := range m.recs {
@@ -153,14 +162,14 @@ func (m *memStore) List(ctx context.Context, fn func(rec *store.Record, err erro
 }
 
 // put stores rec as it is (test setup).
-func (m *memStore) put(rec store.Record) {
+func (m *memStore) put(rec grant.Record) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.recs[rec.Sub] = *cloneRecord(rec)
 }
 
 // record returns sub's record and whether there is one.
-func (m *memStore) record(sub string) (store.Record, bool) {
+func (m *memStore) record(sub string) (grant.Record, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r, ok := m.recs[sub]

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"example.com/signin/internal/emulator"
+	"example.com/signin/internal/grant"
 	"example.com/signin/internal/offline"
-	"example.com/signin/internal/store"
 )
 
 // Issue 6's faults: Google failing in every way the emulator can fail,
@@ -130,7 +130,7 @@ func TestFaultsConnect(t *testing.T) {
 
 				// Google is back: a new consent works.
 				mustStatus(t, b.xhr("/connect", url.Values{"code": {re.code(sub, true)}}), http.StatusOK)
-				if rec := re.record(sub); rec == nil || rec.Token.RefreshToken == "" || rec.Status != store.StatusActive {
+				if rec := re.record(sub); rec == nil || rec.Token.RefreshToken == "" || rec.Status != grant.StatusActive {
 					t.Errorf("after recovery: %+v", rec)
 				}
 			})
@@ -281,7 +281,7 @@ func connected(t *testing.T, re *realEnv, email string) (*browser, string) {
 // next use refreshes it.
 func expireAccessToken(t *testing.T, re *realEnv, sub string) {
 	t.Helper()
-	if _, err := re.files.Update(context.Background(), sub, func(cur *store.Record) (*store.Record, error) {
+	if _, err := re.files.Update(context.Background(), sub, func(cur *grant.Record) (*grant.Record, error) {
 		cur.Token.Expiry = time.Now().Add(-time.Minute)
 		return cur, nil
 	}); err != nil {
@@ -355,7 +355,7 @@ func TestFaultsProfile(t *testing.T) {
 				wantClearError(t, r, tc.wantStatus, code)
 			}
 			after := re.record(sub)
-			if after == nil || after.Token.RefreshToken != before.Token.RefreshToken || after.Status != store.StatusActive {
+			if after == nil || after.Token.RefreshToken != before.Token.RefreshToken || after.Status != grant.StatusActive {
 				t.Fatalf("record after the fault: %+v", after)
 			}
 			if !tc.changed {
@@ -429,8 +429,7 @@ func TestFaultsRevoke(t *testing.T) {
 		t.Error("disconnect after recovery did not delete and sign out")
 	}
 	// The grant is really gone at Google: its refresh token is refused.
-	_, err := re.google.OAuth2Config().TokenSource(re.google.Context(context.Background()), (&store.Token{RefreshToken: rt}).OAuth2()).Token()
-	if err == nil {
+	if _, err := re.google.Refresh(context.Background(), rt); err == nil {
 		t.Error("the refresh token still works after disconnect")
 	}
 }
@@ -486,7 +485,7 @@ func TestFaultsOfflineFetch(t *testing.T) {
 	}
 	for sub, rt := range subs {
 		rec := re.record(sub)
-		if rec == nil || rec.Token.RefreshToken != rt || rec.Status != store.StatusActive {
+		if rec == nil || rec.Token.RefreshToken != rt || rec.Status != grant.StatusActive {
 			t.Errorf("record of %s after the run: %+v", sub, rec)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"example.com/signin/internal/auth"
 	"example.com/signin/internal/auth/authtest"
+	"example.com/signin/internal/grant"
 )
 
 // staticCerts answers every request with a fixed JWKS, so that the fuzzed
@@ -44,7 +45,7 @@ func FuzzTokenSignin(f *testing.F) {
 	}
 	st := newMemStore()
 	s, err := New(Config{
-		ClientID: testClientID, Store: st, Verifier: v,
+		ClientID: testClientID, Grants: grant.New(grant.Config{Store: st, Google: &fakeGoogle{}}), Verifier: v,
 		Google: &fakeGoogle{}, Profiles: &fakeProfiles{},
 		Net: testNet(f, ""), SessionKeys: newTestKeys(f),
 		MaxBodyBytes: 16 << 10,

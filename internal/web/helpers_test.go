@@ -22,7 +22,7 @@ import (
 	"example.com/signin"
 	"example.com/signin/internal/auth"
 	"example.com/signin/internal/googlenet"
-	"example.com/signin/internal/store"
+	"example.com/signin/internal/grant"
 )
 
 const testClientID = "test-client.apps.googleusercontent.com"
@@ -130,13 +130,10 @@ func newTestEnv(t *testing.T, opts ...func(*Config)) *testEnv {
 		},
 	}
 	e.profiles = &fakeProfiles{
-		FetchProfileFn: func(ctx context.Context, sub string) (*people.Person, error) {
-			rec, err := e.store.Get(ctx, sub)
-			if err != nil {
-				return nil, err
-			}
-			if rec.Status == store.StatusRevoked {
-				return nil, signin.Errorf(signin.ECONFLICT, store.CodeOfflineAccessRevoked, "revoked")
+		FetchProfileFn: func(ctx context.Context, rec *grant.Record) (*people.Person, error) {
+			sub := rec.Sub
+			if rec.Status == grant.StatusRevoked {
+				return nil, signin.Errorf(signin.ECONFLICT, grant.CodeOfflineAccessRevoked, "revoked")
 			}
 			return &people.Person{
 				ResourceName:   "people/" + sub,
@@ -148,7 +145,7 @@ func newTestEnv(t *testing.T, opts ...func(*Config)) *testEnv {
 	}
 	cfg := Config{
 		ClientID:    testClientID,
-		Store:       e.store,
+		Grants:      grant.New(grant.Config{Store: e.store, Google: e.google}),
 		Verifier:    e.verifier,
 		Google:      e.google,
 		Profiles:    e.profiles,

@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -17,17 +16,12 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/oauth2"
-	"google.golang.org/api/googleapi"
-	"google.golang.org/api/option"
-	"google.golang.org/api/people/v1"
-
 	"example.com/signin"
 	"example.com/signin/internal/auth"
 	"example.com/signin/internal/auth/authtest"
 	"example.com/signin/internal/emulator"
-	"example.com/signin/internal/googlenet"
-	"example.com/signin/internal/store"
+	"example.com/signin/internal/grant"
+	"example.com/signin/internal/offline"
 	"example.com/signin/internal/store/file"
 )
 
@@ -63,17 +57,18 @@ func newIntegration(t *testing.T) *itEnv {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	files, err := file.Open(dir)
+	files, err := file.Open(file.Config{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
+	grants := grant.New(grant.Config{Store: files, Google: g})
 	s, err := New(Config{
 		ClientID:    client.ID,
-		Store:       files,
+		Grants:      grants,
 		Verifier:    v,
 		Google:      g,
-		Profiles:    &storedProfiles{store: files, google: g, net: gnet},
+		Profiles:    offline.NewFetcher(offline.FetcherConfig{Grants: grants, HTTPClient: gnet.HTTPClient()}),
 		Net:         gnet,
 		SessionKeys: newTestKeys(t),
 		Demo:        true,
@@ -90,48 +85,6 @@ func newIntegration(t *testing.T) *itEnv {
 		files:   files,
 		dir:     dir,
 	}
-}
-
-// storedProfiles is a ProfileFetcher over the real pieces: the stored
-// record, auth's saving token source and the People API client.
-//
-// TODO: replace with the app's own implementation once one exists (the web
-// package only defines the interface); this one is what it must do.
-type storedProfiles struct {
-	store  store.Store
-	google *auth.Google
-	net    *googlenet.Net
-}
-
-func (p *storedProfiles) FetchProfile(ctx context.Context, sub string) (*people.Person, error) {
-	ts := auth.NewSavingTokenSource(p.google.Context(ctx), p.google.OAuth2Config(), store.NewUserTokens(p.store, sub, nil))
-	tok, err := ts.Token()
-	if err != nil {
-		return nil, err
-	}
-	person, err := p.me(ctx, tok)
-	var ge *googleapi.Error
-	if errors.As(err, &ge) && ge.Code == http.StatusUnauthorized {
-		// Rejected before its expiry: revoked, or clocks disagree. A
-		// refresh tells which, and records a revocation.
-		if tok, err = ts.Refresh(tok); err != nil {
-			return nil, err
-		}
-		person, err = p.me(ctx, tok)
-	}
-	if err != nil {
-		return nil, signin.Wrap(err, signin.EUPSTREAM, "google_unavailable", "Google could not be reached.")
-	}
-	return person, nil
-}
-
-func (p *storedProfiles) me(ctx context.Context, tok *oauth2.Token) (*people.Person, error) {
-	hc := &http.Client{Transport: &oauth2.Transport{Source: oauth2.StaticTokenSource(tok), Base: p.net.HTTPClient().Transport}}
-	svc, err := people.NewService(ctx, option.WithHTTPClient(hc))
-	if err != nil {
-		return nil, err
-	}
-	return svc.People.Get("people/me").PersonFields("names,emailAddresses,photos").Context(ctx).Do()
 }
 
 func (it *itEnv) user(email, name string) emulator.User {
@@ -167,7 +120,7 @@ func (it *itEnv) code(sub string, consent bool) string {
 }
 
 // record returns the stored record, or nil.
-func (it *itEnv) record(sub string) *store.Record {
+func (it *itEnv) record(sub string) *grant.Record {
 	it.t.Helper()
 	rec, err := it.files.Get(context.Background(), sub)
 	if signin.ErrorKind(err) == signin.ENOTFOUND {
@@ -226,7 +179,7 @@ func TestIntegrationOptionalOfflineAccess(t *testing.T) {
 		t.Fatalf("first consent: %s", r.body)
 	}
 	first := it.record(u.Sub)
-	if first == nil || first.Token.RefreshToken == "" || first.Status != store.StatusActive {
+	if first == nil || first.Token.RefreshToken == "" || first.Status != grant.StatusActive {
 		t.Fatalf("record after first consent: %+v", first)
 	}
 
@@ -415,7 +368,7 @@ func TestIntegrationRevokedGrantAndReconnect(t *testing.T) {
 	if r.errorCode(t) != "reconnect_required" {
 		t.Errorf("error %s", r.body)
 	}
-	if rec := it.record(u.Sub); rec == nil || rec.Status != store.StatusRevoked {
+	if rec := it.record(u.Sub); rec == nil || rec.Status != grant.StatusRevoked {
 		t.Fatalf("record %+v", rec)
 	}
 	doc := parseHTML(t, b.get("/").body)
@@ -426,7 +379,7 @@ func TestIntegrationRevokedGrantAndReconnect(t *testing.T) {
 
 	r = b.xhr("/connect", url.Values{"code": {it.code(u.Sub, true)}})
 	mustStatus(t, r, http.StatusOK)
-	if r.json(t)["offline_status"] != "active" || it.record(u.Sub).Status != store.StatusActive {
+	if r.json(t)["offline_status"] != "active" || it.record(u.Sub).Status != grant.StatusActive {
 		t.Errorf("reconnect: %s", r.body)
 	}
 	mustID(t, parseHTML(t, b.get("/").body), "profile-name")

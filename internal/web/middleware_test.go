@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"example.com/signin/internal/auth"
-	"example.com/signin/internal/store"
+	"example.com/signin/internal/grant"
 )
 
 // Every state-changing route refuses cross-site requests, and refusing
@@ -30,7 +30,7 @@ func TestCSRF(t *testing.T) {
 		for _, a := range attacks {
 			t.Run(route+"/"+a.name, func(t *testing.T) {
 				e := newTestEnv(t)
-				e.store.put(store.Record{Sub: "s1", Status: store.StatusActive, Token: store.Token{RefreshToken: "rt"}})
+				e.store.put(grant.Record{Sub: "s1", Status: grant.StatusActive, Token: grant.Token{RefreshToken: "rt"}})
 				b := e.browser()
 				b.signIn("s1", "a@example.com", "A")
 				e.addCode("c", "s1", "at", "rt2")

@@ -20,6 +20,8 @@ import (
 	"google.golang.org/api/people/v1"
 
 	"example.com/signin"
+	"example.com/signin/internal/grant"
+	"example.com/signin/internal/offline"
 )
 
 // pageNames are the page templates; each is parsed together with base.html.
@@ -204,32 +206,17 @@ type profileView struct {
 
 // newProfileView picks the primary name, email and photo (or the first).
 func newProfileView(p *people.Person) *profileView {
-	v := &profileView{}
-	for _, n := range p.Names {
-		if n != nil && (v.Name == "" || n.Metadata != nil && n.Metadata.Primary) {
-			v.Name = n.DisplayName
-		}
-	}
-	for _, e := range p.EmailAddresses {
-		if e != nil && (v.Email == "" || e.Metadata != nil && e.Metadata.Primary) {
-			v.Email = e.Value
-		}
-	}
-	for _, ph := range p.Photos {
-		if ph != nil && (v.Photo == "" || ph.Metadata != nil && ph.Metadata.Primary) {
-			v.Photo = ph.Url
-		}
-	}
-	return v
+	v := offline.ProfileOf(p)
+	return &profileView{Name: v.Name, Email: v.Email, Photo: v.Photo}
 }
 
 // indexData is the data of the server-side flow page.
 type indexData struct {
 	pageData
-	User         *userView    // nil when signed out
-	Offline      string       // none, active, revoked
-	Profile      *profileView // the server's People API fetch, when active
-	ProfileError string       // why the profile could not be fetched
+	User         *userView     // nil when signed out
+	Offline      grant.Offline // none, active, revoked, unreadable
+	Profile      *profileView  // the server's People API fetch, when active
+	ProfileError string        // why the profile could not be fetched
 }
 
 // handleIndex serves the server-side flow page. Signed out, it offers the
@@ -250,32 +237,39 @@ func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) error {
 	d.User = newUserView(u)
 	d.Config.View = viewSignedIn
 	d.Config.LoginHint = u.Email
-	status, err := s.offlineStatus(r.Context(), u.Sub)
+	rec, status, err := s.cfg.Grants.Lookup(r.Context(), u.Sub)
 	if err != nil {
 		return err
 	}
-	if status == offlineActive {
-		status, d.Profile, d.ProfileError = s.pageProfile(r.Context(), u.Sub)
+	if status == grant.OfflineActive {
+		status, d.Profile, d.ProfileError = s.pageProfile(r.Context(), rec)
 	}
 	d.Offline = status
-	d.Config.Offline = status
+	d.Config.Offline = string(status)
 	return s.renderPage(w, r, http.StatusOK, "index.html", d)
 }
 
-// pageProfile fetches the profile for the page within profileTimeout. A
-// fetch that finds the grant revoked or gone changes the offline state
-// shown; any other failure is an error state on the page, not an error page.
-func (s *Server) pageProfile(ctx context.Context, sub string) (status string, p *profileView, errMsg string) {
+// pageProfile returns the profile for the page: the one fetched for this
+// user within profileCacheTTL, else one fetched now within profileTimeout,
+// so that the page does not wait on Google at every view. A fetch that
+// finds the grant revoked or gone changes the offline state shown; any
+// other failure is an error state on the page, not an error page.
+func (s *Server) pageProfile(ctx context.Context, rec *grant.Record) (status grant.Offline, p *profileView, errMsg string) {
+	if v := s.profiles.get(rec.Sub); v != nil {
+		return grant.OfflineActive, v, ""
+	}
 	ctx, cancel := context.WithTimeout(ctx, profileTimeout)
 	defer cancel()
-	person, err := s.cfg.Profiles.FetchProfile(ctx, sub)
+	person, err := s.cfg.Profiles.FetchProfile(ctx, rec)
 	switch {
 	case err == nil && person != nil:
-		return offlineActive, newProfileView(person), ""
+		v := newProfileView(person)
+		s.profiles.put(rec.Sub, v)
+		return grant.OfflineActive, v, ""
 	case signin.ErrorKind(err) == signin.ENOTFOUND:
-		return offlineNone, nil, ""
+		return grant.OfflineNone, nil, ""
 	case signin.ErrorKind(err) == signin.ECONFLICT:
-		return offlineRevoked, nil, ""
+		return grant.OfflineRevoked, nil, ""
 	}
 	if err == nil {
 		err = fmt.Errorf("no profile and no error")
@@ -285,7 +279,7 @@ func (s *Server) pageProfile(ctx context.Context, sub string) (status string, p 
 		slog.String("code", signin.ErrorCode(err)),
 		slog.String("error", err.Error()),
 	)
-	return offlineActive, nil, "The server could not fetch your profile from Google just now. Reload to try again."
+	return grant.OfflineActive, nil, "The server could not fetch your profile from Google just now. Reload to try again."
 }
 
 // handleStaticJS serves the client-side flow page: the browser gets an

@@ -13,7 +13,7 @@ import (
 	"google.golang.org/api/people/v1"
 
 	"example.com/signin"
-	"example.com/signin/internal/store"
+	"example.com/signin/internal/grant"
 )
 
 // checkPageHygiene asserts what the CSP relies on and what tests rely on:
@@ -116,8 +116,8 @@ func TestIndexSignedIn(t *testing.T) {
 	const sub = "111111111111111111111"
 	tests := []struct {
 		name        string
-		record      *store.Record
-		fetch       func(ctx context.Context, sub string) (*people.Person, error)
+		record      *grant.Record
+		fetch       func(ctx context.Context, rec *grant.Record) (*people.Person, error)
 		wantState   string
 		wantIDs     []string
 		wantMissing []string
@@ -130,23 +130,23 @@ func TestIndexSignedIn(t *testing.T) {
 		},
 		{
 			name:        "offline access",
-			record:      &store.Record{Sub: sub, Email: "ada@example.com", Name: "Ada", Status: store.StatusActive, Token: store.Token{AccessToken: "at", RefreshToken: "rt"}},
+			record:      &grant.Record{Sub: sub, Email: "ada@example.com", Name: "Ada", Status: grant.StatusActive, Token: grant.Token{AccessToken: "at", RefreshToken: "rt"}},
 			wantState:   "active",
 			wantIDs:     []string{"profile-name", "profile-email", "profile-photo"},
 			wantMissing: []string{"enable-offline", "reconnect", "profile-error"},
 		},
 		{
 			name:        "revoked",
-			record:      &store.Record{Sub: sub, Status: store.StatusRevoked, Token: store.Token{AccessToken: "at", RefreshToken: "rt"}},
+			record:      &grant.Record{Sub: sub, Status: grant.StatusRevoked, Token: grant.Token{AccessToken: "at", RefreshToken: "rt"}},
 			wantState:   "revoked",
 			wantIDs:     []string{"reconnect"},
 			wantMissing: []string{"enable-offline", "profile-name"},
 		},
 		{
 			name:   "revoked when fetched",
-			record: &store.Record{Sub: sub, Status: store.StatusActive, Token: store.Token{AccessToken: "at", RefreshToken: "rt"}},
-			fetch: func(context.Context, string) (*people.Person, error) {
-				return nil, signin.Errorf(signin.ECONFLICT, store.CodeOfflineAccessRevoked, "revoked")
+			record: &grant.Record{Sub: sub, Status: grant.StatusActive, Token: grant.Token{AccessToken: "at", RefreshToken: "rt"}},
+			fetch: func(context.Context, *grant.Record) (*people.Person, error) {
+				return nil, signin.Errorf(signin.ECONFLICT, grant.CodeOfflineAccessRevoked, "revoked")
 			},
 			wantState:   "revoked",
 			wantIDs:     []string{"reconnect"},
@@ -154,8 +154,8 @@ func TestIndexSignedIn(t *testing.T) {
 		},
 		{
 			name:   "profile fetch fails",
-			record: &store.Record{Sub: sub, Status: store.StatusActive, Token: store.Token{AccessToken: "at", RefreshToken: "rt"}},
-			fetch: func(context.Context, string) (*people.Person, error) {
+			record: &grant.Record{Sub: sub, Status: grant.StatusActive, Token: grant.Token{AccessToken: "at", RefreshToken: "rt"}},
+			fetch: func(context.Context, *grant.Record) (*people.Person, error) {
 				return nil, signin.Errorf(signin.EUPSTREAM, "google_unavailable", "down")
 			},
 			wantState:   "active",
@@ -245,8 +245,8 @@ func TestProfileViewPicksPrimary(t *testing.T) {
 func TestUserStringsEscaped(t *testing.T) {
 	const evilName = `<script>alert("x")</script><img src=x onerror=alert(1)>`
 	e := newTestEnv(t)
-	e.store.put(store.Record{Sub: "s1", Email: "e@example.com", Name: evilName, Status: store.StatusActive, Token: store.Token{RefreshToken: "rt"}})
-	e.profiles.FetchProfileFn = func(context.Context, string) (*people.Person, error) {
+	e.store.put(grant.Record{Sub: "s1", Email: "e@example.com", Name: evilName, Status: grant.StatusActive, Token: grant.Token{RefreshToken: "rt"}})
+	e.profiles.FetchProfileFn = func(context.Context, *grant.Record) (*people.Person, error) {
 		return &people.Person{
 			Names:          []*people.Name{{DisplayName: evilName}},
 			EmailAddresses: []*people.EmailAddress{{Value: `"><script>alert(2)</script>`}},
@@ -451,7 +451,7 @@ func copyTree(t *testing.T, from, to string) {
 func TestNewFailsFast(t *testing.T) {
 	base := func() Config {
 		return Config{
-			ClientID: testClientID, Store: newMemStore(), Verifier: &fakeVerifier{}, Google: &fakeGoogle{},
+			ClientID: testClientID, Grants: grant.New(grant.Config{Store: newMemStore(), Google: &fakeGoogle{}}), Verifier: &fakeVerifier{}, Google: &fakeGoogle{},
 			Profiles: &fakeProfiles{}, Net: testNet(t, ""), SessionKeys: newTestKeys(t),
 		}
 	}
@@ -466,7 +466,7 @@ func TestNewFailsFast(t *testing.T) {
 		change func(*Config)
 	}{
 		{"no client id", func(c *Config) { c.ClientID = "" }},
-		{"no store", func(c *Config) { c.Store = nil }},
+		{"no grants", func(c *Config) { c.Grants = nil }},
 		{"no verifier", func(c *Config) { c.Verifier = nil }},
 		{"no google", func(c *Config) { c.Google = nil }},
 		{"no profiles", func(c *Config) { c.Profiles = nil }},
@@ -495,8 +495,8 @@ func TestNewFailsFast(t *testing.T) {
 // state, not a hung page.
 func TestIndexProfileFetchHasDeadline(t *testing.T) {
 	e := newTestEnv(t)
-	e.store.put(store.Record{Sub: "s1", Status: store.StatusActive, Token: store.Token{RefreshToken: "rt"}})
-	e.profiles.FetchProfileFn = func(ctx context.Context, _ string) (*people.Person, error) {
+	e.store.put(grant.Record{Sub: "s1", Status: grant.StatusActive, Token: grant.Token{RefreshToken: "rt"}})
+	e.profiles.FetchProfileFn = func(ctx context.Context, _ *grant.Record) (*people.Person, error) {
 		dl, ok := ctx.Deadline()
 		if !ok || time.Until(dl) > profileTimeout {
 			t.Errorf("profile fetch without the page's deadline")

@@ -21,8 +21,8 @@ import (
 	"example.com/signin/internal/auth/authtest"
 	"example.com/signin/internal/emulator"
 	"example.com/signin/internal/googlenet"
+	"example.com/signin/internal/grant"
 	"example.com/signin/internal/offline"
-	"example.com/signin/internal/store"
 	"example.com/signin/internal/store/file"
 )
 
@@ -110,12 +110,13 @@ func newRealEnv(t *testing.T, cfg *realConfig) *realEnv {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "credentials")
-	files, err := file.Open(dir, file.WithLogger(logger.With("component", "store")))
+	files, err := file.Open(file.Config{Dir: dir, Logger: logger.With("component", "store")})
 	if err != nil {
 		t.Fatal(err)
 	}
+	grants := grant.New(grant.Config{Store: files, Google: g, Logger: logger.With("component", "grant")})
 	fetcher := offline.NewFetcher(offline.FetcherConfig{
-		Store: files, OAuth2: g.OAuth2Config(), HTTPClient: gnet.HTTPClient(),
+		Grants: grants, HTTPClient: gnet.HTTPClient(),
 		// As cmd/signin: a person is waiting, so one retry.
 		MaxRetries: 1, RequestTimeout: timeout,
 		Sleep:  noWait,
@@ -124,7 +125,7 @@ func newRealEnv(t *testing.T, cfg *realConfig) *realEnv {
 	keys := newTestKeys(t)
 	s, err := New(Config{
 		ClientID:     client.ID,
-		Store:        files,
+		Grants:       grants,
 		Verifier:     v,
 		Google:       g,
 		Profiles:     fetcher,
@@ -222,7 +223,7 @@ func (re *realEnv) code(sub string, consent bool) string {
 
 // record returns sub's stored record, or nil when there is none. A record
 // that does not decode fails the test.
-func (re *realEnv) record(sub string) *store.Record {
+func (re *realEnv) record(sub string) *grant.Record {
 	re.t.Helper()
 	rec, err := re.files.Get(context.Background(), sub)
 	if signin.ErrorKind(err) == signin.ENOTFOUND {
@@ -288,9 +289,12 @@ func (re *realEnv) sameFiles(t *testing.T, before map[string]string) {
 // may change the Config.
 func (re *realEnv) runOffline(ctx context.Context, stdout io.Writer, opts ...func(*offline.Config)) (offline.Summary, error) {
 	cfg := offline.Config{
-		Store: re.files, OAuth2: re.google.OAuth2Config(), HTTPClient: re.net.HTTPClient(),
-		Concurrency: 4, RequestTimeout: re.timeout, JSON: true, Stdout: stdout, Sleep: noWait,
-		Logger: re.logger.With("component", "offline-fetch"),
+		FetcherConfig: offline.FetcherConfig{
+			Grants:     grant.New(grant.Config{Store: re.files, Google: re.google}),
+			HTTPClient: re.net.HTTPClient(), RequestTimeout: re.timeout, Sleep: noWait,
+			Logger: re.logger.With("component", "offline-fetch"),
+		},
+		Concurrency: 4, JSON: true, Stdout: stdout,
 	}
 	for _, o := range opts {
 		o(&cfg)

@@ -18,9 +18,9 @@ import (
 	"example.com/signin/internal/auth"
 	"example.com/signin/internal/auth/authtest"
 	"example.com/signin/internal/googlenet"
-	"example.com/signin/internal/store"
+	"example.com/signin/internal/grant"
+	"example.com/signin/internal/grant/granttest"
 	"example.com/signin/internal/store/file"
-	"example.com/signin/internal/store/storetest"
 )
 
 // The request benchmarks measure the server's own CPU per request: the
@@ -66,23 +66,24 @@ func (w *benchWriter) reset() {
 // level info), with st as the store and fakes that answer at once for
 // Google and the People API. Its Verifier refuses everything; benchmarks
 // that verify tokens set a real one.
-func benchConfig(b *testing.B, st store.Store) Config {
+func benchConfig(b *testing.B, st grant.Store) Config {
 	b.Helper()
 	refuse := func(context.Context, string) (*auth.Claims, error) { return nil, errSignedOut() }
+	google := &fakeGoogle{
+		ExchangeFn: func(context.Context, string) (*oauth2.Token, error) { return nil, errSignedOut() },
+		RevokeFn:   func(context.Context, string) error { return nil },
+	}
 	return Config{
 		ClientID: testClientID,
-		Store:    st,
+		Grants:   grant.New(grant.Config{Store: st, Google: google}),
 		Verifier: &fakeVerifier{
 			VerifyFn:       func(ctx context.Context, raw, _ string) (*auth.Claims, error) { return refuse(ctx, raw) },
 			VerifyCachedFn: refuse,
 		},
-		Google: &fakeGoogle{
-			ExchangeFn: func(context.Context, string) (*oauth2.Token, error) { return nil, errSignedOut() },
-			RevokeFn:   func(context.Context, string) error { return nil },
-		},
-		Profiles: &fakeProfiles{FetchProfileFn: func(_ context.Context, sub string) (*people.Person, error) {
+		Google: google,
+		Profiles: &fakeProfiles{FetchProfileFn: func(_ context.Context, rec *grant.Record) (*people.Person, error) {
 			return &people.Person{
-				ResourceName:   "people/" + sub,
+				ResourceName:   "people/" + rec.Sub,
 				Names:          []*people.Name{{DisplayName: "Ada Lovelace", Metadata: &people.FieldMetadata{Primary: true}}},
 				EmailAddresses: []*people.EmailAddress{{Value: "ada.lovelace@example.com", Metadata: &people.FieldMetadata{Primary: true}}},
 				Photos:         []*people.Photo{{Url: "https://lh3.googleusercontent.com/a/ACg8ocJ-some-long-picture-id=s100", Metadata: &people.FieldMetadata{Primary: true}}},
@@ -126,11 +127,11 @@ func serveLoop(b *testing.B, h http.Handler, r *http.Request) {
 //   - index: GET / signed in with offline access (session decode, a store
 //     read, the profile from a fake People API, the page template).
 func BenchmarkRequest(b *testing.B) {
-	st := &storetest.Memory{}
-	if _, err := st.Update(context.Background(), benchSub, func(*store.Record) (*store.Record, error) {
-		return &store.Record{Email: "ada.lovelace@example.com", Name: "Ada Lovelace", Status: store.StatusActive,
+	st := &granttest.Memory{}
+	if _, err := st.Update(context.Background(), benchSub, func(*grant.Record) (*grant.Record, error) {
+		return &grant.Record{Email: "ada.lovelace@example.com", Name: "Ada Lovelace", Status: grant.StatusActive,
 			Scopes: []string{"openid", "https://www.googleapis.com/auth/userinfo.email", "https://www.googleapis.com/auth/userinfo.profile"},
-			Token:  store.Token{AccessToken: "ya29.bench", TokenType: "Bearer", RefreshToken: "1//bench", Expiry: time.Now().Add(time.Hour)}}, nil
+			Token:  grant.Token{AccessToken: "ya29.bench", TokenType: "Bearer", RefreshToken: "1//bench", Expiry: time.Now().Add(time.Hour)}}, nil
 	}); err != nil {
 		b.Fatal(err)
 	}
@@ -255,11 +256,11 @@ func BenchmarkConnect(b *testing.B) {
 	for _, tc := range []struct {
 		name  string
 		hc    *http.Client
-		store func(b *testing.B) store.Store
+		store func(b *testing.B) grant.Store
 	}{
-		{"own", &http.Client{Transport: instantTokenEndpoint(resp)}, func(*testing.B) store.Store { return &storetest.Memory{} }},
-		{"loopback-file", loopback, func(b *testing.B) store.Store {
-			st, err := file.Open(b.TempDir())
+		{"own", &http.Client{Transport: instantTokenEndpoint(resp)}, func(*testing.B) grant.Store { return &granttest.Memory{} }},
+		{"loopback-file", loopback, func(b *testing.B) grant.Store {
+			st, err := file.Open(file.Config{Dir: b.TempDir()})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -5,7 +5,7 @@
 //
 // It knows nothing about Google's wire formats: verification, code exchange,
 // revocation and profile fetches come in through the small interfaces below,
-// and the credential records through store.Store.
+// and the credential records through grant.Store.
 package web
 
 import (
@@ -25,7 +25,7 @@ import (
 	"example.com/signin"
 	"example.com/signin/internal/auth"
 	"example.com/signin/internal/googlenet"
-	"example.com/signin/internal/store"
+	"example.com/signin/internal/grant"
 )
 
 // Verifier verifies Google ID tokens. Both methods return an *signin.Error
@@ -41,27 +41,22 @@ type Verifier interface {
 	VerifyCached(ctx context.Context, rawToken string) (*auth.Claims, error)
 }
 
-// Google is the part of Google's OAuth 2.0 endpoints the server calls.
-type Google interface {
-	// Exchange redeems a one-time code from the GIS code client (popup,
-	// redirect_uri=postmessage). Errors are *signin.Error: EINVALID with
-	// code "invalid_grant" for a used, expired or malformed code, EUPSTREAM
-	// when Google is unreachable or failing.
+// Exchanger redeems one-time codes from the GIS code client (popup,
+// redirect_uri=postmessage). Errors are *signin.Error: EINVALID with code
+// "invalid_grant" for a used, expired or malformed code, EUPSTREAM when
+// Google is unreachable or failing.
+type Exchanger interface {
 	Exchange(ctx context.Context, code string) (*oauth2.Token, error)
-	// Revoke revokes token and with it the whole grant. A token that is
-	// already revoked or unknown is not an error; EUPSTREAM means Google
-	// could not be reached and nothing is known to be revoked.
-	Revoke(ctx context.Context, token string) error
 }
 
 // ProfileFetcher fetches a user's People API profile (people/me) with the
-// stored offline credentials, refreshing and saving them as needed.
+// offline grant of their record, refreshing and saving it as needed.
 type ProfileFetcher interface {
-	// FetchProfile returns sub's profile. Errors are *signin.Error:
-	// ENOTFOUND when no credentials are stored for sub, ECONFLICT with code
-	// "offline_access_revoked" when Google refused the stored grant (the
-	// record is then marked revoked), EUPSTREAM when Google failed.
-	FetchProfile(ctx context.Context, sub string) (*people.Person, error)
+	// FetchProfile returns the profile of rec's user. Errors are
+	// *signin.Error: ENOTFOUND when the record is gone, ECONFLICT with
+	// code "offline_access_revoked" when Google refused the stored grant
+	// (the record is then marked revoked), EUPSTREAM when Google failed.
+	FetchProfile(ctx context.Context, rec *grant.Record) (*people.Person, error)
 }
 
 // Config is everything the server depends on. The zero values of the
@@ -72,12 +67,12 @@ type Config struct {
 	// Scopes are requested by the pages' code and token clients. Default:
 	// openid email profile.
 	Scopes []string
-	// Store keeps the offline credential records. Required.
-	Store store.Store
+	// Grants keeps the users' offline grants. Required.
+	Grants *grant.Grants
 	// Verifier verifies ID tokens. Required.
 	Verifier Verifier
-	// Google exchanges codes and revokes grants. Required.
-	Google Google
+	// Google exchanges one-time codes. Required.
+	Google Exchanger
 	// Profiles fetches profiles with stored credentials. Required.
 	Profiles ProfileFetcher
 	// Net says where Google is for the browser: the GIS script URL, the
@@ -125,6 +120,7 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	sessions *sessionManager
+	profiles *profileCache // the page's recent People API fetches
 	cop      *http.CrossOriginProtection
 	csp      policies
 	// assets are the parsed templates and static files; nil in dev mode,
@@ -140,8 +136,8 @@ func New(cfg Config) (*Server, error) {
 	switch {
 	case cfg.ClientID == "":
 		return nil, errors.New("web: Config.ClientID is required")
-	case cfg.Store == nil:
-		return nil, errors.New("web: Config.Store is required")
+	case cfg.Grants == nil:
+		return nil, errors.New("web: Config.Grants is required")
 	case cfg.Verifier == nil:
 		return nil, errors.New("web: Config.Verifier is required")
 	case cfg.Google == nil:
@@ -175,6 +171,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		sessions: sm,
+		profiles: newProfileCache(cfg.Now),
 		cop:      http.NewCrossOriginProtection(),
 		csp:      newPolicies(cfg.Net),
 	}

@@ -5,7 +5,7 @@
 //
 // # Layout
 //
-// Each record is the JSON form of store.Record (see store.EncodeRecord),
+// Each record is the JSON form of grant.Record (see grant.EncodeRecord),
 // in a file named after the user's sub:
 //
 //   - a sub of 1 to 64 ASCII digits (Google's shape) is used as it is:
@@ -67,7 +67,7 @@ import (
 	"time"
 
 	"example.com/signin"
-	"example.com/signin/internal/store"
+	"example.com/signin/internal/grant"
 )
 
 const (
@@ -88,7 +88,7 @@ const (
 	listBatch = 256
 )
 
-// Store is the file-backed store.Store. It is safe for concurrent use by
+// Store is the file-backed grant.Store. It is safe for concurrent use by
 // goroutines and processes.
 type Store struct {
 	dir string
@@ -99,7 +99,7 @@ type Store struct {
 	locks map[string]*userLock // in-process user locks, removed when unused
 }
 
-var _ store.Store = (*Store)(nil)
+var _ grant.Store = (*Store)(nil)
 
 // userLock is one user's in-process lock: a channel with room for one token,
 // so that waiting for it can be abandoned when the context ends. refs counts
@@ -110,27 +110,32 @@ type userLock struct {
 	refs int
 }
 
-// Option configures a Store.
-type Option func(*Store)
+// Config configures a Store. Dir is required.
+type Config struct {
+	// Dir is the credentials directory.
+	Dir string
+	// Now is the clock for CreatedAt and UpdatedAt (default time.Now).
+	Now func() time.Time
+	// Logger receives the store's warnings, such as a directory whose
+	// permissions it tightened. Nil discards.
+	Logger *slog.Logger
+}
 
-// WithClock sets the clock used for CreatedAt and UpdatedAt (default
-// time.Now).
-func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
-
-// WithLogger sets the logger for warnings (default: none).
-func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
-
-// Open returns the store kept in dir, creating the directory (0700) if
+// Open returns the store kept in cfg.Dir, creating the directory (0700) if
 // needed. See the package documentation for what it does to an existing
 // directory with loose permissions. It also removes temporary files that
 // crashed writers left more than an hour ago.
-func Open(dir string, opts ...Option) (*Store, error) {
+func Open(cfg Config) (*Store, error) {
+	dir := cfg.Dir
 	if dir == "" {
 		return nil, signin.Errorf(signin.EINVALID, "", "The credentials directory is not set.")
 	}
-	s := &Store{dir: dir, now: time.Now, log: slog.New(slog.DiscardHandler), locks: map[string]*userLock{}}
-	for _, o := range opts {
-		o(s)
+	s := &Store{dir: dir, now: cfg.Now, log: cfg.Logger, locks: map[string]*userLock{}}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
 	}
 	if err := checkLocking(); err != nil {
 		return nil, signin.Wrap(err, signin.EINVALID, "", "The file credential store cannot lock files on this system.")
@@ -159,13 +164,10 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
-// Dir returns the directory the store keeps its files in.
-func (s *Store) Dir() string { return s.dir }
-
 // Get returns sub's record without taking the lock: writes are atomic
 // renames, so it sees a whole record, old or new.
-func (s *Store) Get(ctx context.Context, sub string) (*store.Record, error) {
-	if err := store.CheckSub(sub); err != nil {
+func (s *Store) Get(ctx context.Context, sub string) (*grant.Record, error) {
+	if err := grant.CheckSub(sub); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -179,9 +181,9 @@ func (s *Store) Get(ctx context.Context, sub string) (*store.Record, error) {
 	return rec, err
 }
 
-// Update implements store.Store.
-func (s *Store) Update(ctx context.Context, sub string, fn func(cur *store.Record) (*store.Record, error)) (*store.Record, error) {
-	if err := store.CheckSub(sub); err != nil {
+// Update implements grant.Store.
+func (s *Store) Update(ctx context.Context, sub string, fn func(cur *grant.Record) (*grant.Record, error)) (*grant.Record, error) {
+	if err := grant.CheckSub(sub); err != nil {
 		return nil, err
 	}
 	name := fileName(sub)
@@ -212,10 +214,10 @@ func (s *Store) Update(ctx context.Context, sub string, fn func(cur *store.Recor
 		return cur, nil
 	}
 	now := s.now().UTC().Round(0)
-	next.Version = store.RecordVersion
+	next.Version = grant.RecordVersion
 	next.Sub = sub
 	if next.Status == "" {
-		next.Status = store.StatusActive
+		next.Status = grant.StatusActive
 	}
 	if next.CreatedAt.IsZero() {
 		next.CreatedAt = created
@@ -224,7 +226,7 @@ func (s *Store) Update(ctx context.Context, sub string, fn func(cur *store.Recor
 		next.CreatedAt = now
 	}
 	next.UpdatedAt = now
-	data, err := store.EncodeRecord(next)
+	data, err := grant.EncodeRecord(next)
 	if err != nil {
 		return nil, err
 	}
@@ -234,10 +236,10 @@ func (s *Store) Update(ctx context.Context, sub string, fn func(cur *store.Recor
 	return next, nil
 }
 
-// Delete implements store.Store. It removes the user's lock file too, last,
+// Delete implements grant.Store. It removes the user's lock file too, last,
 // so that the directory does not collect a file per user who ever left.
 func (s *Store) Delete(ctx context.Context, sub string) error {
-	if err := store.CheckSub(sub); err != nil {
+	if err := grant.CheckSub(sub); err != nil {
 		return err
 	}
 	name := fileName(sub)
@@ -265,7 +267,7 @@ func (s *Store) Delete(ctx context.Context, sub string) error {
 	return nil
 }
 
-// List implements store.Store. It reads the directory listBatch entries at
+// List implements grant.Store. It reads the directory listBatch entries at
 // a time and each record as it goes, so memory stays flat. A record file that
 // cannot be read or decoded, or whose sub does not match its name, is
 // passed to fn as (nil, err).
@@ -275,7 +277,7 @@ func (s *Store) Delete(ctx context.Context, sub string) error {
 // filesystem, and on some (tmpfs, btrfs) such a record may be missed or seen
 // twice. Records that are not written during the listing are seen exactly
 // once everywhere.
-func (s *Store) List(ctx context.Context, fn func(rec *store.Record, err error) error) error {
+func (s *Store) List(ctx context.Context, fn func(rec *grant.Record, err error) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -319,7 +321,7 @@ func (s *Store) List(ctx context.Context, fn func(rec *store.Record, err error) 
 
 // read reads and decodes the record file for name (a fileName). A missing
 // file is returned as an fs.ErrNotExist error for the caller to map.
-func (s *Store) read(name string) (*store.Record, error) {
+func (s *Store) read(name string) (*grant.Record, error) {
 	file := name + recordExt
 	f, err := os.Open(filepath.Join(s.dir, file))
 	if err != nil {
@@ -331,11 +333,11 @@ func (s *Store) read(name string) (*store.Record, error) {
 	defer f.Close()
 	// Read one byte past the limit so that DecodeRecord sees an oversized
 	// file as oversized rather than as truncated JSON.
-	data, err := io.ReadAll(io.LimitReader(f, store.MaxRecordSize+1))
+	data, err := io.ReadAll(io.LimitReader(f, grant.MaxRecordSize+1))
 	if err != nil {
 		return nil, internal(err, "cannot read a credential record")
 	}
-	rec, err := store.DecodeRecord(data)
+	rec, err := grant.DecodeRecord(data)
 	if err != nil {
 		var se *signin.Error
 		if errors.As(err, &se) && se.Err != nil {
@@ -452,7 +454,7 @@ func (s *Store) removeStaleTemps() {
 }
 
 // fileName maps sub to the base name of its files (without extension); see
-// the package documentation. sub must have passed store.CheckSub.
+// the package documentation. sub must have passed grant.CheckSub.
 func fileName(sub string) string {
 	if len(sub) <= maxDigits && allDigits(sub) {
 		return sub
@@ -521,5 +523,5 @@ func internal(err error, msg string) error {
 // corrupt names the file in the cause (for the operator's log), keeping the
 // user-facing message and code of DecodeRecord's error.
 func corrupt(file string, err error) error {
-	return signin.Wrap(fmt.Errorf("%s: %w", file, err), signin.EINTERNAL, store.CodeCorruptRecord, "A stored credential record cannot be read.")
+	return signin.Wrap(fmt.Errorf("%s: %w", file, err), signin.EINTERNAL, grant.CodeCorruptRecord, "A stored credential record cannot be read.")
 }

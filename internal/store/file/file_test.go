@@ -22,8 +22,8 @@ import (
 	"time"
 
 	"example.com/signin"
-	"example.com/signin/internal/store"
-	"example.com/signin/internal/store/storetest"
+	"example.com/signin/internal/grant"
+	"example.com/signin/internal/grant/granttest"
 )
 
 // The tests re-execute the test binary as helper processes (other
@@ -35,9 +35,15 @@ const (
 	envCount  = "SIGNIN_FILESTORE_COUNT"
 )
 
-func mustOpen(t testing.TB, dir string, opts ...Option) *Store {
+func mustOpen(t testing.TB, dir string) *Store {
 	t.Helper()
-	s, err := Open(dir, opts...)
+	return mustOpenConfig(t, Config{Dir: dir, Logger: slog.New(slog.DiscardHandler)})
+}
+
+func mustOpenConfig(t testing.TB, cfg Config) *Store {
+	t.Helper()
+	dir := cfg.Dir
+	s, err := Open(cfg)
 	if err != nil {
 		t.Fatalf("Open(%q): %v", dir, err)
 	}
@@ -45,13 +51,13 @@ func mustOpen(t testing.TB, dir string, opts ...Option) *Store {
 }
 
 func TestContract(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return mustOpen(t, t.TempDir()) })
+	granttest.Run(t, func(t *testing.T) grant.Store { return mustOpen(t, t.TempDir()) })
 }
 
 func TestModes(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "credentials")
 	s := mustOpen(t, dir)
-	storetest.Put(t, s, storetest.NewRecord("109876543210987654321", time.Now()))
+	granttest.Put(t, s, granttest.NewRecord("109876543210987654321", time.Now()))
 	wantMode(t, dir, 0o700|fs.ModeDir)
 	wantMode(t, filepath.Join(dir, "109876543210987654321.json"), 0o600)
 	wantMode(t, filepath.Join(dir, "109876543210987654321.lock"), 0o600)
@@ -66,7 +72,7 @@ func TestLooseDirectoryTightened(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	mustOpen(t, dir, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	mustOpenConfig(t, Config{Dir: dir, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	wantMode(t, dir, 0o700|fs.ModeDir)
 	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "was=0755") {
 		t.Errorf("no warning about the loose directory; logs:\n%s", logs.String())
@@ -78,10 +84,10 @@ func TestOpenRefusesAFile(t *testing.T) {
 	if err := os.WriteFile(path, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(path); signin.ErrorKind(err) != signin.EINVALID {
+	if _, err := Open(Config{Dir: path}); signin.ErrorKind(err) != signin.EINVALID {
 		t.Errorf("Open(a file) = %v, want EINVALID", err)
 	}
-	if _, err := Open(""); signin.ErrorKind(err) != signin.EINVALID {
+	if _, err := Open(Config{}); signin.ErrorKind(err) != signin.EINVALID {
 		t.Errorf("Open(\"\") = %v, want EINVALID", err)
 	}
 }
@@ -135,14 +141,14 @@ func TestHostileSubsStayInside(t *testing.T) {
 	parent := t.TempDir()
 	dir := filepath.Join(parent, "credentials")
 	s := mustOpen(t, dir)
-	subs := append(storetest.HostileSubs(), "../../../../../../../../tmp/evil", "/", "./..", "\x00")
+	subs := append(granttest.HostileSubs(), "../../../../../../../../tmp/evil", "/", "./..", "\x00")
 	for _, sub := range subs {
-		storetest.Put(t, s, storetest.NewRecord(sub, time.Now()))
+		granttest.Put(t, s, granttest.NewRecord(sub, time.Now()))
 	}
 	// Too long, or not UTF-8: refused, nothing written.
 	for _, sub := range []string{strings.Repeat("../", 100), "\xff/../x"} {
-		if _, err := s.Update(t.Context(), sub, func(*store.Record) (*store.Record, error) {
-			return storetest.NewRecord("1", time.Now()), nil
+		if _, err := s.Update(t.Context(), sub, func(*grant.Record) (*grant.Record, error) {
+			return granttest.NewRecord("1", time.Now()), nil
 		}); signin.ErrorKind(err) != signin.EINVALID {
 			t.Errorf("Update(%q) = %v, want EINVALID", sub, err)
 		}
@@ -179,12 +185,12 @@ func TestHostileSubsStayInside(t *testing.T) {
 func TestMisplacedRecord(t *testing.T) {
 	dir := t.TempDir()
 	s := mustOpen(t, dir)
-	storetest.Put(t, s, storetest.NewRecord("111", time.Now()))
+	granttest.Put(t, s, granttest.NewRecord("111", time.Now()))
 	if err := os.Rename(filepath.Join(dir, "111.json"), filepath.Join(dir, "222.json")); err != nil {
 		t.Fatal(err)
 	}
 	rec, err := s.Get(t.Context(), "222")
-	if err == nil || signin.ErrorCode(err) != store.CodeCorruptRecord {
+	if err == nil || signin.ErrorCode(err) != grant.CodeCorruptRecord {
 		t.Errorf("Get(222) = %+v, %v; want a corrupt_record error", rec, err)
 	}
 }
@@ -198,10 +204,10 @@ func TestCorruptRecordNotOverwritten(t *testing.T) {
 	if err := os.WriteFile(path, []byte(`{"version":1,"sub":"5","tok`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := s.Update(t.Context(), "5", func(*store.Record) (*store.Record, error) {
-		return storetest.NewRecord("5", time.Now()), nil
+	_, err := s.Update(t.Context(), "5", func(*grant.Record) (*grant.Record, error) {
+		return granttest.NewRecord("5", time.Now()), nil
 	})
-	if signin.ErrorCode(err) != store.CodeCorruptRecord {
+	if signin.ErrorCode(err) != grant.CodeCorruptRecord {
 		t.Errorf("Update over a corrupt record = %v, want corrupt_record", err)
 	}
 	if b, _ := os.ReadFile(path); !bytes.HasSuffix(b, []byte(`"tok`)) {
@@ -213,7 +219,7 @@ func TestDeleteLeavesNothing(t *testing.T) {
 	dir := t.TempDir()
 	s := mustOpen(t, dir)
 	for _, sub := range []string{"1", "../x"} {
-		storetest.Put(t, s, storetest.NewRecord(sub, time.Now()))
+		granttest.Put(t, s, granttest.NewRecord(sub, time.Now()))
 		if err := s.Delete(t.Context(), sub); err != nil {
 			t.Fatal(err)
 		}
@@ -235,7 +241,7 @@ func TestStaleTempsRemoved(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	mustOpen(t, dir, WithClock(func() time.Time { return now }))
+	mustOpenConfig(t, Config{Dir: dir, Now: func() time.Time { return now }})
 	if _, err := os.Stat(filepath.Join(dir, ".tmp-old")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("stale temporary file kept: %v", err)
 	}
@@ -251,12 +257,12 @@ func TestStaleTempsRemoved(t *testing.T) {
 func TestLockWaitCancelled(t *testing.T) {
 	dir := t.TempDir()
 	holder, other := mustOpen(t, dir), mustOpen(t, dir)
-	storetest.Put(t, holder, storetest.NewRecord("9", time.Now()))
+	granttest.Put(t, holder, granttest.NewRecord("9", time.Now()))
 
 	inside, release := make(chan struct{}), make(chan struct{})
 	done := make(chan error)
 	go func() {
-		_, err := holder.Update(context.Background(), "9", func(cur *store.Record) (*store.Record, error) {
+		_, err := holder.Update(context.Background(), "9", func(cur *grant.Record) (*grant.Record, error) {
 			close(inside)
 			<-release
 			return nil, nil
@@ -272,7 +278,7 @@ func TestLockWaitCancelled(t *testing.T) {
 		called := make(chan struct{}, 1)
 		errc := make(chan error)
 		go func() {
-			_, err := s.Update(ctx, "9", func(*store.Record) (*store.Record, error) {
+			_, err := s.Update(ctx, "9", func(*grant.Record) (*grant.Record, error) {
 				called <- struct{}{}
 				return nil, nil
 			})
@@ -290,7 +296,7 @@ func TestLockWaitCancelled(t *testing.T) {
 		t.Fatal(err)
 	}
 	// And the lock is free again for both.
-	if err := storetest.Increment(t.Context(), other, "9"); err != nil {
+	if err := granttest.Increment(t.Context(), other, "9"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -308,7 +314,7 @@ func TestListStreams(t *testing.T) {
 	for w := range 8 {
 		wg.Go(func() {
 			for i := w; i < n; i += 8 {
-				writeRecord(t, dir, storetest.NewRecord(strconv.Itoa(100000+i), time.Now()))
+				writeRecord(t, dir, granttest.NewRecord(strconv.Itoa(100000+i), time.Now()))
 			}
 		})
 	}
@@ -324,7 +330,7 @@ func TestListStreams(t *testing.T) {
 		"7.json":    `{"version":1,"sub":"7","token":`,                             // torn
 		"8.json":    `{"version":2,"sub":"8","status":"active","token":{}}`,        // newer version
 		"9.json":    `{"version":1,"sub":"10","status":"active","token":{}}`,       // misplaced
-		"x-61.json": strings.Repeat(" ", store.MaxRecordSize+1),                    // oversized
+		"x-61.json": strings.Repeat(" ", grant.MaxRecordSize+1),                    // oversized
 		"11.json":   `{"version":1,"status":"active","token":{"access_token":""}}`, // no sub
 	}
 	for name, body := range junk {
@@ -336,10 +342,10 @@ func TestListStreams(t *testing.T) {
 
 	var ok, bad int
 	var heapEarly, heapLate uint64
-	err := s.List(t.Context(), func(rec *store.Record, err error) error {
+	err := s.List(t.Context(), func(rec *grant.Record, err error) error {
 		if err != nil {
 			bad++
-			if signin.ErrorCode(err) != store.CodeCorruptRecord {
+			if signin.ErrorCode(err) != grant.CodeCorruptRecord {
 				t.Errorf("unreadable record reported as %v, want corrupt_record", err)
 			}
 			return nil
@@ -372,11 +378,11 @@ func liveHeap() uint64 {
 	return m.HeapAlloc
 }
 
-func writeRecord(t testing.TB, dir string, rec *store.Record) {
+func writeRecord(t testing.TB, dir string, rec *grant.Record) {
 	t.Helper()
 	now := time.Now().UTC()
-	rec.Version, rec.CreatedAt, rec.UpdatedAt = store.RecordVersion, now, now
-	data, err := store.EncodeRecord(rec)
+	rec.Version, rec.CreatedAt, rec.UpdatedAt = grant.RecordVersion, now, now
+	data, err := grant.EncodeRecord(rec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,7 +406,7 @@ func TestCrossProcessUpdates(t *testing.T) {
 	dir := t.TempDir()
 	s := mustOpen(t, dir)
 	const sub, procs, each = "109876543210987654321", 4, 40
-	storetest.Put(t, s, storetest.NewRecord(sub, time.Now()))
+	granttest.Put(t, s, granttest.NewRecord(sub, time.Now()))
 
 	var cmds []*exec.Cmd
 	for range procs {
@@ -414,7 +420,7 @@ func TestCrossProcessUpdates(t *testing.T) {
 	for range 4 {
 		wg.Go(func() {
 			for range each {
-				if err := storetest.Increment(t.Context(), s, sub); err != nil {
+				if err := granttest.Increment(t.Context(), s, sub); err != nil {
 					t.Error(err)
 					return
 				}
@@ -427,7 +433,7 @@ func TestCrossProcessUpdates(t *testing.T) {
 			t.Fatalf("helper process: %v\n%s", err, cmd.Stderr)
 		}
 	}
-	if got, want := storetest.Count(t, s, sub), (procs+4)*each; got != want {
+	if got, want := granttest.Count(t, s, sub), (procs+4)*each; got != want {
 		t.Errorf("counter = %d after %d increments: updates were lost", got, want)
 	}
 }
@@ -479,7 +485,7 @@ func TestCrashSafety(t *testing.T) {
 
 	s := mustOpen(t, dir)
 	var n int
-	if err := s.List(t.Context(), func(rec *store.Record, err error) error {
+	if err := s.List(t.Context(), func(rec *grant.Record, err error) error {
 		if err != nil {
 			t.Errorf("torn or unreadable record after a crash: %v", err)
 			return nil
@@ -517,7 +523,7 @@ func TestHelperProcess(t *testing.T) {
 	if what == "" {
 		t.Skip("helper process for other tests")
 	}
-	s, err := Open(os.Getenv(envDir))
+	s, err := Open(Config{Dir: os.Getenv(envDir)})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -527,7 +533,7 @@ func TestHelperProcess(t *testing.T) {
 	case "increment":
 		n, _ := strconv.Atoi(os.Getenv(envCount))
 		for range n {
-			if err := storetest.Increment(ctx, s, os.Getenv(envSub)); err != nil {
+			if err := granttest.Increment(ctx, s, os.Getenv(envSub)); err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				os.Exit(1)
 			}
@@ -537,8 +543,8 @@ func TestHelperProcess(t *testing.T) {
 		// write would show as bad JSON or a record without its token.
 		for i := 0; ; i++ {
 			sub := strconv.Itoa(1000 + i%crashUsers)
-			_, err := s.Update(ctx, sub, func(cur *store.Record) (*store.Record, error) {
-				rec := storetest.NewRecord(sub, time.Now().Add(time.Hour))
+			_, err := s.Update(ctx, sub, func(cur *grant.Record) (*grant.Record, error) {
+				rec := granttest.NewRecord(sub, time.Now().Add(time.Hour))
 				rec.Token.RefreshToken = fmt.Sprintf("rt-%d-%s", i, strings.Repeat("r", rand.IntN(400)))
 				rec.Token.AccessToken = strings.Repeat("a", rand.IntN(2000))
 				return rec, nil

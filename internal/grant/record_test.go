@@ -1,4 +1,4 @@
-package store_test
+package grant_test
 
 import (
 	"bytes"
@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"example.com/signin"
-	"example.com/signin/internal/store"
-	"example.com/signin/internal/store/storetest"
+	"example.com/signin/internal/grant"
+	"example.com/signin/internal/grant/granttest"
 )
 
 // goodRecord is a complete version 1 record as the file backend writes it.
@@ -35,11 +35,11 @@ const goodRecord = `{
 `
 
 func TestEncodeRecordIsDocumentedFormat(t *testing.T) {
-	rec, err := store.DecodeRecord([]byte(goodRecord))
+	rec, err := grant.DecodeRecord([]byte(goodRecord))
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := store.EncodeRecord(rec)
+	data, err := grant.EncodeRecord(rec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,17 +73,17 @@ func TestDecodeRecord(t *testing.T) {
 		{name: "null", data: `null`, wantErr: true},
 		{name: "empty", data: ``, wantErr: true},
 		{name: "wrong type", data: strings.Replace(goodRecord, `"version": 1`, `"version": "1"`, 1), wantErr: true},
-		{name: "oversized", data: goodRecord + strings.Repeat(" ", store.MaxRecordSize), wantErr: true},
+		{name: "oversized", data: goodRecord + strings.Repeat(" ", grant.MaxRecordSize), wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rec, err := store.DecodeRecord([]byte(tt.data))
+			rec, err := grant.DecodeRecord([]byte(tt.data))
 			if tt.wantErr {
 				if err == nil {
 					t.Fatalf("DecodeRecord = %+v, want an error", rec)
 				}
-				if signin.ErrorCode(err) != store.CodeCorruptRecord {
-					t.Errorf("error %v has code %q, want %q", err, signin.ErrorCode(err), store.CodeCorruptRecord)
+				if signin.ErrorCode(err) != grant.CodeCorruptRecord {
+					t.Errorf("error %v has code %q, want %q", err, signin.ErrorCode(err), grant.CodeCorruptRecord)
 				}
 				return
 			}
@@ -99,14 +99,14 @@ func TestDecodeRecord(t *testing.T) {
 }
 
 func TestEncodeRecordRefusesWhatCannotBeRead(t *testing.T) {
-	big := storetest.NewRecord("1", time.Now())
-	big.Version = store.RecordVersion
-	big.Token.AccessToken = strings.Repeat("a", store.MaxRecordSize)
-	if _, err := store.EncodeRecord(big); signin.ErrorKind(err) != signin.ETOOLARGE {
+	big := granttest.NewRecord("1", time.Now())
+	big.Version = grant.RecordVersion
+	big.Token.AccessToken = strings.Repeat("a", grant.MaxRecordSize)
+	if _, err := grant.EncodeRecord(big); signin.ErrorKind(err) != signin.ETOOLARGE {
 		t.Errorf("EncodeRecord(oversized) = %v, want ETOOLARGE", err)
 	}
-	noVersion := storetest.NewRecord("1", time.Now())
-	if _, err := store.EncodeRecord(noVersion); err == nil {
+	noVersion := granttest.NewRecord("1", time.Now())
+	if _, err := grant.EncodeRecord(noVersion); err == nil {
 		t.Errorf("EncodeRecord(no version) succeeded")
 	}
 }
@@ -126,32 +126,32 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add([]byte("\xef\xbb\xbf{}"))
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		rec, err := store.DecodeRecord(data)
+		rec, err := grant.DecodeRecord(data)
 		if err != nil {
-			if signin.ErrorCode(err) != store.CodeCorruptRecord {
+			if signin.ErrorCode(err) != grant.CodeCorruptRecord {
 				t.Fatalf("error without the corrupt_record code: %v", err)
 			}
 			return
 		}
-		if rec.Version < 1 || rec.Version > store.RecordVersion || store.CheckSub(rec.Sub) != nil ||
-			(rec.Status != store.StatusActive && rec.Status != store.StatusRevoked) {
+		if rec.Version < 1 || rec.Version > grant.RecordVersion || grant.CheckSub(rec.Sub) != nil ||
+			(rec.Status != grant.StatusActive && rec.Status != grant.StatusRevoked) {
 			t.Fatalf("accepted an invalid record: %+v", rec)
 		}
-		enc, err := store.EncodeRecord(rec)
+		enc, err := grant.EncodeRecord(rec)
 		if signin.ErrorKind(err) == signin.ETOOLARGE {
 			return // compact JSON under the limit, indented over it
 		}
 		if err != nil {
 			t.Fatalf("cannot encode a record it decoded: %v", err)
 		}
-		again, err := store.DecodeRecord(enc)
+		again, err := grant.DecodeRecord(enc)
 		if err != nil {
 			t.Fatalf("cannot decode its own encoding: %v\n%s", err, enc)
 		}
-		if !storetest.Equal(rec, again) {
+		if !granttest.Equal(rec, again) {
 			t.Fatalf("round trip changed the record:\n%+v\n%+v", rec, again)
 		}
-		enc2, _ := store.EncodeRecord(again)
+		enc2, _ := grant.EncodeRecord(again)
 		if !bytes.Equal(enc, enc2) {
 			t.Fatalf("encoding is not stable:\n%s\n%s", enc, enc2)
 		}

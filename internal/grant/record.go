@@ -1,4 +1,4 @@
-package store
+package grant
 
 import (
 	"bytes"

@@ -1,8 +1,8 @@
-// Package storetest helps test code that uses a store.Store: Memory is an
+// Package granttest helps test code that uses a grant.Store: Memory is an
 // in-memory Store for tests of other packages, and Run is the contract
 // every Store backend must pass (the file backend runs it, and so will a
 // database backend), so that a fake and the real thing cannot drift apart.
-package storetest
+package granttest
 
 import (
 	"context"
@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"example.com/signin"
-	"example.com/signin/internal/store"
+	"example.com/signin/internal/grant"
 )
 
-// Memory is a store.Store in memory, for tests. Records are stored encoded,
+// Memory is a grant.Store in memory, for tests. Records are stored encoded,
 // as a real backend would, so that callers cannot change a stored record
 // through a pointer they hold. One mutex serialises everything. The zero
 // value is ready to use.
@@ -27,11 +27,11 @@ type Memory struct {
 	recs map[string][]byte
 }
 
-var _ store.Store = (*Memory)(nil)
+var _ grant.Store = (*Memory)(nil)
 
-// Get implements store.Store.
-func (m *Memory) Get(ctx context.Context, sub string) (*store.Record, error) {
-	if err := store.CheckSub(sub); err != nil {
+// Get implements grant.Store.
+func (m *Memory) Get(ctx context.Context, sub string) (*grant.Record, error) {
+	if err := grant.CheckSub(sub); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
@@ -39,17 +39,17 @@ func (m *Memory) Get(ctx context.Context, sub string) (*store.Record, error) {
 	return m.get(sub)
 }
 
-func (m *Memory) get(sub string) (*store.Record, error) {
+func (m *Memory) get(sub string) (*grant.Record, error) {
 	data, ok := m.recs[sub]
 	if !ok {
 		return nil, signin.Errorf(signin.ENOTFOUND, "", "No offline access is stored for this user.")
 	}
-	return store.DecodeRecord(data)
+	return grant.DecodeRecord(data)
 }
 
-// Update implements store.Store.
-func (m *Memory) Update(ctx context.Context, sub string, fn func(cur *store.Record) (*store.Record, error)) (*store.Record, error) {
-	if err := store.CheckSub(sub); err != nil {
+// Update implements grant.Store.
+func (m *Memory) Update(ctx context.Context, sub string, fn func(cur *grant.Record) (*grant.Record, error)) (*grant.Record, error) {
+	if err := grant.CheckSub(sub); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -80,9 +80,9 @@ func (m *Memory) Update(ctx context.Context, sub string, fn func(cur *store.Reco
 		now = m.Now
 	}
 	t := now().UTC().Round(0)
-	next.Version, next.Sub, next.UpdatedAt = store.RecordVersion, sub, t
+	next.Version, next.Sub, next.UpdatedAt = grant.RecordVersion, sub, t
 	if next.Status == "" {
-		next.Status = store.StatusActive
+		next.Status = grant.StatusActive
 	}
 	if next.CreatedAt.IsZero() {
 		next.CreatedAt = created
@@ -90,7 +90,7 @@ func (m *Memory) Update(ctx context.Context, sub string, fn func(cur *store.Reco
 	if next.CreatedAt.IsZero() {
 		next.CreatedAt = t
 	}
-	data, err := store.EncodeRecord(next)
+	data, err := grant.EncodeRecord(next)
 	if err != nil {
 		return nil, err
 	}
@@ -101,9 +101,9 @@ func (m *Memory) Update(ctx context.Context, sub string, fn func(cur *store.Reco
 	return next, nil
 }
 
-// Delete implements store.Store.
+// Delete implements grant.Store.
 func (m *Memory) Delete(ctx context.Context, sub string) error {
-	if err := store.CheckSub(sub); err != nil {
+	if err := grant.CheckSub(sub); err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -115,10 +115,10 @@ func (m *Memory) Delete(ctx context.Context, sub string) error {
 	return nil
 }
 
-// List implements store.Store. It copies the keys first (memory grows with
+// List implements grant.Store. It copies the keys first (memory grows with
 // users, which is fine for a test fake), then reads each record without
 // holding the lock while fn runs, so fn may call the store.
-func (m *Memory) List(ctx context.Context, fn func(rec *store.Record, err error) error) error {
+func (m *Memory) List(ctx context.Context, fn func(rec *grant.Record, err error) error) error {
 	m.mu.Lock()
 	subs := slices.Sorted(maps.Keys(m.recs))
 	m.mu.Unlock()

@@ -1,8 +1,23 @@
-// Package store defines the per-user offline credential record and the Store
-// interface that keeps them. Backends live in subpackages: file (one JSON file
-// per user, the default) now, a database for several replicas later. The
-// interface says nothing about files so that such a backend can follow.
-package store
+// Package grant is the one home of a user's offline grant: the credential
+// Record, the Store interface that keeps records (backends live under
+// internal/store; granttest is the contract every backend passes) and the
+// rules of a grant, by Google's behaviour:
+//
+//   - saving what a code exchange gave (Grants.SaveExchange): a new refresh
+//     token replaces the stored one, an answer without one keeps it;
+//   - what the server can do for a user offline (Record.Offline): none,
+//     active, revoked, or unreadable;
+//   - a token source built from the record it is given that refreshes only
+//     when needed and writes the refreshed token back under the user's lock
+//     (Grants.TokenSource);
+//   - a grant Google refuses (invalid_grant) is marked revoked, not deleted,
+//     so the page can offer to reconnect;
+//   - disconnecting revokes at Google first and forgets the record only then
+//     (Grants.Disconnect).
+//
+// The web server and offline-fetch each make one call for each of these;
+// neither decides a rule. Google's protocol itself is package auth's.
+package grant
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package storetest
+package granttest
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"example.com/signin"
-	"example.com/signin/internal/store"
+	"example.com/signin/internal/grant"
 )
 
 // HostileSubs returns subs a backend must store and return unchanged
@@ -22,13 +22,13 @@ func HostileSubs() []string {
 		"../../x", "..", ".", "a/b", "/etc/passwd", `a\b`, "a\x00b", "x\ny",
 		"ünïcödé", "109876543210987654321.json", "x-41", "h-00", ".tmp-1", "1.lock", "CON",
 		strings.Repeat("9", 64), strings.Repeat("9", 65), strings.Repeat("z", 100),
-		strings.Repeat("z", 101), strings.Repeat("z", store.MaxSubLen),
+		strings.Repeat("z", 101), strings.Repeat("z", grant.MaxSubLen),
 	}
 }
 
-// Run checks that the Store that open returns keeps the store.Store
+// Run checks that the Store that open returns keeps the grant.Store
 // contract. open is called once per subtest and must return an empty store.
-func Run(t *testing.T, open func(t *testing.T) store.Store) {
+func Run(t *testing.T, open func(t *testing.T) grant.Store) {
 	t.Run("GetMissing", func(t *testing.T) {
 		st := open(t)
 		_, err := st.Get(t.Context(), "1")
@@ -44,9 +44,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 }
 
 // Put stores rec for rec.Sub through Update, failing the test on error.
-func Put(t testing.TB, st store.Store, rec *store.Record) *store.Record {
+func Put(t testing.TB, st grant.Store, rec *grant.Record) *grant.Record {
 	t.Helper()
-	saved, err := st.Update(context.Background(), rec.Sub, func(*store.Record) (*store.Record, error) {
+	saved, err := st.Update(context.Background(), rec.Sub, func(*grant.Record) (*grant.Record, error) {
 		r := *rec
 		return &r, nil
 	})
@@ -58,29 +58,29 @@ func Put(t testing.TB, st store.Store, rec *store.Record) *store.Record {
 
 // NewRecord returns an active record for sub with a token whose access
 // token expires at expiry.
-func NewRecord(sub string, expiry time.Time) *store.Record {
-	return &store.Record{
+func NewRecord(sub string, expiry time.Time) *grant.Record {
+	return &grant.Record{
 		Sub:    sub,
 		Email:  "user" + fmt.Sprint(len(sub)) + "@example.com",
 		Name:   "Test User",
 		Scopes: []string{"openid", "email", "profile"},
-		Token: store.Token{
+		Token: grant.Token{
 			AccessToken:  "at-" + sub,
 			TokenType:    "Bearer",
 			RefreshToken: "rt-" + sub,
 			Expiry:       expiry.UTC().Round(0),
 		},
-		Status: store.StatusActive,
+		Status: grant.StatusActive,
 	}
 }
 
-func testRoundTrip(t *testing.T, st store.Store) {
+func testRoundTrip(t *testing.T, st grant.Store) {
 	ctx := t.Context()
 	before := time.Now().Add(-time.Second)
 	want := NewRecord("109876543210987654321", time.Now().Add(time.Hour))
 	saved := Put(t, st, want)
-	if saved.Version != store.RecordVersion || saved.Sub != want.Sub || saved.Status != store.StatusActive {
-		t.Errorf("saved record: version %d sub %q status %q; want %d %q %q", saved.Version, saved.Sub, saved.Status, store.RecordVersion, want.Sub, store.StatusActive)
+	if saved.Version != grant.RecordVersion || saved.Sub != want.Sub || saved.Status != grant.StatusActive {
+		t.Errorf("saved record: version %d sub %q status %q; want %d %q %q", saved.Version, saved.Sub, saved.Status, grant.RecordVersion, want.Sub, grant.StatusActive)
 	}
 	if saved.CreatedAt.Before(before) || saved.UpdatedAt.Before(saved.CreatedAt) {
 		t.Errorf("CreatedAt %v, UpdatedAt %v: not set by the store", saved.CreatedAt, saved.UpdatedAt)
@@ -94,7 +94,7 @@ func testRoundTrip(t *testing.T, st store.Store) {
 	}
 
 	// A second update keeps CreatedAt and sees the first record.
-	again, err := st.Update(ctx, want.Sub, func(cur *store.Record) (*store.Record, error) {
+	again, err := st.Update(ctx, want.Sub, func(cur *grant.Record) (*grant.Record, error) {
 		if cur == nil || cur.Token.RefreshToken != want.Token.RefreshToken {
 			return nil, fmt.Errorf("update saw %+v", cur)
 		}
@@ -114,21 +114,21 @@ func testRoundTrip(t *testing.T, st store.Store) {
 	}
 }
 
-func testUpdateNoWrite(t *testing.T, st store.Store) {
+func testUpdateNoWrite(t *testing.T, st grant.Store) {
 	ctx := t.Context()
 	sub := "42"
 	boom := errors.New("boom")
-	if _, err := st.Update(ctx, sub, func(*store.Record) (*store.Record, error) { return nil, boom }); !errors.Is(err, boom) {
+	if _, err := st.Update(ctx, sub, func(*grant.Record) (*grant.Record, error) { return nil, boom }); !errors.Is(err, boom) {
 		t.Errorf("Update with failing fn = %v, want %v", err, boom)
 	}
-	if rec, err := st.Update(ctx, sub, func(*store.Record) (*store.Record, error) { return nil, nil }); err != nil || rec != nil {
+	if rec, err := st.Update(ctx, sub, func(*grant.Record) (*grant.Record, error) { return nil, nil }); err != nil || rec != nil {
 		t.Errorf("Update returning nil on a missing record = %v, %v; want nil, nil", rec, err)
 	}
 	_, err := st.Get(ctx, sub)
 	wantKind(t, err, signin.ENOTFOUND)
 
 	saved := Put(t, st, NewRecord(sub, time.Now()))
-	if _, err := st.Update(ctx, sub, func(cur *store.Record) (*store.Record, error) {
+	if _, err := st.Update(ctx, sub, func(cur *grant.Record) (*grant.Record, error) {
 		cur.Token.RefreshToken = "lost"
 		return nil, boom
 	}); !errors.Is(err, boom) {
@@ -138,13 +138,13 @@ func testUpdateNoWrite(t *testing.T, st store.Store) {
 	if err != nil || !Equal(got, saved) {
 		t.Errorf("after failed update: Get = %+v, %v; want the record unchanged", got, err)
 	}
-	found, err := st.Update(ctx, sub, func(*store.Record) (*store.Record, error) { return nil, nil })
+	found, err := st.Update(ctx, sub, func(*grant.Record) (*grant.Record, error) { return nil, nil })
 	if err != nil || !Equal(found, saved) {
 		t.Errorf("Update returning nil = %+v, %v; want the record as found", found, err)
 	}
 }
 
-func testDelete(t *testing.T, st store.Store) {
+func testDelete(t *testing.T, st grant.Store) {
 	ctx := t.Context()
 	wantKind(t, st.Delete(ctx, "7"), signin.ENOTFOUND)
 	Put(t, st, NewRecord("7", time.Now()))
@@ -161,7 +161,7 @@ func testDelete(t *testing.T, st store.Store) {
 	}
 }
 
-func testHostileSubs(t *testing.T, st store.Store) {
+func testHostileSubs(t *testing.T, st grant.Store) {
 	ctx := t.Context()
 	subs := HostileSubs()
 	for _, sub := range subs {
@@ -178,7 +178,7 @@ func testHostileSubs(t *testing.T, st store.Store) {
 		}
 	}
 	n := 0
-	if err := st.List(ctx, func(rec *store.Record, err error) error {
+	if err := st.List(ctx, func(rec *grant.Record, err error) error {
 		if err != nil {
 			t.Errorf("List: %v", err)
 			return nil
@@ -198,13 +198,13 @@ func testHostileSubs(t *testing.T, st store.Store) {
 	}
 }
 
-func testInvalidSubs(t *testing.T, st store.Store) {
+func testInvalidSubs(t *testing.T, st grant.Store) {
 	ctx := t.Context()
-	for _, sub := range []string{"", strings.Repeat("1", store.MaxSubLen+1), "bad\xffutf8"} {
+	for _, sub := range []string{"", strings.Repeat("1", grant.MaxSubLen+1), "bad\xffutf8"} {
 		_, err := st.Get(ctx, sub)
 		wantKind(t, err, signin.EINVALID)
 		called := false
-		_, err = st.Update(ctx, sub, func(*store.Record) (*store.Record, error) {
+		_, err = st.Update(ctx, sub, func(*grant.Record) (*grant.Record, error) {
 			called = true
 			return NewRecord("1", time.Now()), nil
 		})
@@ -216,14 +216,14 @@ func testInvalidSubs(t *testing.T, st store.Store) {
 	}
 }
 
-func testList(t *testing.T, st store.Store) {
+func testList(t *testing.T, st grant.Store) {
 	ctx := t.Context()
 	const n = 40
 	for i := range n {
 		Put(t, st, NewRecord(fmt.Sprint(1000+i), time.Now()))
 	}
 	seen := map[string]int{}
-	if err := st.List(ctx, func(rec *store.Record, err error) error {
+	if err := st.List(ctx, func(rec *grant.Record, err error) error {
 		if err != nil {
 			t.Errorf("List: %v", err)
 			return nil
@@ -244,19 +244,19 @@ func testList(t *testing.T, st store.Store) {
 
 	stop := errors.New("stop")
 	calls := 0
-	if err := st.List(ctx, func(*store.Record, error) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
+	if err := st.List(ctx, func(*grant.Record, error) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
 		t.Errorf("List with fn failing = %v after %d calls; want %v after 1", err, calls, stop)
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if err := st.List(cctx, func(*store.Record, error) error { return nil }); !errors.Is(err, context.Canceled) {
+	if err := st.List(cctx, func(*grant.Record, error) error { return nil }); !errors.Is(err, context.Canceled) {
 		t.Errorf("List with a cancelled context = %v, want context.Canceled", err)
 	}
 }
 
 // testConcurrentUpdates: goroutines incrementing a counter held in the
 // record must lose no increment.
-func testConcurrentUpdates(t *testing.T, st store.Store) {
+func testConcurrentUpdates(t *testing.T, st grant.Store) {
 	const goroutines, each = 50, 4
 	sub := "109876543210987654321"
 	Put(t, st, NewRecord(sub, time.Now()))
@@ -279,8 +279,8 @@ func testConcurrentUpdates(t *testing.T, st store.Store) {
 
 // Increment adds one to a counter kept in sub's record (in its access
 // token, "n=<count>"), through Update. Tests of concurrent writers use it.
-func Increment(ctx context.Context, st store.Store, sub string) error {
-	_, err := st.Update(ctx, sub, func(cur *store.Record) (*store.Record, error) {
+func Increment(ctx context.Context, st grant.Store, sub string) error {
+	_, err := st.Update(ctx, sub, func(cur *grant.Record) (*grant.Record, error) {
 		if cur == nil {
 			return nil, fmt.Errorf("no record for %q", sub)
 		}
@@ -293,7 +293,7 @@ func Increment(ctx context.Context, st store.Store, sub string) error {
 }
 
 // Count returns the counter that Increment keeps in sub's record.
-func Count(t testing.TB, st store.Store, sub string) int {
+func Count(t testing.TB, st grant.Store, sub string) int {
 	t.Helper()
 	rec, err := st.Get(context.Background(), sub)
 	if err != nil {
@@ -306,7 +306,7 @@ func Count(t testing.TB, st store.Store, sub string) int {
 
 // Equal reports whether two records hold the same data (times compared
 // with Equal).
-func Equal(a, b *store.Record) bool {
+func Equal(a, b *grant.Record) bool {
 	if a == nil || b == nil {
 		return a == b
 	}

@@ -1,4 +1,4 @@
-package auth_test
+package grant_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,9 +16,10 @@ import (
 
 	"example.com/signin"
 	"example.com/signin/internal/auth"
-	"example.com/signin/internal/store"
+	"example.com/signin/internal/googlenet"
+	"example.com/signin/internal/grant"
+	"example.com/signin/internal/grant/granttest"
 	"example.com/signin/internal/store/file"
-	"example.com/signin/internal/store/storetest"
 )
 
 // savingTokenEndpoint is a fake of Google's token endpoint for refresh
@@ -93,16 +95,14 @@ func (e *savingTokenEndpoint) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (e *savingTokenEndpoint) config() *oauth2.Config {
-	return &oauth2.Config{
-		ClientID:     "cid",
-		ClientSecret: "secret",
-		Endpoint:     oauth2.Endpoint{TokenURL: e.srv.URL + "/token", AuthStyle: oauth2.AuthStyleInParams},
+// google returns the app's Google client, its token calls routed to e.
+func (e *savingTokenEndpoint) google() *auth.Google {
+	u, _ := url.Parse(e.srv.URL)
+	n, err := googlenet.New(u.Host, googlenet.Options{})
+	if err != nil {
+		e.t.Fatal(err)
 	}
-}
-
-func (e *savingTokenEndpoint) ctx(t *testing.T) context.Context {
-	return context.WithValue(t.Context(), oauth2.HTTPClient, e.srv.Client())
+	return auth.NewGoogle(auth.GoogleConfig{Client: &auth.Client{ID: "cid", Secret: "secret"}, HTTPClient: n.HTTPClient()})
 }
 
 func (e *savingTokenEndpoint) wantRefreshes(t *testing.T, want int64) {
@@ -114,11 +114,24 @@ func (e *savingTokenEndpoint) wantRefreshes(t *testing.T, want int64) {
 
 const savingSub = "109876543210987654321"
 
-func savingSource(t *testing.T, e *savingTokenEndpoint, st store.Store, opts ...auth.SavingOption) *auth.SavingTokenSource {
-	return auth.NewSavingTokenSource(e.ctx(t), e.config(), store.NewUserTokens(st, savingSub, nil), opts...)
+// savingSource is the token source of savingSub's grant, built from the
+// record as st holds it now, with the Grants that cfg configures (its Store
+// and Google filled in).
+func savingSource(t *testing.T, e *savingTokenEndpoint, st grant.Store, cfg ...grant.Config) *grant.TokenSource {
+	t.Helper()
+	var c grant.Config
+	if len(cfg) > 0 {
+		c = cfg[0]
+	}
+	c.Store, c.Google = st, e.google()
+	rec, err := st.Get(t.Context(), savingSub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return grant.New(c).TokenSource(t.Context(), rec)
 }
 
-func savedToken(t *testing.T, st store.Store) store.Token {
+func savedToken(t *testing.T, st grant.Store) grant.Token {
 	t.Helper()
 	rec, err := st.Get(context.Background(), savingSub)
 	if err != nil {
@@ -129,8 +142,8 @@ func savedToken(t *testing.T, st store.Store) store.Token {
 
 func TestSavingTokenSourceFreshTokenNotRefreshed(t *testing.T) {
 	e := newSavingTokenEndpoint(t)
-	st := &storetest.Memory{}
-	storetest.Put(t, st, storetest.NewRecord(savingSub, time.Now().Add(30*time.Minute)))
+	st := &granttest.Memory{}
+	granttest.Put(t, st, granttest.NewRecord(savingSub, time.Now().Add(30*time.Minute)))
 	ts := savingSource(t, e, st)
 	for range 3 {
 		tok, err := ts.Token()
@@ -154,8 +167,8 @@ func TestSavingTokenSourceExpiredRefreshedOnceAndSaved(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newSavingTokenEndpoint(t)
-			st := &storetest.Memory{}
-			storetest.Put(t, st, storetest.NewRecord(savingSub, time.Now().Add(tt.expiry)))
+			st := &granttest.Memory{}
+			granttest.Put(t, st, granttest.NewRecord(savingSub, time.Now().Add(tt.expiry)))
 			ts := savingSource(t, e, st)
 			tok, err := ts.Token()
 			if err != nil {
@@ -184,15 +197,15 @@ func TestSavingTokenSourceExpiredRefreshedOnceAndSaved(t *testing.T) {
 
 func TestSavingTokenSourceMargin(t *testing.T) {
 	e := newSavingTokenEndpoint(t)
-	st := &storetest.Memory{}
-	storetest.Put(t, st, storetest.NewRecord(savingSub, time.Now().Add(30*time.Second)))
-	if _, err := savingSource(t, e, st, auth.WithRefreshMargin(10*time.Second)).Token(); err != nil {
+	st := &granttest.Memory{}
+	granttest.Put(t, st, granttest.NewRecord(savingSub, time.Now().Add(30*time.Second)))
+	if _, err := savingSource(t, e, st, grant.Config{RefreshMargin: 10 * time.Second}).Token(); err != nil {
 		t.Fatal(err)
 	}
 	e.wantRefreshes(t, 0)
 	// The same token, seen from a clock 25 s later, is within the margin.
 	later := func() time.Time { return time.Now().Add(25 * time.Second) }
-	if _, err := savingSource(t, e, st, auth.WithRefreshMargin(10*time.Second), auth.WithRefreshClock(later)).Token(); err != nil {
+	if _, err := savingSource(t, e, st, grant.Config{RefreshMargin: 10 * time.Second, Now: later}).Token(); err != nil {
 		t.Fatal(err)
 	}
 	e.wantRefreshes(t, 1)
@@ -201,8 +214,8 @@ func TestSavingTokenSourceMargin(t *testing.T) {
 func TestSavingTokenSourceNewRefreshTokenReplaces(t *testing.T) {
 	e := newSavingTokenEndpoint(t)
 	e.set(func(e *savingTokenEndpoint) { e.newRefresh = "rt-rotated" })
-	st := &storetest.Memory{}
-	storetest.Put(t, st, storetest.NewRecord(savingSub, time.Now().Add(-time.Hour)))
+	st := &granttest.Memory{}
+	granttest.Put(t, st, granttest.NewRecord(savingSub, time.Now().Add(-time.Hour)))
 	if _, err := savingSource(t, e, st).Token(); err != nil {
 		t.Fatal(err)
 	}
@@ -213,8 +226,8 @@ func TestSavingTokenSourceNewRefreshTokenReplaces(t *testing.T) {
 
 func TestSavingTokenSourceConcurrentCallers(t *testing.T) {
 	e := newSavingTokenEndpoint(t)
-	st := &storetest.Memory{}
-	storetest.Put(t, st, storetest.NewRecord(savingSub, time.Now().Add(-time.Hour)))
+	st := &granttest.Memory{}
+	granttest.Put(t, st, granttest.NewRecord(savingSub, time.Now().Add(-time.Hour)))
 	ts := savingSource(t, e, st)
 	var wg sync.WaitGroup
 	for range 20 {
@@ -233,41 +246,28 @@ func TestSavingTokenSourceConcurrentCallers(t *testing.T) {
 	e.wantRefreshes(t, 1)
 }
 
-// loadSignal is a TokenUpdater that says when LoadToken has returned.
-type loadSignal struct {
-	auth.TokenUpdater
-	loaded chan struct{}
-}
-
-func (l *loadSignal) LoadToken(ctx context.Context) (*oauth2.Token, error) {
-	tok, err := l.TokenUpdater.LoadToken(ctx)
-	l.loaded <- struct{}{}
-	return tok, err
-}
-
 // TestSavingTokenSourceTwoProcesses: two sources on two Stores over one
 // directory share only the file lock, as two processes (the web server and
-// offline-fetch) would. B reads the expired token while A is refreshing, then
-// waits for the lock; once A has saved, B must use A's token, not refresh
-// again (a second refresh would also race A's save).
+// offline-fetch) would. Both start from the expired record; B asks while A
+// is refreshing and waits for the lock (or comes after A's save): either
+// way it must use A's token, not refresh again (a second refresh would also
+// race A's save).
 func TestSavingTokenSourceTwoProcesses(t *testing.T) {
 	e := newSavingTokenEndpoint(t)
 	dir := t.TempDir()
-	stA, err := file.Open(dir)
+	stA, err := file.Open(file.Config{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	stB, err := file.Open(dir)
+	stB, err := file.Open(file.Config{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	storetest.Put(t, stA, storetest.NewRecord(savingSub, time.Now().Add(-time.Hour)))
+	granttest.Put(t, stA, granttest.NewRecord(savingSub, time.Now().Add(-time.Hour)))
 
 	hold, arrived := make(chan struct{}), make(chan struct{}, 10)
 	e.set(func(e *savingTokenEndpoint) { e.hold, e.arrived = hold, arrived })
-	a := savingSource(t, e, stA)
-	bu := &loadSignal{TokenUpdater: store.NewUserTokens(stB, savingSub, nil), loaded: make(chan struct{}, 1)}
-	b := auth.NewSavingTokenSource(e.ctx(t), e.config(), bu)
+	a, b := savingSource(t, e, stA), savingSource(t, e, stB)
 
 	type result struct {
 		tok *oauth2.Token
@@ -277,7 +277,7 @@ func TestSavingTokenSourceTwoProcesses(t *testing.T) {
 	go func() { tok, err := a.Token(); ra <- result{tok, err} }()
 	<-arrived // A is at Google, holding the lock
 	go func() { tok, err := b.Token(); rb <- result{tok, err} }()
-	<-bu.loaded // B has seen the expired token
+	time.Sleep(50 * time.Millisecond) // B is most likely waiting for the lock now
 	close(hold)
 	resA, resB := <-ra, <-rb
 	if resA.err != nil || resB.err != nil {
@@ -294,14 +294,14 @@ func TestSavingTokenSourceTwoProcesses(t *testing.T) {
 func TestSavingTokenSourceManyProcesses(t *testing.T) {
 	e := newSavingTokenEndpoint(t)
 	dir := t.TempDir()
-	var sources []*auth.SavingTokenSource
+	var sources []*grant.TokenSource
 	for i := range 4 {
-		st, err := file.Open(dir)
+		st, err := file.Open(file.Config{Dir: dir})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if i == 0 {
-			storetest.Put(t, st, storetest.NewRecord(savingSub, time.Now().Add(-time.Hour)))
+			granttest.Put(t, st, granttest.NewRecord(savingSub, time.Now().Add(-time.Hour)))
 		}
 		sources = append(sources, savingSource(t, e, st))
 	}
@@ -322,22 +322,22 @@ func TestSavingTokenSourceManyProcesses(t *testing.T) {
 func TestSavingTokenSourceInvalidGrantRevokes(t *testing.T) {
 	e := newSavingTokenEndpoint(t)
 	e.set(func(e *savingTokenEndpoint) { e.revoked["rt-"+savingSub] = true })
-	st := &storetest.Memory{}
-	storetest.Put(t, st, storetest.NewRecord(savingSub, time.Now().Add(-time.Hour)))
+	st := &granttest.Memory{}
+	granttest.Put(t, st, granttest.NewRecord(savingSub, time.Now().Add(-time.Hour)))
 	ts := savingSource(t, e, st)
 	_, err := ts.Token()
-	if signin.ErrorKind(err) != signin.ECONFLICT || signin.ErrorCode(err) != store.CodeOfflineAccessRevoked {
-		t.Fatalf("Token = %v, want ECONFLICT %s", err, store.CodeOfflineAccessRevoked)
+	if signin.ErrorKind(err) != signin.ECONFLICT || signin.ErrorCode(err) != grant.CodeOfflineAccessRevoked {
+		t.Fatalf("Token = %v, want ECONFLICT %s", err, grant.CodeOfflineAccessRevoked)
 	}
-	if !auth.IsInvalidGrant(err) {
+	if _, ok := auth.InvalidGrant(err); !ok {
 		t.Errorf("error %v does not carry Google's invalid_grant", err)
 	}
 	rec, _ := st.Get(t.Context(), savingSub)
-	if rec.Status != store.StatusRevoked || rec.RevokedReason != "Token has been expired or revoked." || rec.RevokedAt == nil {
+	if rec.Status != grant.StatusRevoked || rec.RevokedReason != "Token has been expired or revoked." || rec.RevokedAt == nil {
 		t.Errorf("record: status %q reason %q at %v; want revoked with Google's reason", rec.Status, rec.RevokedReason, rec.RevokedAt)
 	}
 	// Revoked: later calls do not go to Google again.
-	if _, err := ts.Token(); signin.ErrorCode(err) != store.CodeOfflineAccessRevoked {
+	if _, err := ts.Token(); signin.ErrorCode(err) != grant.CodeOfflineAccessRevoked {
 		t.Errorf("second Token = %v", err)
 	}
 	e.wantRefreshes(t, 1)
@@ -346,28 +346,34 @@ func TestSavingTokenSourceInvalidGrantRevokes(t *testing.T) {
 func TestSavingTokenSourceGoogleFailingWritesNothing(t *testing.T) {
 	e := newSavingTokenEndpoint(t)
 	e.set(func(e *savingTokenEndpoint) { e.status = http.StatusServiceUnavailable })
-	st := &storetest.Memory{}
-	before := storetest.Put(t, st, storetest.NewRecord(savingSub, time.Now().Add(-time.Hour)))
+	st := &granttest.Memory{}
+	before := granttest.Put(t, st, granttest.NewRecord(savingSub, time.Now().Add(-time.Hour)))
 	_, err := savingSource(t, e, st).Token()
 	if signin.ErrorKind(err) != signin.EUPSTREAM {
 		t.Errorf("Token = %v, want EUPSTREAM", err)
 	}
-	if rec, _ := st.Get(t.Context(), savingSub); !storetest.Equal(rec, before) {
+	if rec, _ := st.Get(t.Context(), savingSub); !granttest.Equal(rec, before) {
 		t.Errorf("record changed after a failed refresh: %+v", rec)
 	}
 }
 
 func TestSavingTokenSourceNoRefreshToken(t *testing.T) {
 	e := newSavingTokenEndpoint(t)
-	st := &storetest.Memory{}
-	rec := storetest.NewRecord(savingSub, time.Now().Add(-time.Hour))
+	st := &granttest.Memory{}
+	rec := granttest.NewRecord(savingSub, time.Now().Add(-time.Hour))
 	rec.Token.RefreshToken = ""
-	storetest.Put(t, st, rec)
+	granttest.Put(t, st, rec)
 	if _, err := savingSource(t, e, st).Token(); signin.ErrorCode(err) != "offline_access_required" {
 		t.Errorf("Token = %v, want offline_access_required", err)
 	}
-	if _, err := auth.NewSavingTokenSource(e.ctx(t), e.config(), store.NewUserTokens(st, "404", nil)).Token(); signin.ErrorKind(err) != signin.ENOTFOUND {
-		t.Errorf("Token for a user without a record = %v, want ENOTFOUND", err)
+	// The record was deleted after the source was made from it.
+	granttest.Put(t, st, granttest.NewRecord("404", time.Now().Add(-time.Hour)))
+	rec404, _ := st.Get(t.Context(), "404")
+	if err := st.Delete(t.Context(), "404"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := grant.New(grant.Config{Store: st, Google: e.google()}).TokenSource(t.Context(), rec404).Token(); signin.ErrorKind(err) != signin.ENOTFOUND {
+		t.Errorf("Token for a user whose record is gone = %v, want ENOTFOUND", err)
 	}
 	e.wantRefreshes(t, 0)
 }
@@ -377,8 +383,8 @@ func TestSavingTokenSourceNoRefreshToken(t *testing.T) {
 // replaced does not.
 func TestSavingTokenSourceRefreshRejected(t *testing.T) {
 	e := newSavingTokenEndpoint(t)
-	st := &storetest.Memory{}
-	storetest.Put(t, st, storetest.NewRecord(savingSub, time.Now().Add(time.Hour)))
+	st := &granttest.Memory{}
+	granttest.Put(t, st, granttest.NewRecord(savingSub, time.Now().Add(time.Hour)))
 	ts := savingSource(t, e, st)
 	old, err := ts.Token()
 	if err != nil {
@@ -403,15 +409,19 @@ func TestSavingTokenSourceRefreshRejected(t *testing.T) {
 	e.wantRefreshes(t, 1)
 }
 
-// ExampleNewSavingTokenSource shows a client for one user's API calls whose
+// ExampleGrants_TokenSource shows a client for one user's API calls whose
 // refreshed tokens are written back to the store.
-func ExampleNewSavingTokenSource() {
+func ExampleGrants_TokenSource() {
 	var (
-		st   store.Store    = &storetest.Memory{}
-		conf *oauth2.Config = &oauth2.Config{ /* from auth.Google.OAuth2Config() */ }
-		ctx                 = context.Background() // with oauth2.HTTPClient, from auth.Google.Context
+		st     grant.Store = &granttest.Memory{}
+		google             = auth.NewGoogle(auth.GoogleConfig{Client: &auth.Client{ID: "cid", Secret: "secret"}})
+		ctx                = context.Background()
 	)
-	ts := auth.NewSavingTokenSource(ctx, conf, store.NewUserTokens(st, "109876543210987654321", nil))
-	client := &http.Client{Transport: &oauth2.Transport{Source: ts}}
+	grants := grant.New(grant.Config{Store: st, Google: google})
+	rec, err := st.Get(ctx, "109876543210987654321")
+	if err != nil {
+		return // ENOTFOUND: no offline access stored
+	}
+	client := &http.Client{Transport: &oauth2.Transport{Source: grants.TokenSource(ctx, rec)}}
 	_ = client // people.NewService(ctx, option.WithHTTPClient(client)), ...
 }

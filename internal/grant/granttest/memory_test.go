@@ -1,0 +1,11 @@
+package granttest
+
+import (
+	"testing"
+
+	"example.com/signin/internal/grant"
+)
+
+func TestMemory(t *testing.T) {
+	Run(t, func(*testing.T) grant.Store { return &Memory{} })
+}

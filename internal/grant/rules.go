@@ -1,0 +1,256 @@
+package grant
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"example.com/signin"
+	"example.com/signin/internal/auth"
+)
+
+// Offline is what the server can do for a user while they are away, as the
+// API and the pages name it.
+type Offline string
+
+const (
+	// OfflineNone: no grant is stored (or one without a refresh token).
+	OfflineNone Offline = "none"
+	// OfflineActive: a refresh token is stored and believed to work.
+	OfflineActive Offline = "active"
+	// OfflineRevoked: Google refused the stored grant; the user must
+	// connect again.
+	OfflineRevoked Offline = "revoked"
+	// OfflineUnreadable: a record is stored but cannot be read (damaged);
+	// connecting again replaces it.
+	OfflineUnreadable Offline = "unreadable"
+)
+
+// Offline is what rec allows. A nil record is OfflineNone.
+func (rec *Record) Offline() Offline {
+	switch {
+	case rec == nil:
+		return OfflineNone
+	case rec.Status == StatusRevoked:
+		return OfflineRevoked
+	case rec.Token.RefreshToken == "":
+		return OfflineNone
+	default:
+		return OfflineActive
+	}
+}
+
+// CodeOfflineAccessRevoked is the error code for a user whose stored grant
+// Google refused (invalid_grant): the user must grant offline access again.
+const CodeOfflineAccessRevoked = "offline_access_revoked"
+
+// CodeOfflineAccessRequired is the error code for a user with no refresh
+// token stored.
+const CodeOfflineAccessRequired = "offline_access_required"
+
+// Google is the part of Google's OAuth 2.0 endpoints a grant needs
+// (*auth.Google). Its errors carry an *auth.GoogleError when Google
+// answered, so that auth.InvalidGrant recognises a dead grant.
+type Google interface {
+	// Refresh trades a refresh token for a new token.
+	Refresh(ctx context.Context, refreshToken string) (*oauth2.Token, error)
+	// Revoke ends the grant a token belongs to. A token Google no longer
+	// knows is not an error.
+	Revoke(ctx context.Context, token string) error
+}
+
+// DefaultRefreshMargin is how long before its expiry a token is refreshed,
+// so that it does not expire between Token and the API call, or because our
+// clock is behind Google's.
+const DefaultRefreshMargin = time.Minute
+
+// Config configures Grants. Store and Google are required.
+type Config struct {
+	Store  Store
+	Google Google
+	// RefreshMargin: how long before its expiry a token counts as expired
+	// (default DefaultRefreshMargin). Keep it well below the tokens'
+	// lifetime (Google's is an hour), or every call refreshes.
+	RefreshMargin time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Logger receives what an operator should know (a damaged record, a
+	// grant Google refused), never tokens. Nil discards.
+	Logger *slog.Logger
+}
+
+// Grants applies the rules of a grant to the records in a Store. It is safe
+// for concurrent use.
+type Grants struct {
+	store  Store
+	google Google
+	margin time.Duration
+	now    func() time.Time
+	log    *slog.Logger
+}
+
+// New returns Grants for cfg. It panics if Store or Google is missing, which
+// is a programming error.
+func New(cfg Config) *Grants {
+	if cfg.Store == nil || cfg.Google == nil {
+		panic("grant.New: Config.Store and Config.Google are required")
+	}
+	g := &Grants{store: cfg.Store, google: cfg.Google, margin: cfg.RefreshMargin, now: cfg.Now, log: cfg.Logger}
+	if g.margin <= 0 {
+		g.margin = DefaultRefreshMargin
+	}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	return g
+}
+
+// Store is the store the grants are kept in.
+func (g *Grants) Store() Store { return g.store }
+
+// Lookup reads sub's record once and says what it allows. No record is
+// (nil, OfflineNone, nil); a record that cannot be read is (nil,
+// OfflineUnreadable, nil), logged, so that nothing about signing in depends
+// on it. Other errors (the store failing) are returned.
+func (g *Grants) Lookup(ctx context.Context, sub string) (*Record, Offline, error) {
+	rec, err := g.store.Get(ctx, sub)
+	switch {
+	case err == nil:
+		return rec, rec.Offline(), nil
+	case signin.ErrorKind(err) == signin.ENOTFOUND:
+		return nil, OfflineNone, nil
+	case signin.ErrorCode(err) == CodeCorruptRecord:
+		g.log.LogAttrs(ctx, slog.LevelWarn, "a stored credential record cannot be read; the user must connect again",
+			slog.String("sub", sub), slog.String("error", err.Error()))
+		return nil, OfflineUnreadable, nil
+	}
+	return nil, "", err
+}
+
+// Identity is who a grant belongs to, from the verified ID token, kept in
+// the record for people (never for identity: the sub is).
+type Identity struct {
+	Email string
+	Name  string
+}
+
+// SaveExchange stores what a code exchange gave for sub, by Google's rules
+// (Google sends a refresh token only on a first consent or with
+// prompt=consent): a new refresh token replaces the stored one and makes
+// the grant active again; without one, a stored record keeps its refresh
+// token and gets the new access token; with neither, nothing is written and
+// the user has no offline access (OfflineNone: ask again with
+// prompt=consent). It returns what the grant allows afterwards.
+func (g *Grants) SaveExchange(ctx context.Context, sub string, who Identity, tok *oauth2.Token) (Offline, error) {
+	var status Offline
+	_, err := g.store.Update(ctx, sub, func(cur *Record) (*Record, error) {
+		if cur == nil {
+			if tok.RefreshToken == "" {
+				status = OfflineNone
+				return nil, nil
+			}
+			cur = &Record{Sub: sub}
+		}
+		g.merge(cur, tok)
+		if who.Email != "" {
+			cur.Email = who.Email
+		}
+		if who.Name != "" {
+			cur.Name = who.Name
+		}
+		status = cur.Offline()
+		return cur, nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return status, nil
+}
+
+// merge applies a token from Google (a code exchange or a refresh) to cur: a
+// new refresh token replaces the stored one and makes the record active
+// again (it is a new grant), while an answer without one keeps the stored
+// one. The access token, its type and expiry are always replaced; an answer
+// that carries only expires_in gets its expiry from now. Scopes are replaced
+// when the answer lists them (Google's "scope": what was actually granted).
+func (g *Grants) merge(cur *Record, t *oauth2.Token) {
+	nt := TokenFrom(t)
+	if nt.Expiry.IsZero() && t.ExpiresIn > 0 {
+		nt.Expiry = g.now().Add(time.Duration(t.ExpiresIn) * time.Second).UTC()
+	}
+	if nt.RefreshToken == "" {
+		nt.RefreshToken = cur.Token.RefreshToken
+	} else {
+		cur.Status = StatusActive
+		cur.RevokedReason = ""
+		cur.RevokedAt = nil
+	}
+	cur.Token = nt
+	if scopes := auth.GrantedScopes(t); len(scopes) > 0 {
+		cur.Scopes = scopes
+	}
+}
+
+// Disconnect ends sub's grant: it revokes it at Google (the refresh token,
+// else the access token), then deletes the record. If Google cannot be
+// reached nothing is deleted and the error is returned, so the user can try
+// again: deleting first would leave a live grant at Google that no one can
+// revoke any more. A record that cannot be read is deleted (it holds
+// nothing that can be revoked). revoked says whether a revocation was sent.
+func (g *Grants) Disconnect(ctx context.Context, sub string) (revoked bool, err error) {
+	rec, status, err := g.Lookup(ctx, sub)
+	if err != nil {
+		return false, err
+	}
+	if rec == nil && status == OfflineNone {
+		return false, nil
+	}
+	if rec != nil {
+		tok := rec.Token.RefreshToken
+		if tok == "" {
+			tok = rec.Token.AccessToken
+		}
+		if tok != "" {
+			if err := g.google.Revoke(ctx, tok); err != nil {
+				return false, err
+			}
+			revoked = true
+		}
+	}
+	if err := g.store.Delete(ctx, sub); err != nil && signin.ErrorKind(err) != signin.ENOTFOUND {
+		return revoked, err
+	}
+	return revoked, nil
+}
+
+// markRevoked records that Google refused cur's grant, with Google's reason.
+func (g *Grants) markRevoked(cur *Record, reason string) {
+	now := g.now().UTC()
+	cur.Status = StatusRevoked
+	cur.RevokedReason = reason
+	cur.RevokedAt = &now
+}
+
+func revokedError(cause error) error {
+	return &signin.Error{
+		Kind:    signin.ECONFLICT,
+		Code:    CodeOfflineAccessRevoked,
+		Message: "Google no longer accepts this user's offline access; they must connect again.",
+		Err:     cause,
+	}
+}
+
+func sameToken(a, b Token) bool {
+	return a.AccessToken == b.AccessToken && a.RefreshToken == b.RefreshToken &&
+		a.TokenType == b.TokenType && a.Expiry.Equal(b.Expiry)
+}
+
+func sameScopes(a, b []string) bool {
+	return strings.Join(a, " ") == strings.Join(b, " ")
+}

@@ -1,0 +1,242 @@
+package grant_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"example.com/signin"
+	"example.com/signin/internal/grant"
+	"example.com/signin/internal/grant/granttest"
+	"example.com/signin/internal/store/file"
+)
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+const sub = "109876543210987654321"
+
+// fakeGoogle is the part of Google a grant talks to: it records
+// revocations and can fail them.
+type fakeGoogle struct {
+	revoked []string
+	fail    error
+}
+
+func (f *fakeGoogle) Refresh(ctx context.Context, rt string) (*oauth2.Token, error) {
+	return nil, errors.New("fakeGoogle: no refreshes here")
+}
+
+func (f *fakeGoogle) Revoke(ctx context.Context, token string) error {
+	if f.fail != nil {
+		return f.fail
+	}
+	f.revoked = append(f.revoked, token)
+	return nil
+}
+
+// TestSaveExchange: what a code exchange gave is merged into the stored
+// record by Google's rules.
+func TestSaveExchange(t *testing.T) {
+	revokedAt := t0.Add(-time.Hour)
+	tests := []struct {
+		name        string
+		cur         grant.Record
+		tok         *oauth2.Token
+		wantRefresh string
+		wantStatus  grant.Status
+		wantExpiry  time.Time
+		wantScopes  string
+	}{
+		{
+			name:        "refresh without refresh token keeps the stored one",
+			cur:         grant.Record{Status: grant.StatusActive, Token: grant.Token{AccessToken: "a1", RefreshToken: "r1"}, Scopes: []string{"openid"}},
+			tok:         &oauth2.Token{AccessToken: "a2", Expiry: t0.Add(time.Hour)},
+			wantRefresh: "r1", wantStatus: grant.StatusActive, wantExpiry: t0.Add(time.Hour), wantScopes: "openid",
+		},
+		{
+			name:        "new refresh token replaces the stored one",
+			cur:         grant.Record{Status: grant.StatusActive, Token: grant.Token{AccessToken: "a1", RefreshToken: "r1"}},
+			tok:         &oauth2.Token{AccessToken: "a2", RefreshToken: "r2", Expiry: t0.Add(time.Hour)},
+			wantRefresh: "r2", wantStatus: grant.StatusActive, wantExpiry: t0.Add(time.Hour),
+		},
+		{
+			name:        "new refresh token reactivates a revoked record",
+			cur:         grant.Record{Status: grant.StatusRevoked, RevokedReason: "gone", RevokedAt: &revokedAt, Token: grant.Token{RefreshToken: "r1"}},
+			tok:         &oauth2.Token{AccessToken: "a2", RefreshToken: "r2", Expiry: t0.Add(time.Hour)},
+			wantRefresh: "r2", wantStatus: grant.StatusActive, wantExpiry: t0.Add(time.Hour),
+		},
+		{
+			name:        "access token alone does not reactivate",
+			cur:         grant.Record{Status: grant.StatusRevoked, RevokedReason: "gone", RevokedAt: &revokedAt, Token: grant.Token{RefreshToken: "r1"}},
+			tok:         &oauth2.Token{AccessToken: "a2", Expiry: t0.Add(time.Hour)},
+			wantRefresh: "r1", wantStatus: grant.StatusRevoked, wantExpiry: t0.Add(time.Hour),
+		},
+		{
+			name:        "expires_in only",
+			cur:         grant.Record{Status: grant.StatusActive},
+			tok:         &oauth2.Token{AccessToken: "a2", RefreshToken: "r2", ExpiresIn: 3599},
+			wantRefresh: "r2", wantStatus: grant.StatusActive, wantExpiry: t0.Add(3599 * time.Second),
+		},
+		{
+			name: "granted scopes from the answer",
+			cur:  grant.Record{Status: grant.StatusActive, Scopes: []string{"openid"}, Token: grant.Token{RefreshToken: "r1"}},
+			tok: (&oauth2.Token{AccessToken: "a2", Expiry: t0}).WithExtra(map[string]any{
+				"scope": "openid https://www.googleapis.com/auth/userinfo.email",
+			}),
+			wantRefresh: "r1", wantStatus: grant.StatusActive, wantExpiry: t0,
+			wantScopes: "openid https://www.googleapis.com/auth/userinfo.email",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := &granttest.Memory{}
+			cur := tt.cur
+			cur.Sub = sub
+			granttest.Put(t, st, &cur)
+			g := grant.New(grant.Config{Store: st, Google: &fakeGoogle{}, Now: func() time.Time { return t0 }})
+			status, err := g.SaveExchange(t.Context(), sub, grant.Identity{Email: "ada@example.com"}, tt.tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec, err := st.Get(t.Context(), sub)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if status != rec.Offline() {
+				t.Errorf("SaveExchange said %q, the record says %q", status, rec.Offline())
+			}
+			if rec.Email != "ada@example.com" {
+				t.Errorf("email %q", rec.Email)
+			}
+			if rec.Token.AccessToken != tt.tok.AccessToken {
+				t.Errorf("access token %q, want %q", rec.Token.AccessToken, tt.tok.AccessToken)
+			}
+			if rec.Token.RefreshToken != tt.wantRefresh {
+				t.Errorf("refresh token %q, want %q", rec.Token.RefreshToken, tt.wantRefresh)
+			}
+			if rec.Status != tt.wantStatus {
+				t.Errorf("status %q, want %q", rec.Status, tt.wantStatus)
+			}
+			if rec.Status == grant.StatusActive && (rec.RevokedAt != nil || rec.RevokedReason != "") {
+				t.Errorf("active record keeps revocation details: %v %q", rec.RevokedAt, rec.RevokedReason)
+			}
+			if !rec.Token.Expiry.Equal(tt.wantExpiry) {
+				t.Errorf("expiry %v, want %v", rec.Token.Expiry, tt.wantExpiry)
+			}
+			if got := strings.Join(rec.Scopes, " "); got != tt.wantScopes {
+				t.Errorf("scopes %q, want %q", got, tt.wantScopes)
+			}
+		})
+	}
+}
+
+func TestSaveExchangeWithoutRefreshTokenStoresNothing(t *testing.T) {
+	st := &granttest.Memory{}
+	g := grant.New(grant.Config{Store: st, Google: &fakeGoogle{}})
+	status, err := g.SaveExchange(t.Context(), sub, grant.Identity{}, &oauth2.Token{AccessToken: "a1", Expiry: t0})
+	if err != nil || status != grant.OfflineNone {
+		t.Fatalf("SaveExchange = %q, %v; want none", status, err)
+	}
+	if _, err := st.Get(t.Context(), sub); signin.ErrorKind(err) != signin.ENOTFOUND {
+		t.Errorf("a record was stored: %v", err)
+	}
+}
+
+func TestLookup(t *testing.T) {
+	dir := t.TempDir()
+	st, err := file.Open(file.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	active := granttest.NewRecord("1", t0)
+	revoked := granttest.NewRecord("2", t0)
+	revoked.Status = grant.StatusRevoked
+	noRefresh := granttest.NewRecord("3", t0)
+	noRefresh.Token.RefreshToken = ""
+	for _, r := range []*grant.Record{active, revoked, noRefresh} {
+		granttest.Put(t, st, r)
+	}
+	// A record cut short, as a crash of something else than the store
+	// might leave it.
+	if err := os.WriteFile(filepath.Join(dir, "4.json"), []byte(`{"version":1,"sub":"4","status":"act`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := grant.New(grant.Config{Store: st, Google: &fakeGoogle{}})
+	for _, tc := range []struct {
+		sub     string
+		want    grant.Offline
+		wantRec bool
+	}{
+		{"1", grant.OfflineActive, true},
+		{"2", grant.OfflineRevoked, true},
+		{"3", grant.OfflineNone, true},
+		{"4", grant.OfflineUnreadable, false},
+		{"5", grant.OfflineNone, false},
+	} {
+		rec, got, err := g.Lookup(t.Context(), tc.sub)
+		if err != nil || got != tc.want || (rec != nil) != tc.wantRec {
+			t.Errorf("Lookup(%s) = %v, %q, %v; want %q, record %v", tc.sub, rec, got, err, tc.want, tc.wantRec)
+		}
+	}
+}
+
+func TestDisconnect(t *testing.T) {
+	t.Run("revokes the refresh token, then forgets", func(t *testing.T) {
+		st, google := &granttest.Memory{}, &fakeGoogle{}
+		granttest.Put(t, st, granttest.NewRecord(sub, t0))
+		revoked, err := grant.New(grant.Config{Store: st, Google: google}).Disconnect(t.Context(), sub)
+		if err != nil || !revoked {
+			t.Fatalf("Disconnect = %v, %v", revoked, err)
+		}
+		if len(google.revoked) != 1 || google.revoked[0] != "rt-"+sub {
+			t.Errorf("revoked %q, want the refresh token", google.revoked)
+		}
+		if _, err := st.Get(t.Context(), sub); signin.ErrorKind(err) != signin.ENOTFOUND {
+			t.Errorf("record still there: %v", err)
+		}
+	})
+	t.Run("the access token when there is no refresh token", func(t *testing.T) {
+		st, google := &granttest.Memory{}, &fakeGoogle{}
+		rec := granttest.NewRecord(sub, t0)
+		rec.Token.RefreshToken = ""
+		granttest.Put(t, st, rec)
+		if _, err := grant.New(grant.Config{Store: st, Google: google}).Disconnect(t.Context(), sub); err != nil {
+			t.Fatal(err)
+		}
+		if len(google.revoked) != 1 || google.revoked[0] != "at-"+sub {
+			t.Errorf("revoked %q, want the access token", google.revoked)
+		}
+	})
+	t.Run("Google unavailable: nothing forgotten", func(t *testing.T) {
+		st := &granttest.Memory{}
+		google := &fakeGoogle{fail: signin.Errorf(signin.EUPSTREAM, "google_unavailable", "down")}
+		before := granttest.Put(t, st, granttest.NewRecord(sub, t0))
+		_, err := grant.New(grant.Config{Store: st, Google: google}).Disconnect(t.Context(), sub)
+		if signin.ErrorKind(err) != signin.EUPSTREAM {
+			t.Fatalf("Disconnect = %v, want EUPSTREAM", err)
+		}
+		if rec, err := st.Get(t.Context(), sub); err != nil || !granttest.Equal(rec, before) {
+			t.Errorf("record after a failed revocation: %+v, %v", rec, err)
+		}
+	})
+	t.Run("nothing stored", func(t *testing.T) {
+		google := &fakeGoogle{}
+		revoked, err := grant.New(grant.Config{Store: &granttest.Memory{}, Google: google}).Disconnect(t.Context(), sub)
+		if err != nil || revoked || len(google.revoked) != 0 {
+			t.Errorf("Disconnect = %v, %v, revoked %q", revoked, err, google.revoked)
+		}
+	})
+}
+
+func TestOfflineOfRecord(t *testing.T) {
+	var nilRec *grant.Record
+	if got := nilRec.Offline(); got != grant.OfflineNone {
+		t.Errorf("nil record: %q", got)
+	}
+}
