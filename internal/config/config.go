@@ -9,7 +9,6 @@ import (
 	"io/fs"
 
 	"example.com/signin/internal/auth"
-	"example.com/signin/internal/emulator"
 	"example.com/signin/internal/googlenet"
 )
 
@@ -18,6 +17,15 @@ const DefaultEmulatorAddr = "127.0.0.1:9022"
 
 // DefaultClientSecrets is the default path of the Google client file.
 const DefaultClientSecrets = "client_secrets.json"
+
+// The demo's client: the one the Google emulator registers when it is given
+// no other. They are written here rather than taken from package emulator
+// so that commands that only talk to an emulator (offline-fetch) do not link
+// one in; a test checks that the two agree.
+const (
+	DemoClientID     = "000000000000-demo.apps.googleusercontent.com"
+	DemoClientSecret = "GOCSPX-demo-client-secret"
+)
 
 // Google says which Google client the app is and where Google is.
 type Google struct {
@@ -50,7 +58,7 @@ func LoadGoogle(secretsPath string, explicit bool, getenv func(string) string, o
 		g.Client = client
 	case errors.Is(err, fs.ErrNotExist) && !explicit:
 		g.Demo = true
-		g.Client = &auth.Client{ID: emulator.DemoClientID, Secret: emulator.DemoClientSecret}
+		g.Client = &auth.Client{ID: DemoClientID, Secret: DemoClientSecret}
 		if emuHost == "" {
 			emuHost = DefaultEmulatorAddr
 		}

@@ -73,3 +73,12 @@ func TestExampleClientSecretsLoads(t *testing.T) {
 		t.Errorf("example client: demo=%v id=%q", g.Demo, g.Client.ID)
 	}
 }
+
+// TestDemoClientIsTheEmulators: demo mode's client is the one the emulator
+// registers by default, or nothing in the demo would work.
+func TestDemoClientIsTheEmulators(t *testing.T) {
+	c := emulator.DemoClient()
+	if DemoClientID != c.ID || DemoClientSecret != c.Secret {
+		t.Errorf("config's demo client %q differs from the emulator's %q", DemoClientID, c.ID)
+	}
+}
