@@ -17,7 +17,7 @@
   const NOTICE_NO_REFRESH = 'no-refresh-token';
 
   function busy(on) {
-    for (const id of ['signin-offline', 'enable-offline', 'reconnect', 'signout', 'disconnect']) {
+    for (const id of ['signin-offline', 'enable-offline', 'reconnect', 'signout', 'signout-everywhere', 'disconnect']) {
       const el = $(id);
       if (el && el.dataset.ready === '1') el.disabled = on;
     }
@@ -128,11 +128,11 @@
     }
   }
 
-  async function signOut(path) {
+  async function signOut(path, form) {
     page.clearError();
     busy(true);
     // 401: the session had already ended; the user is signed out either way.
-    if (!await send(path, undefined, 'That did not work.', 401)) {
+    if (!await send(path, form, 'That did not work.', 401)) {
       return;
     }
     // Stop GIS from signing the user straight back in.
@@ -170,6 +170,7 @@
 
   function signedIn() {
     ready($('signout'), () => signOut('/signout'));
+    ready($('signout-everywhere'), () => signOut('/signout', {everywhere: '1'}));
     ready($('disconnect'), () => signOut('/disconnect'));
 
     let note = null;

@@ -181,6 +181,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}),
 		Net:           google.Net,
 		SessionKeys:   keys,
+		Sessions:      st,
 		SessionMaxAge: cfg.SessionMaxAge,
 		SecureCookies: cfg.SecureCookies,
 		Demo:          google.Demo,

@@ -1,9 +1,7 @@
 package config
 
 import (
-	"crypto/hkdf"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -22,10 +20,10 @@ const EnvSessionKeys = "SESSION_KEYS"
 // minSecret is the least entropy accepted for a session secret.
 const minSecret = 32
 
-// SessionKeys returns the gorilla/securecookie key pairs (authentication key,
-// encryption key; newest pair first) derived from SESSION_KEYS, or, when
-// that is unset, from the secret in keyFile, which is created (0600, random)
-// on first use so that restarts keep sessions.
+// SessionKeys returns the session secrets, newest first: those of
+// SESSION_KEYS, or, when that is unset, the secret in keyFile, which is
+// created (0600, random) on first use so that restarts keep sessions. The
+// web server derives its cookie key from each (once, with HKDF).
 func SessionKeys(getenv func(string) string, keyFile string) ([][]byte, error) {
 	var secrets [][]byte
 	if env := strings.TrimSpace(getenv(EnvSessionKeys)); env != "" {
@@ -44,21 +42,7 @@ func SessionKeys(getenv func(string) string, keyFile string) ([][]byte, error) {
 		}
 		secrets = [][]byte{s}
 	}
-	pairs := make([][]byte, 0, 2*len(secrets))
-	for _, s := range secrets {
-		// Separate keys for HMAC and AES, derived from one secret, so users
-		// manage a single value per generation.
-		authKey, err := hkdf.Key(sha256.New, s, nil, "signin session cookie authentication", 64)
-		if err != nil {
-			return nil, err
-		}
-		encKey, err := hkdf.Key(sha256.New, s, nil, "signin session cookie encryption", 32)
-		if err != nil {
-			return nil, err
-		}
-		pairs = append(pairs, authKey, encKey)
-	}
-	return pairs, nil
+	return secrets, nil
 }
 
 func decodeSecret(s string) ([]byte, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -89,7 +90,10 @@ func (s *Server) identify(r *http.Request) (sessionUser, error) {
 		}
 		return userFromClaims(c, s.cfg.Now()), nil
 	}
-	u, ok := s.sessions.load(r)
+	u, ok, err := s.sessions.load(r)
+	if err != nil {
+		return sessionUser{}, err
+	}
 	if !ok {
 		return sessionUser{}, errSignedOut()
 	}
@@ -132,7 +136,7 @@ func (s *Server) handleTokenSignin(w http.ResponseWriter, r *http.Request) error
 	}
 	u := userFromClaims(c, s.cfg.Now())
 	if err := s.sessions.start(w, r, u); err != nil {
-		return signin.Wrap(err, signin.EINTERNAL, "", "internal error")
+		return err
 	}
 	if redirect {
 		// A constant target: nothing the request says is ever followed.
@@ -176,7 +180,10 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) error {
 	if code == "" {
 		return signin.Errorf(signin.EINVALID, "invalid_request", "The code field is missing.")
 	}
-	current, signedIn := s.sessions.load(r)
+	current, signedIn, err := s.sessions.load(r)
+	if err != nil {
+		return err
+	}
 
 	tok, err := s.cfg.Google.Exchange(r.Context(), code)
 	if err != nil {
@@ -210,7 +217,7 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) error {
 	if !signedIn {
 		u = userFromClaims(c, s.cfg.Now())
 		if err := s.sessions.start(w, r, u); err != nil {
-			return signin.Wrap(err, signin.EINTERNAL, "", "internal error")
+			return err
 		}
 	}
 	writeJSON(w, http.StatusOK, newMeJSON(u, status))
@@ -218,11 +225,14 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) error {
 }
 
 // handleDisconnect revokes the stored grant at Google, deletes the stored
-// credentials and ends the session. If Google cannot be reached, nothing is
+// credentials and ends every session of the user. If Google cannot be reached, nothing is
 // changed and the answer is 502, so the user can try again: deleting first
 // would leave a live grant at Google that no one can revoke any more.
 func (s *Server) handleDisconnect(w http.ResponseWriter, r *http.Request) error {
-	u, ok := s.sessions.load(r)
+	u, ok, err := s.sessions.load(r)
+	if err != nil {
+		return err
+	}
 	if !ok {
 		return errSignedOut()
 	}
@@ -235,8 +245,8 @@ func (s *Server) handleDisconnect(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	s.profiles.forget(u.Sub)
-	if err := s.sessions.end(w, r); err != nil {
-		return signin.Wrap(err, signin.EINTERNAL, "", "internal error")
+	if err := s.endEverywhere(w, r, u.Sub, "disconnect"); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, struct {
 		Disconnected bool `json:"disconnected"`
@@ -245,15 +255,49 @@ func (s *Server) handleDisconnect(w http.ResponseWriter, r *http.Request) error 
 	return nil
 }
 
-// handleSignOut ends the session only; stored credentials stay.
+// handleSignOut ends the request's session on the server, so that a copy
+// of its cookie is signed out too; with the form field everywhere=1 it ends
+// every session of the user, on every replica. Stored credentials stay.
 func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) error {
+	if err := parseForm(r); err != nil {
+		return err
+	}
+	everywhere := r.PostForm.Get("everywhere") == "1"
+	ended := 1
+	if everywhere {
+		u, ok, err := s.sessions.load(r)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errSignedOut()
+		}
+		if ended, err = s.sessions.endUser(r.Context(), u.Sub); err != nil {
+			return err
+		}
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "sessions ended", slog.String("sub", u.Sub),
+			slog.String("cause", "signout_everywhere"), slog.Int("sessions", ended))
+	}
 	if err := s.sessions.end(w, r); err != nil {
-		return signin.Wrap(err, signin.EINTERNAL, "", "internal error")
+		return err
 	}
 	writeJSON(w, http.StatusOK, struct {
-		SignedOut bool `json:"signed_out"`
-	}{true})
+		SignedOut  bool `json:"signed_out"`
+		Everywhere bool `json:"everywhere,omitempty"`
+		Sessions   int  `json:"sessions,omitempty"`
+	}{true, everywhere, ended})
 	return nil
+}
+
+// endEverywhere ends every session of sub and the request's cookie.
+func (s *Server) endEverywhere(w http.ResponseWriter, r *http.Request, sub, cause string) error {
+	n, err := s.sessions.endUser(r.Context(), sub)
+	if err != nil {
+		return err
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelInfo, "sessions ended", slog.String("sub", sub),
+		slog.String("cause", cause), slog.Int("sessions", n))
+	return s.sessions.end(w, r)
 }
 
 // handleMe answers who the caller is and whether the server can act for

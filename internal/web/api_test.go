@@ -234,7 +234,8 @@ func TestSessionKeyRotation(t *testing.T) {
 		{"old key listed second", append(append([][]byte{}, newKeys...), oldKeys...), "s1"},
 		{"old key dropped", newKeys, ""},
 	} {
-		e2 := newTestEnv(t, func(c *Config) { c.SessionKeys = tc.keys })
+		// Another replica, on the same session store.
+		e2 := newTestEnv(t, func(c *Config) { c.SessionKeys, c.Sessions = tc.keys, e1.sessions })
 		r := e2.browser().do(http.MethodGet, "/api/me", nil, http.Header{"Cookie": {sessionCookie + "=" + cookie}})
 		got := ""
 		if r.status == http.StatusOK {
@@ -734,5 +735,126 @@ func TestSessionExpiresByServerClock(t *testing.T) {
 	mu.Unlock()
 	if r := e.browser().do(http.MethodGet, "/api/me", nil, h); r.status != http.StatusUnauthorized {
 		t.Errorf("past the max age: %d %s, want 401", r.status, r.body)
+	}
+}
+
+// signedInCookie signs sub in from a new browser and returns its session
+// cookie header.
+func signedInCookie(t *testing.T, e *testEnv, tok string) http.Header {
+	t.Helper()
+	c := e.browser().xhr("/tokensignin", url.Values{"credential": {tok}}).cookie(sessionCookie)
+	if c == nil {
+		t.Fatal("no session cookie")
+	}
+	return http.Header{"Cookie": {sessionCookie + "=" + c.Value}}
+}
+
+func meStatus(e *testEnv, h http.Header) int {
+	return e.browser().do(http.MethodGet, "/api/me", nil, h.Clone()).status
+}
+
+// TestSignOutEndsTheSessionOnTheServer: a copy of the cookie, replayed after
+// sign-out, is signed out; the user's other sessions are not.
+func TestSignOutEndsTheSessionOnTheServer(t *testing.T) {
+	e := newTestEnv(t)
+	tok := e.addUser("s1", "a@example.com", "A")
+	b := e.browser()
+	c := b.xhr("/tokensignin", url.Values{"credential": {tok}}).cookie(sessionCookie)
+	copied := http.Header{"Cookie": {sessionCookie + "=" + c.Value}}
+	other := signedInCookie(t, e, tok)
+	if meStatus(e, copied) != http.StatusOK {
+		t.Fatal("the copied cookie does not work before sign-out")
+	}
+	r := b.xhr("/signout", nil)
+	mustStatus(t, r, http.StatusOK)
+	if got := meStatus(e, copied); got != http.StatusUnauthorized {
+		t.Errorf("copied cookie after sign-out: %d, want 401", got)
+	}
+	if got := meStatus(e, other); got != http.StatusOK {
+		t.Errorf("the user's other session after sign-out: %d, want 200", got)
+	}
+}
+
+// TestSignOutEverywhere ends every session of the user, and no one else's.
+func TestSignOutEverywhere(t *testing.T) {
+	e := newTestEnv(t)
+	tok := e.addUser("s1", "a@example.com", "A")
+	b := e.browser()
+	mustStatus(t, b.xhr("/tokensignin", url.Values{"credential": {tok}}), http.StatusOK)
+	phone, laptop := signedInCookie(t, e, tok), signedInCookie(t, e, tok)
+	bob := signedInCookie(t, e, e.addUser("s2", "b@example.com", "B"))
+	r := b.xhr("/signout", url.Values{"everywhere": {"1"}})
+	mustStatus(t, r, http.StatusOK)
+	if n := r.json(t)["sessions"]; n != float64(3) {
+		t.Errorf("sessions ended: %v, want 3", n)
+	}
+	for name, h := range map[string]http.Header{"phone": phone, "laptop": laptop} {
+		if got := meStatus(e, h); got != http.StatusUnauthorized {
+			t.Errorf("%s after sign-out everywhere: %d", name, got)
+		}
+	}
+	if got := meStatus(e, bob); got != http.StatusOK {
+		t.Errorf("another user's session: %d", got)
+	}
+	if !strings.Contains(e.logs.String(), `"cause":"signout_everywhere"`) {
+		t.Error("no audit line for the ended sessions")
+	}
+}
+
+// TestDisconnectEndsEverySession: after disconnect, a copied cookie of any
+// of the user's sessions is signed out.
+func TestDisconnectEndsEverySession(t *testing.T) {
+	e := newTestEnv(t)
+	tok := e.addUser("s1", "a@example.com", "A")
+	b := e.browser()
+	mustStatus(t, b.xhr("/tokensignin", url.Values{"credential": {tok}}), http.StatusOK)
+	copied := signedInCookie(t, e, tok)
+	mustStatus(t, b.xhr("/disconnect", nil), http.StatusOK)
+	if got := meStatus(e, copied); got != http.StatusUnauthorized {
+		t.Errorf("copied cookie after disconnect: %d, want 401", got)
+	}
+	if n := e.sessions.live(); n != 0 {
+		t.Errorf("%d sessions live after disconnect", n)
+	}
+}
+
+// TestEndedSessionRefusedByEveryReplica: two replicas on one session store;
+// a session ended on one is refused by the other within liveCheckTTL.
+func TestEndedSessionRefusedByEveryReplica(t *testing.T) {
+	now := time.Now()
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	keys := newTestKeys(t)
+	a := newTestEnv(t, func(c *Config) { c.SessionKeys, c.Now = keys, clock })
+	b := newTestEnv(t, func(c *Config) { c.SessionKeys, c.Sessions, c.Now = keys, a.sessions, clock })
+	tok := a.addUser("s1", "a@example.com", "A")
+	br := a.browser()
+	c := br.xhr("/tokensignin", url.Values{"credential": {tok}}).cookie(sessionCookie)
+	h := http.Header{"Cookie": {sessionCookie + "=" + c.Value}}
+	if got := meStatus(b, h); got != http.StatusOK {
+		t.Fatalf("replica B does not know A's session: %d", got)
+	}
+	mustStatus(t, br.xhr("/signout", nil), http.StatusOK)
+	mu.Lock()
+	now = now.Add(liveCheckTTL)
+	mu.Unlock()
+	if got := meStatus(b, h); got != http.StatusUnauthorized {
+		t.Errorf("replica B %v after sign-out on A: %d, want 401", liveCheckTTL, got)
+	}
+}
+
+// TestLiveCheckCached: a busy session asks the store once per liveCheckTTL,
+// not once per request.
+func TestLiveCheckCached(t *testing.T) {
+	e := newTestEnv(t)
+	h := signedInCookie(t, e, e.addUser("s1", "a@example.com", "A"))
+	before := e.sessions.loads
+	for range 20 {
+		if meStatus(e, h) != http.StatusOK {
+			t.Fatal("signed out")
+		}
+	}
+	if n := e.sessions.loads - before; n > 1 {
+		t.Errorf("%d session store reads for 20 requests within %v", n, liveCheckTTL)
 	}
 }

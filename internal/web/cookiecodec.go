@@ -13,9 +13,10 @@ package web
 // issue time checked against the session's max age, and a bound on the
 // input before any work.
 //
-// Cookies written by securecookie before this codec do not open: their
-// holders read as signed out and sign in again. That is acceptable for the
-// first release; a later format change must keep the old one readable.
+// Cookies written by securecookie before this codec, or by its first
+// version (whose key was derived twice, and which named no server-side
+// session), do not open or name no live session: their holders read as
+// signed out and sign in again.
 
 import (
 	"crypto/aes"
@@ -60,39 +61,38 @@ var (
 // does not open as another. Nonces are random: 2^32 cookies per key stay
 // well inside GCM's bounds, and cookies are written only at sign-in.
 type cookieCodec struct {
-	aeads  []cipher.AEAD // one per key pair, newest first: [0] seals
+	aeads  []cipher.AEAD // one per session secret, newest first: [0] seals
 	maxAge int64         // seconds; 0 means no expiry check
 	now    func() time.Time
 }
 
-// newCookieCodec builds one AEAD per key pair (authentication key,
-// encryption key; newest first; a last pair may lack its encryption key).
-//
-// Each AES-256 key is derived with HKDF-SHA-256 from the whole pair rather
-// than taken from the encryption key as is: the key is then always 256
-// bits (Config allows 16- or 24-byte and absent encryption keys), and it is
-// never the key securecookie used for AES-CTR with the same secrets.
-func newCookieCodec(keyPairs [][]byte, maxAge time.Duration, now func() time.Time) (*cookieCodec, error) {
-	if len(keyPairs) == 0 {
+// minSessionSecret is the least entropy accepted for a session secret.
+const minSessionSecret = 32
+
+// newCookieCodec builds one AEAD per session secret (newest first). Each
+// AES-256 key is derived once, with HKDF-SHA-256, from its secret: the
+// secret itself is never a key, and the info string keeps this key apart
+// from any other use of the same secret.
+func newCookieCodec(secrets [][]byte, maxAge time.Duration, now func() time.Time) (*cookieCodec, error) {
+	if len(secrets) == 0 {
 		return nil, errors.New("session keys are required")
 	}
 	c := &cookieCodec{maxAge: int64(maxAge / time.Second), now: now}
-	for i := 0; i < len(keyPairs); i += 2 {
-		ikm := append([]byte(nil), keyPairs[i]...)
-		if i+1 < len(keyPairs) {
-			ikm = append(ikm, keyPairs[i+1]...)
+	for i, secret := range secrets {
+		if len(secret) < minSessionSecret {
+			return nil, fmt.Errorf("session key %d: want at least %d bytes, got %d", i+1, minSessionSecret, len(secret))
 		}
-		key, err := hkdf.Key(sha256.New, ikm, nil, cookieAEADInfo, 32)
+		key, err := hkdf.Key(sha256.New, secret, nil, cookieAEADInfo, 32)
 		if err != nil {
-			return nil, fmt.Errorf("session key %d: %w", i, err)
+			return nil, fmt.Errorf("session key %d: %w", i+1, err)
 		}
 		block, err := aes.NewCipher(key)
 		if err != nil {
-			return nil, fmt.Errorf("session key %d: %w", i, err)
+			return nil, fmt.Errorf("session key %d: %w", i+1, err)
 		}
 		aead, err := cipher.NewGCM(block)
 		if err != nil {
-			return nil, fmt.Errorf("session key %d: %w", i, err)
+			return nil, fmt.Errorf("session key %d: %w", i+1, err)
 		}
 		c.aeads = append(c.aeads, aead)
 	}

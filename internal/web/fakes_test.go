@@ -181,3 +181,71 @@ func (m *memStore) writes() int {
 	defer m.mu.Unlock()
 	return m.updates
 }
+
+// memSessions is a SessionStore in memory.
+type memSessions struct {
+	now func() time.Time // for expiry; nil means time.Now
+
+	mu sync.Mutex
+	m  map[string]memSession
+	// loads counts LoadSession calls, to show what the live cache saves.
+	loads int
+}
+
+type memSession struct {
+	sub     string
+	data    []byte
+	expires time.Time
+}
+
+var _ SessionStore = (*memSessions)(nil)
+
+func newMemSessions() *memSessions { return &memSessions{m: make(map[string]memSession)} }
+
+func (m *memSessions) CreateSession(_ context.Context, id, sub string, data []byte, expires time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.m[id] = memSession{sub, data, expires}
+	return nil
+}
+
+func (m *memSessions) LoadSession(_ context.Context, id string) (string, []byte, time.Time, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.loads++
+	s, ok := m.m[id]
+	now := time.Now
+	if m.now != nil {
+		now = m.now
+	}
+	if !ok || !now().Before(s.expires) {
+		return "", nil, time.Time{}, signin.Errorf(signin.ENOTFOUND, "", "no session")
+	}
+	return s.sub, s.data, s.expires, nil
+}
+
+func (m *memSessions) DeleteSession(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.m, id)
+	return nil
+}
+
+func (m *memSessions) DeleteUserSessions(_ context.Context, sub string) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for id, s := range m.m {
+		if s.sub == sub {
+			delete(m.m, id)
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (m *memSessions) live() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.m)
+}

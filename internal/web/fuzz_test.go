@@ -47,7 +47,7 @@ func FuzzTokenSignin(f *testing.F) {
 	s, err := New(Config{
 		ClientID: testClientID, Grants: grant.New(grant.Config{Store: st, Google: &fakeGoogle{}}), Verifier: v,
 		Google: &fakeGoogle{}, Profiles: &fakeProfiles{},
-		Net: testNet(f, ""), SessionKeys: newTestKeys(f),
+		Net: testNet(f, ""), SessionKeys: newTestKeys(f), Sessions: newMemSessions(),
 		MaxBodyBytes: 16 << 10,
 		Logger:       slog.New(slog.DiscardHandler),
 	})

@@ -54,6 +54,7 @@ type testEnv struct {
 	srv      *httptest.Server
 	server   *Server
 	store    *memStore
+	sessions *memSessions
 	verifier *fakeVerifier
 	google   *fakeGoogle
 	profiles *fakeProfiles
@@ -92,12 +93,13 @@ func testNet(t testing.TB, emulatorHost string) *googlenet.Net {
 func newTestEnv(t *testing.T, opts ...func(*Config)) *testEnv {
 	t.Helper()
 	e := &testEnv{
-		t:     t,
-		store: newMemStore(),
-		logs:  &syncBuffer{},
-		users: make(map[string]*auth.Claims),
-		codes: make(map[string]*oauth2.Token),
-		used:  make(map[string]bool),
+		t:        t,
+		store:    newMemStore(),
+		sessions: newMemSessions(),
+		logs:     &syncBuffer{},
+		users:    make(map[string]*auth.Claims),
+		codes:    make(map[string]*oauth2.Token),
+		used:     make(map[string]bool),
 	}
 	e.verifier = &fakeVerifier{
 		VerifyFn: func(_ context.Context, raw, _ string) (*auth.Claims, error) {
@@ -151,11 +153,13 @@ func newTestEnv(t *testing.T, opts ...func(*Config)) *testEnv {
 		Profiles:    e.profiles,
 		Net:         testNet(t, ""),
 		SessionKeys: newTestKeys(t),
+		Sessions:    e.sessions,
 		Logger:      slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	for _, o := range opts {
 		o(&cfg)
 	}
+	e.sessions.now = cfg.Now // the server's clock, for expiry
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -22,8 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/securecookie"
-
 	"example.com/signin/internal/auth/authtest"
 	"example.com/signin/internal/emulator"
 )
@@ -473,14 +471,23 @@ func TestHostileSessionCookies(t *testing.T) {
 	if good == "" {
 		t.Fatal("no session cookie")
 	}
-	u := sessionUser{Sub: v.sub, Email: "cookies@example.com", SignedInAt: time.Now()}
-	encode := func(name string, keys [][]byte) string {
+	// The victim's live session, sealed again: with another key, for
+	// another cookie name, or naming a session id the server never made.
+	var u sessionUser
+	if err := re.server.sessions.codec.Decode(sessionCookie, good, &u); err != nil {
+		t.Fatal(err)
+	}
+	encode := func(name string, keys [][]byte, change ...func(*sessionUser)) string {
 		t.Helper()
-		sm, err := newSessionManager(keys, time.Hour, false, time.Now)
+		c, err := newCookieCodec(keys, time.Hour, time.Now)
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := securecookie.EncodeMulti(name, map[interface{}]interface{}{sessionKey: u}, sm.store.Codecs...)
+		su := u
+		for _, f := range change {
+			f(&su)
+		}
+		s, err := c.Encode(name, map[interface{}]interface{}{sessionKey: su})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -503,6 +510,8 @@ func TestHostileSessionCookies(t *testing.T) {
 		{"truncated by half", good[:len(good)/2]},
 		{"old key", encode(sessionCookie, newTestKeys(t))},
 		{"right keys, other cookie name", encode("other", re.keys)},
+		{"right keys, a session id never made", encode(sessionCookie, re.keys, func(su *sessionUser) { su.ID = newSessionID() })},
+		{"right keys, the live id for another user", encode(sessionCookie, re.keys, func(su *sessionUser) { su.Sub = "someone-else" })},
 		{"garbage", "not-a-session"},
 		{"empty", ""},
 	}
@@ -690,9 +699,9 @@ func TestHostileBodyLimits(t *testing.T) {
 				r := b.do(http.MethodPost, route, rd, b.sameOriginHeaders())
 				// An announced length over the limit is refused before any
 				// route; a streamed body is cut where a route reads it.
-				// /disconnect and /signout read no body: a signed-out
-				// browser is refused (401) or signed out (200) without it.
-				reads := route == "/tokensignin" || route == "/connect"
+				// /disconnect reads no body: a signed-out browser is
+				// refused (401) without it.
+				reads := route != "/disconnect"
 				if !chunked || reads {
 					if r.status != http.StatusRequestEntityTooLarge || r.errorCode(t) != "too_large" {
 						t.Errorf("%s chunked=%v: %d %s", route, chunked, r.status, r.body)

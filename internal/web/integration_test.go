@@ -71,6 +71,7 @@ func newIntegration(t *testing.T) *itEnv {
 		Profiles:    offline.NewFetcher(offline.FetcherConfig{Grants: grants, HTTPClient: gnet.HTTPClient()}),
 		Net:         gnet,
 		SessionKeys: newTestKeys(t),
+		Sessions:    files,
 		Demo:        true,
 		Logger:      slog.New(slog.NewJSONHandler(logs, nil)),
 	})

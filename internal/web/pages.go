@@ -226,7 +226,10 @@ type indexData struct {
 // credentials.
 func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) error {
 	d := indexData{pageData: s.basePage("Server-side flow", "server")}
-	u, ok := s.sessions.load(r)
+	u, ok, err := s.sessions.load(r)
+	if err != nil {
+		return err
+	}
 	if !ok {
 		if r.URL.Query().Get("ux") == "redirect" {
 			d.Config.UXMode = "redirect"

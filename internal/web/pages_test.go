@@ -452,7 +452,7 @@ func TestNewFailsFast(t *testing.T) {
 	base := func() Config {
 		return Config{
 			ClientID: testClientID, Grants: grant.New(grant.Config{Store: newMemStore(), Google: &fakeGoogle{}}), Verifier: &fakeVerifier{}, Google: &fakeGoogle{},
-			Profiles: &fakeProfiles{}, Net: testNet(t, ""), SessionKeys: newTestKeys(t),
+			Profiles: &fakeProfiles{}, Net: testNet(t, ""), SessionKeys: newTestKeys(t), Sessions: newMemSessions(),
 		}
 	}
 	broken := t.TempDir()

@@ -131,6 +131,7 @@ func newRealEnv(t *testing.T, cfg *realConfig) *realEnv {
 		Profiles:     fetcher,
 		Net:          gnet,
 		SessionKeys:  keys,
+		Sessions:     files,
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Demo:         true,
 		Logger:       logger.With("component", "web"),

@@ -91,6 +91,7 @@ func benchConfig(b *testing.B, st grant.Store) Config {
 		}},
 		Net:         testNet(b, ""),
 		SessionKeys: newTestKeys(b),
+		Sessions:    newMemSessions(),
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}
 }

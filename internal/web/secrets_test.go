@@ -114,7 +114,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	secrets := re.issued.all()
 	for kind, least := range map[string]int{
 		"access token": 8, "refresh token": 3, "ID token": 15, "code": 8,
-		"session cookie": 6, "client secret": 1, "session key": 2,
+		"session cookie": 4, "client secret": 1, "session key": 2,
 	} {
 		if got := len(secrets[kind]); got < least {
 			t.Errorf("%d secrets of kind %q collected, want at least %d", got, kind, least)

@@ -78,13 +78,15 @@ type Config struct {
 	// Net says where Google is for the browser: the GIS script URL, the
 	// People API base for /staticjs, the CSP origins. Required.
 	Net *googlenet.Net
-	// SessionKeys are key pairs in gorilla/securecookie's shape
-	// (authentication key of 32 or 64 bytes, encryption key of 16, 24 or 32
-	// bytes or nil), newest pair first, as config.SessionKeys returns them.
-	// The session cookie's AES-256-GCM key is derived from each whole pair;
-	// the newest seals, older pairs only open, so keys can be rotated
-	// without signing everyone out. Required.
+	// SessionKeys are the session secrets (at least 32 bytes each), newest
+	// first, as config.SessionKeys returns them. The session cookie's
+	// AES-256-GCM key is derived from each; the newest seals, older ones
+	// only open, so keys can be rotated without signing everyone out.
+	// Required.
 	SessionKeys [][]byte
+	// Sessions records which sessions are live, so that they can be ended
+	// (sign out, sign out everywhere, disconnect). Required.
+	Sessions SessionStore
 	// SessionMaxAge is how long a sign-in lasts. Default: 7 days.
 	SessionMaxAge time.Duration
 	// SecureCookies sets the Secure flag on cookies; set it when the server
@@ -119,7 +121,7 @@ const (
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
-	sessions *sessionManager
+	sessions *sessionStore
 	profiles *profileCache // the page's recent People API fetches
 	cop      *http.CrossOriginProtection
 	csp      policies
@@ -163,7 +165,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 
-	sm, err := newSessionManager(cfg.SessionKeys, cfg.SessionMaxAge, cfg.SecureCookies, cfg.Now)
+	sm, err := newSessionStore(cfg.SessionKeys, cfg.Sessions, cfg.SessionMaxAge, cfg.SecureCookies, cfg.Now)
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}

@@ -21,7 +21,8 @@
 //
 // Beside each record sits "<name>.lock", the user's lock file, and during a
 // write a temporary ".tmp-*" file. Other files are ignored, so List never
-// mistakes a temporary file for a record.
+// mistakes a temporary file for a record. Server-side sessions live in the
+// ".sessions" subdirectory (see sessions.go).
 //
 // # Permissions
 //
@@ -161,6 +162,9 @@ func Open(cfg Config) (*Store, error) {
 			"dir", dir, "was", fmt.Sprintf("%04o", perm), "now", "0700")
 	}
 	s.removeStaleTemps()
+	if err := s.removeExpiredSessions(); err != nil {
+		s.log.Warn("cannot clean the sessions directory", "dir", dir, "err", err)
+	}
 	return s, nil
 }
 

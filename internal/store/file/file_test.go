@@ -24,6 +24,7 @@ import (
 	"example.com/signin"
 	"example.com/signin/internal/grant"
 	"example.com/signin/internal/grant/granttest"
+	"example.com/signin/internal/store/sessiontest"
 )
 
 // The tests re-execute the test binary as helper processes (other
@@ -559,4 +560,31 @@ func TestHelperProcess(t *testing.T) {
 		}
 	}
 	os.Exit(0)
+}
+
+func TestSessionContract(t *testing.T) {
+	sessiontest.Run(t, func(t *testing.T) sessiontest.Store { return mustOpen(t, t.TempDir()) })
+}
+
+// TestSessionFilesHoldNoSessionID: a copy of the directory yields no cookie.
+func TestSessionFilesHoldNoSessionID(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir)
+	const id = "the-session-id-which-is-the-cookie"
+	if err := s.CreateSession(t.Context(), id, "42", nil, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if strings.Contains(path, id) || strings.Contains(string(b), id) {
+			t.Errorf("%s holds the session id", path)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
