@@ -8,6 +8,7 @@ import (
 	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -505,4 +506,45 @@ func TestJTICacheConcurrent(t *testing.T) {
 	if firsts.Load() != 1 {
 		t.Errorf("%d callers saw the same jti first, want 1", firsts.Load())
 	}
+}
+
+// The receiver's shape: verify, drop redeliveries, act, and let Google
+// retry (by forgetting the jti and answering 5xx) when acting failed.
+func ExampleRISCVerifier() {
+	v, err := auth.NewRISCVerifier(auth.RISCVerifierConfig{ClientIDs: []string{riscWeb}})
+	if err != nil {
+		panic(err)
+	}
+	seen := auth.NewJTICache(0, 0, nil)
+	act := func(e auth.Event) error { return nil } // end sessions, delete tokens...
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /risc", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+		if err != nil {
+			http.Error(w, "too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		set, err := v.Verify(r.Context(), body)
+		if err != nil {
+			status := http.StatusServiceUnavailable // Google's keys unreachable: let it retry
+			if signin.ErrorKind(err) == signin.EINVALID {
+				status = http.StatusBadRequest
+			}
+			http.Error(w, signin.ErrorCode(err), status)
+			return
+		}
+		if seen.Seen(set.JTI) {
+			w.WriteHeader(http.StatusAccepted) // a redelivery: acknowledged, ignored
+			return
+		}
+		for _, e := range set.Events {
+			if err := act(e); err != nil {
+				seen.Forget(set.JTI)
+				http.Error(w, "try again", http.StatusInternalServerError)
+				return
+			}
+		}
+		w.WriteHeader(http.StatusAccepted)
+	})
 }
