@@ -3,6 +3,7 @@ package auth
 import (
 	"bytes"
 	"context"
+	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -78,6 +79,7 @@ type keyVersion struct {
 	kids      map[string]struct{}
 	expires   time.Time
 	validator *idtoken.Validator
+	pub       map[string]*rsa.PublicKey // by kid, for RISC (idtoken would refuse a SET for lacking exp)
 }
 
 func (k *keyVersion) has(kid string) bool {
@@ -217,7 +219,7 @@ func (s *keySet) fetch(ctx context.Context) (*keyVersion, time.Duration, error) 
 		return nil, 0, fmt.Errorf("idtoken.NewValidator: %w", err)
 	}
 	ttl := cacheTTL(resp.Header, s.minTTL)
-	return &keyVersion{kids: kids, validator: v}, ttl, nil
+	return &keyVersion{kids: kids, validator: v, pub: rsaPublicKeys(clean)}, ttl, nil
 }
 
 // jwk is the part of a JSON Web Key that RS256 verification uses.

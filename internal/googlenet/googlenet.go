@@ -34,6 +34,8 @@ const (
 	PeopleURL = "https://people.googleapis.com/"
 	GISURL    = "https://accounts.google.com/gsi/client"
 	Issuer    = "https://accounts.google.com"
+
+	RISCConfigURL = "https://accounts.google.com/.well-known/risc-configuration"
 )
 
 // googleHosts are the hosts routed to the emulator. The emulator serves all
