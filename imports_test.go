@@ -29,6 +29,8 @@ var allowedImports = map[string][]string{
 	"internal/config":      {"internal/auth", "internal/googlenet"},
 	"internal/googlenet":   {},
 	"internal/httpserve":   {},
+	"internal/seal":        {},
+	"internal/version":     {},
 	"internal/emulator":    {},
 	"internal/browsertest": {},
 	"":                     {},
