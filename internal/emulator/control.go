@@ -174,16 +174,43 @@ func (e *Emulator) revokeUser(sub string) int {
 	return n
 }
 
-// RotateKey makes a new signing key current and returns its kid. The
-// previous key stays in the JWKS until the next rotation, so tokens it
-// signed keep verifying.
-func (e *Emulator) RotateKey() (string, error) {
-	kid, err := e.keys.rotate(e.now())
-	if err == nil {
-		e.changed()
-	}
-	return kid, err
+// RotateKey rotates the signing key as Google does: the new key is
+// published now and signs from KeySigningDelay later (by the emulator's
+// clock, so ShiftClock brings that moment forward); the key it replaces
+// keeps signing until then and stays published KeyRetireAfter longer. It
+// returns the new key. An app that honours the key set's max-age never
+// meets a kid it has not fetched.
+func (e *Emulator) RotateKey() (KeyInfo, error) {
+	now := e.now()
+	return e.rotateKey(now, now.Add(e.cfg.KeySigningDelay))
 }
+
+// RotateKeyNow makes a new key sign immediately, which Google never does:
+// the first token it signs carries a kid no cached key set holds. It is
+// for testing that path on purpose. The replaced key stays published
+// KeyRetireAfter longer.
+func (e *Emulator) RotateKeyNow() (KeyInfo, error) {
+	now := e.now()
+	return e.rotateKey(now, now)
+}
+
+func (e *Emulator) rotateKey(now, signsFrom time.Time) (KeyInfo, error) {
+	k, err := e.keys.rotate(now, signsFrom)
+	if err != nil {
+		return KeyInfo{}, err
+	}
+	e.changed()
+	for _, ki := range e.keys.info(now) {
+		if ki.Kid == k.kid {
+			return ki, nil
+		}
+	}
+	return KeyInfo{Kid: k.kid, Published: now.UTC(), SignsFrom: signsFrom.UTC()}, nil
+}
+
+// Keys lists the signing keys the emulator holds, oldest first, with
+// their schedule at the emulator's clock.
+func (e *Emulator) Keys() []KeyInfo { return e.keys.info(e.now()) }
 
 // InjectFault queues a fault for the next Count requests to f.Endpoint. It
 // panics if the fault names an unknown endpoint or does nothing: that is a
@@ -286,6 +313,7 @@ func (e *Emulator) installControl(mux *http.ServeMux) {
 	h("POST /emulator/v1/codes", e.ctlMintCode)
 	h("POST /emulator/v1/id-tokens", e.ctlMintIDToken)
 	h("POST /emulator/v1/keys/rotate", e.ctlRotateKey)
+	h("GET /emulator/v1/keys", e.ctlKeys)
 	h("POST /emulator/v1/faults", e.ctlFault)
 	h("POST /emulator/v1/latency", e.ctlLatency)
 	h("GET /emulator/v1/clock", e.ctlClock)
@@ -412,12 +440,26 @@ func (e *Emulator) ctlMintIDToken(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *Emulator) ctlRotateKey(w http.ResponseWriter, r *http.Request) {
-	kid, err := e.RotateKey()
+	var req struct {
+		Immediate bool `json:"immediate"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	rotate := e.RotateKey
+	if req.Immediate {
+		rotate = e.RotateKeyNow
+	}
+	ki, err := rotate()
 	if err != nil {
 		writeControlError(w, http.StatusInternalServerError, "internal", err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"kid": kid})
+	writeJSON(w, http.StatusOK, ki)
+}
+
+func (e *Emulator) ctlKeys(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"keys": e.Keys()})
 }
 
 func (e *Emulator) ctlFault(w http.ResponseWriter, r *http.Request) {

@@ -17,6 +17,7 @@
 //	POST /token                             authorization_code and refresh_token grants
 //	POST /revoke                            revoke an access or refresh token (ends the whole grant)
 //	GET  /oauth2/v3/certs                   JWKS, with Cache-Control max-age and Age like Google's
+//	GET  /oauth2/v1/certs                   the same keys as {"kid": "-----BEGIN CERTIFICATE-----..."}
 //	GET  /tokeninfo, /oauth2/v3/tokeninfo   ?id_token= or ?access_token= (values as strings)
 //	GET  /v1/userinfo, /oauth2/v3/userinfo  OpenID Connect userinfo
 //	GET  /v1/people/me?personFields=...     People API
@@ -66,7 +67,14 @@
 //	    -> {"code":"4/0A..."}  exactly as the consent popup would issue it
 //	POST /emulator/v1/id-tokens {"client_id", "sub" | "email", "nonce"?}
 //	    -> {"credential":"eyJ..."}  as the GIS button would
-//	POST /emulator/v1/keys/rotate -> {"kid"}  (the previous key stays published)
+//	POST /emulator/v1/keys/rotate {"immediate"?: false}
+//	    -> {"kid","published","signs_from","signing","in_key_set"}
+//	    Google's rotation: the new key is published now and signs from
+//	    Config.KeySigningDelay (default: the key set's max-age, 6h) later by
+//	    the emulator's clock; the replaced key stays published
+//	    Config.KeyRetireAfter (default 1h + max-age) after that.
+//	    "immediate": true makes it sign at once (a kid no cache holds yet).
+//	GET  /emulator/v1/keys -> {"keys":[{"kid","published","signs_from","retires"?,"signing","in_key_set"}...]}
 //	POST /emulator/v1/faults
 //	    {"endpoint", "count"? (1; <0 = until reset), "status"?, "body"?,
 //	     "delay"?, "drop"?, "malformed"?, "retry_after"?} -> {}
@@ -79,7 +87,7 @@
 //	        "grants":{"authorization_code":1,"refresh_token":1},"revocations":1}
 //
 // The same operations exist in-process (AddUser, MintCode, MintIDToken,
-// RevokeUser, RotateKey, InjectFault, SetLatency, ShiftClock,
+// RevokeUser, RotateKey, RotateKeyNow, Keys, InjectFault, SetLatency, ShiftClock,
 // SetAccessTokenTTL, Reset, Stats) for Go tests.
 //
 // # Where it differs from Google on purpose

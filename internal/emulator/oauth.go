@@ -431,7 +431,7 @@ func (e *Emulator) handleTokenInfo(w http.ResponseWriter, r *http.Request) {
 	invalid := func() { writeOAuthError(w, http.StatusBadRequest, "invalid_token", "Invalid Value") }
 	switch {
 	case form.Get("id_token") != "":
-		h, claims, err := e.keys.verifyJWT(form.Get("id_token"))
+		h, claims, err := e.keys.verifyJWT(form.Get("id_token"), e.now())
 		if err != nil {
 			invalid()
 			return
