@@ -76,6 +76,10 @@ func TestParseFlags(t *testing.T) {
 		})
 	}
 
+	if o, _ := parseFlags([]string{"-addr", "emu.internal:9022", "-control-host", "a.example,b.example"}, io.Discard); strings.Join(o.cfg.ControlHosts, ",") != "emu.internal,a.example,b.example" {
+		t.Errorf("control hosts %q", o.cfg.ControlHosts)
+	}
+
 	o, _ := parseFlags([]string{"-clients", web}, io.Discard)
 	if c := o.cfg.Clients[0]; c.Secret != "GOCSPX-1" || len(c.JavaScriptOrigins) != 1 || len(c.RedirectURIs) != 0 {
 		t.Errorf("client read as %+v", c)

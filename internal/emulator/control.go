@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -326,22 +327,54 @@ func (e *Emulator) installControl(mux *http.ServeMux) {
 	})
 }
 
-// controlGuard refuses browsers on other sites: a page must not be able to
-// mint tokens by posting to a developer's emulator. Tools (curl, Go tests)
-// send no Origin and pass.
+// controlGuard lets only local tools use the control API: a web page must
+// not be able to mint tokens by posting to a developer's emulator. The Host
+// must be a loopback name or address (or one of Config.ControlHosts), which
+// defeats DNS rebinding (a page at rebind.example whose name now points at
+// 127.0.0.1 still sends Host: rebind.example); and a browser request must
+// come from the emulator's own origin. Tools (curl, Go tests) send no
+// Origin and pass.
 func (e *Emulator) controlGuard(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
+		if !e.controlHostAllowed(r.Host) {
+			writeControlError(w, http.StatusForbidden, "forbidden", "the control API answers only on a loopback host name or address (see Config.ControlHosts)")
+			return
+		}
 		if o := r.Header.Get("Origin"); o != "" && o != e.baseURL(r) {
 			writeControlError(w, http.StatusForbidden, "forbidden", "the control API does not answer cross-origin browser requests")
 			return
 		}
-		if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" && s != "none" {
 			writeControlError(w, http.StatusForbidden, "forbidden", "the control API does not answer cross-site browser requests")
 			return
 		}
 		next(w, r)
 	})
+}
+
+// controlHostAllowed reports whether a Host header names this machine:
+// localhost (or a name under .localhost), a loopback or unspecified IP
+// literal, or one of Config.ControlHosts (with or without the port).
+func (e *Emulator) controlHostAllowed(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	if ip := net.ParseIP(host); ip != nil && (ip.IsLoopback() || ip.IsUnspecified()) {
+		return true
+	}
+	for _, allowed := range e.cfg.ControlHosts {
+		allowed = strings.ToLower(allowed)
+		if allowed == strings.ToLower(hostport) || strings.Trim(allowed, "[]") == host {
+			return true
+		}
+	}
+	return false
 }
 
 // decode reads a JSON body strictly (unknown fields are refused, so a typo

@@ -50,7 +50,11 @@
 // JSON in and out under /emulator/v1/. Errors are
 // {"error":"invalid_argument"|"not_found"|"already_exists"|"forbidden","message":"..."}
 // with 400, 404, 409 or 403. Durations are Go duration strings ("1.5s") or
-// numbers of seconds. Requests from browsers on other origins are refused.
+// numbers of seconds. It answers only when the Host header is a loopback
+// name or address (localhost, *.localhost, 127.0.0.0/8, [::1], the wildcard
+// address) or one of Config.ControlHosts, which defeats DNS rebinding, and
+// refuses browser requests from any other origin or site (Origin,
+// Sec-Fetch-Site).
 //
 //	POST /emulator/v1/users
 //	    {"sub"?, "email", "name"?, "given_name"?, "family_name"?, "picture"?, "hd"?}
