@@ -160,18 +160,23 @@ func (e *Emulator) mintIDToken(clientID, sub, nonce, base string) (string, error
 // RevokeUser ends every grant of the user, for all clients, as if they had
 // removed the apps' access in their Google Account. Their refresh and
 // access tokens stop working and the next consent yields a refresh token
-// again.
+// again. Each client with a RISC receiver that the user had granted email
+// or profile gets a tokens-revoked event, delivered in the background
+// (WaitRISC waits for it).
 func (e *Emulator) RevokeUser(sub string) {
 	e.revokeUser(sub)
 }
 
 func (e *Emulator) revokeUser(sub string) int {
 	e.mu.Lock()
+	audience := e.id.riscAudience(sub)
 	n := e.id.revokeUser(sub)
 	e.mu.Unlock()
 	if n > 0 {
 		e.changed()
 	}
+	// Google tells each app that loses access, by Cross-Account Protection.
+	e.notifyTokensRevoked(sub, audience)
 	return n
 }
 
@@ -248,7 +253,7 @@ func (e *Emulator) SetAccessTokenTTL(d time.Duration) {
 }
 
 // Reset forgets every grant, token, code, added user, fault, latency, clock
-// shift and counter, and restores the configured users and token lifetime.
+// shift, counter and RISC receiver (ending deliveries under way), and restores the configured users and token lifetime.
 // Signing keys are kept, so key sets cached by apps stay valid.
 func (e *Emulator) Reset() {
 	id := newIdentity()
@@ -260,13 +265,18 @@ func (e *Emulator) Reset() {
 	e.mu.Unlock()
 	e.faults.reset()
 	e.stats.reset()
+	e.risc.reset()
 	e.clockShift.Store(0)
 	e.ttl.Store(int64(e.cfg.AccessTokenTTL))
 	e.changed()
 }
 
 // Stats returns the counters since start or the last Reset.
-func (e *Emulator) Stats() Stats { return e.stats.snapshot() }
+func (e *Emulator) Stats() Stats {
+	s := e.stats.snapshot()
+	s.RISC = e.risc.snapshot()
+	return s
+}
 
 // ---- HTTP control API ------------------------------------------------------
 
@@ -322,6 +332,11 @@ func (e *Emulator) installControl(mux *http.ServeMux) {
 	h("POST /emulator/v1/access-token-ttl", e.ctlTTL)
 	h("POST /emulator/v1/reset", e.ctlReset)
 	h("GET /emulator/v1/stats", e.ctlStats)
+	h("POST /emulator/v1/risc/receivers", e.ctlRISCRegister)
+	h("GET /emulator/v1/risc/receivers", e.ctlRISCReceivers)
+	h("DELETE /emulator/v1/risc/receivers/{client_id}", e.ctlRISCRemove)
+	h("POST /emulator/v1/risc/events", e.ctlRISCEvent)
+	h("GET /emulator/v1/risc/deliveries", e.ctlRISCDeliveries)
 	h("/emulator/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeControlError(w, http.StatusNotFound, "not_found", "no such control API call: "+r.Method+" "+r.URL.Path)
 	})

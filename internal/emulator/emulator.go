@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"context"
 	"crypto/rsa"
 	"errors"
 	"fmt"
@@ -36,12 +37,13 @@ const (
 	EndpointPeople    = "people"    // GET /v1/people/me
 	EndpointGSI       = "gsi"       // /gsi/client, /gsi/style, /gsi/select, /gsi/revoke
 	EndpointUserInfo  = "userinfo"  // /v1/userinfo and /oauth2/v3/userinfo
+	EndpointRISC      = "risc"      // GET /.well-known/risc-configuration
 )
 
 // endpointNames lists every endpoint a fault or latency may name.
 var endpointNames = []string{
 	EndpointDiscovery, EndpointAuth, EndpointToken, EndpointRevoke, EndpointCerts,
-	EndpointTokenInfo, EndpointPeople, EndpointGSI, EndpointUserInfo,
+	EndpointTokenInfo, EndpointPeople, EndpointGSI, EndpointUserInfo, EndpointRISC,
 }
 
 func knownEndpoint(name string) bool {
@@ -107,6 +109,12 @@ type Config struct {
 	// emulator listens on. Any other Host header is refused, which defeats
 	// DNS rebinding.
 	ControlHosts []string
+	// RISCMaxAttempts bounds the POSTs of one security event token to a
+	// receiver; 0 means 5.
+	RISCMaxAttempts int
+	// RISCRetryBackoff is the wait before the first retry of a security
+	// event delivery; it doubles for each further one. 0 means 500ms.
+	RISCRetryBackoff time.Duration
 	// StateFile, when set, is where users, grants, tokens and signing keys
 	// are kept (JSON, mode 0600), so a demo survives restarts. Call Close
 	// to flush it.
@@ -156,6 +164,7 @@ type Emulator struct {
 	keys     *keyring
 	faults   *faultBox
 	stats    *statsBox
+	risc     *riscBox
 	pages    *template.Template
 	gisParts [2][]byte // /gsi/client split around the origin placeholder
 
@@ -178,7 +187,7 @@ func New(cfg Config) (*Emulator, error) {
 	if cfg.Users == nil {
 		cfg.Users = DefaultUsers()
 	}
-	if cfg.AccessTokenTTL < 0 || cfg.KeyMaxAge < 0 || cfg.KeySigningDelay < 0 || cfg.KeyRetireAfter < 0 {
+	if cfg.AccessTokenTTL < 0 || cfg.KeyMaxAge < 0 || cfg.KeySigningDelay < 0 || cfg.KeyRetireAfter < 0 || cfg.RISCMaxAttempts < 0 || cfg.RISCRetryBackoff < 0 {
 		return nil, errors.New("emulator: negative duration in Config")
 	}
 	if cfg.AccessTokenTTL == 0 {
@@ -193,6 +202,12 @@ func New(cfg Config) (*Emulator, error) {
 	if cfg.KeyRetireAfter == 0 {
 		cfg.KeyRetireAfter = idTokenLifetime + cfg.KeyMaxAge
 	}
+	if cfg.RISCMaxAttempts == 0 {
+		cfg.RISCMaxAttempts = defaultRISCMaxAttempts
+	}
+	if cfg.RISCRetryBackoff == 0 {
+		cfg.RISCRetryBackoff = defaultRISCRetryBackoff
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -204,6 +219,7 @@ func New(cfg Config) (*Emulator, error) {
 		keyAge:  cfg.KeyMaxAge,
 		faults:  newFaultBox(),
 		stats:   newStatsBox(),
+		risc:    newRISCBox(cfg.RISCMaxAttempts, cfg.RISCRetryBackoff),
 	}
 	for _, c := range cfg.Clients {
 		if c.ID == "" || c.Secret == "" {
@@ -261,10 +277,14 @@ func New(cfg Config) (*Emulator, error) {
 	return e, nil
 }
 
-// Close flushes the state file, if any, and stops the goroutine that writes
-// it. The emulator's handlers keep working, but further changes are no
-// longer saved.
+// Close ends security event deliveries under way, flushes the state file,
+// if any, and stops the goroutine that writes it. The emulator's handlers
+// keep working, but further changes are no longer saved.
 func (e *Emulator) Close() error {
+	e.risc.mu.Lock()
+	e.risc.cancel()
+	e.risc.mu.Unlock()
+	_ = e.WaitRISC(context.Background()) // quick: every delivery was just cancelled
 	if e.saver == nil {
 		return nil
 	}
@@ -293,6 +313,7 @@ func (e *Emulator) Handler() http.Handler {
 	ep := e.endpoint
 
 	mux.Handle("GET /.well-known/openid-configuration", ep(EndpointDiscovery, e.handleDiscovery))
+	mux.Handle("GET /.well-known/risc-configuration", ep(EndpointRISC, e.handleRISCConfiguration))
 
 	mux.Handle("GET /o/oauth2/v2/auth", ep(EndpointAuth, e.handleAuth))
 	mux.Handle("POST /o/oauth2/v2/auth", ep(EndpointAuth, e.handleAuth))
