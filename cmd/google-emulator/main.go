@@ -8,6 +8,7 @@
 //
 //	google-emulator [-addr 127.0.0.1:9022] [-clients client_secrets.json,...]
 //	                [-state emulator-state.json] [-access-token-ttl 3599s] [-revoke-on-code-reuse]
+//	                [-key-max-age 6h] [-control-host name,...]
 package main
 
 import (
@@ -81,6 +82,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Var(&clients, "clients", "client_secrets.json `files` (Google's format) of the OAuth clients to accept; repeatable or comma-separated (default: the demo client only)")
 	fs.StringVar(&o.cfg.StateFile, "state", "", "`file` keeping users, grants and keys across restarts (mode 0600)")
 	fs.DurationVar(&o.cfg.AccessTokenTTL, "access-token-ttl", 3599*time.Second, "lifetime of issued access tokens")
+	fs.DurationVar(&o.cfg.KeyMaxAge, "key-max-age", 6*time.Hour, "max-age of the key sets; a rotation's new key signs one max-age after it is published")
+	var controlHosts listFlag
+	fs.Var(&controlHosts, "control-host", "further host `names` under which the control API answers (besides loopback ones and the -addr host), e.g. a container's name; repeatable or comma-separated")
 	fs.BoolVar(&o.cfg.RevokeOnCodeReuse, "revoke-on-code-reuse", false, "a replayed code also revokes the tokens it issued (RFC 6749 4.1.2; Google does not)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: google-emulator [flags]\n\nRuns a local stand-in for Google Sign-In. Point apps at it with GOOGLE_EMULATOR_HOST=host:port.\n\n")
@@ -95,8 +99,18 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if fs.NArg() > 0 {
 		return o, usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
-	if _, _, err := net.SplitHostPort(o.addr); err != nil {
+	host, _, err := net.SplitHostPort(o.addr)
+	if err != nil {
 		return o, usageError{fmt.Errorf("-addr %q: %w", o.addr, err)}
+	}
+	if host != "" {
+		// The control API answers under loopback names and the listen
+		// address, and under no other Host (DNS rebinding).
+		o.cfg.ControlHosts = append(o.cfg.ControlHosts, host)
+	}
+	o.cfg.ControlHosts = append(o.cfg.ControlHosts, controlHosts...)
+	if o.cfg.KeyMaxAge < time.Second {
+		return o, usageError{fmt.Errorf("-key-max-age must be at least 1s")}
 	}
 	if o.cfg.AccessTokenTTL <= 0 {
 		return o, usageError{fmt.Errorf("-access-token-ttl must be positive")}

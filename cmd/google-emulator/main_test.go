@@ -51,6 +51,7 @@ func TestParseFlags(t *testing.T) {
 		{name: "not json", args: []string{"-clients", notJSON}, wantErr: true},
 		{name: "bad addr", args: []string{"-addr", "9022"}, wantErr: true},
 		{name: "zero ttl", args: []string{"-access-token-ttl", "0s"}, wantErr: true},
+		{name: "key max-age under a second", args: []string{"-key-max-age", "500ms"}, wantErr: true},
 		{name: "unknown flag", args: []string{"-port", "1"}, wantErr: true},
 		{name: "stray argument", args: []string{"serve"}, wantErr: true},
 	}
@@ -74,6 +75,14 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("got addr %q ttl %v state %q clients %v", o.addr, o.cfg.AccessTokenTTL, o.cfg.StateFile, ids)
 			}
 		})
+	}
+
+	if o, _ := parseFlags([]string{"-addr", "emu.internal:9022", "-control-host", "a.example,b.example"}, io.Discard); strings.Join(o.cfg.ControlHosts, ",") != "emu.internal,a.example,b.example" {
+		t.Errorf("control hosts %q", o.cfg.ControlHosts)
+	}
+
+	if o, _ := parseFlags([]string{"-key-max-age", "3s"}, io.Discard); o.cfg.KeyMaxAge != 3*time.Second {
+		t.Errorf("-key-max-age 3s: %v", o.cfg.KeyMaxAge)
 	}
 
 	o, _ := parseFlags([]string{"-clients", web}, io.Discard)
