@@ -123,6 +123,7 @@ type Server struct {
 	log      *slog.Logger
 	sessions *sessionStore
 	profiles *profileCache // the page's recent People API fetches
+	pages    *pageCache    // rendered pages, by content
 	cop      *http.CrossOriginProtection
 	csp      policies
 	// assets are the parsed templates and static files; nil in dev mode,
@@ -174,6 +175,7 @@ func New(cfg Config) (*Server, error) {
 		log:      cfg.Logger,
 		sessions: sm,
 		profiles: newProfileCache(cfg.Now),
+		pages:    newPageCache(),
 		cop:      http.NewCrossOriginProtection(),
 		csp:      newPolicies(cfg.Net),
 	}
