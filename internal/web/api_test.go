@@ -654,6 +654,7 @@ func TestAPIProfile(t *testing.T) {
 		{"no credentials", nil, nil, 409, "offline_access_required"},
 		{"revoked", &store.Record{Sub: "s1", Status: store.StatusRevoked, Token: store.Token{RefreshToken: "rt"}}, nil, 409, "reconnect_required"},
 		{"google down", &store.Record{Sub: "s1", Status: store.StatusActive}, signin.Errorf(signin.EUPSTREAM, "google_unavailable", "down"), 502, "google_unavailable"},
+		{"database down", &store.Record{Sub: "s1", Status: store.StatusActive}, signin.Errorf(signin.EUNAVAILABLE, "database_unavailable", "down"), 503, "database_unavailable"},
 		{"ok", &store.Record{Sub: "s1", Name: "Ada", Email: "a@example.com", Status: store.StatusActive, Token: store.Token{RefreshToken: "rt"}}, nil, 200, ""},
 	}
 	for _, tc := range tests {

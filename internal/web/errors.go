@@ -61,6 +61,8 @@ func statusOf(kind string) int {
 		return http.StatusRequestEntityTooLarge
 	case signin.EUPSTREAM:
 		return http.StatusBadGateway
+	case signin.EUNAVAILABLE:
+		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError
 	}
