@@ -1,0 +1,213 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"example.com/signin"
+	"example.com/signin/internal/pgtest"
+	"example.com/signin/internal/store"
+	"example.com/signin/internal/store/storetest"
+	"github.com/jackc/pgx/v5"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// mustOpen opens a store on url, closed at the end of the test.
+func mustOpen(tb testing.TB, url string) *Store {
+	tb.Helper()
+	s, err := Open(context.Background(), Config{URL: url, Logger: testLogger(tb)})
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(s.Close)
+	return s
+}
+
+// testLogger writes the store's log lines to the test's log.
+func testLogger(tb testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tbWriter struct{ tb testing.TB }
+
+func (w tbWriter) Write(p []byte) (int, error) {
+	w.tb.Helper()
+	w.tb.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+// syncBuffer is a log destination tests read while the store writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return mustOpen(t, pgtest.URL(t)) })
+}
+
+// exec runs SQL on url directly, as an admin would.
+func exec(t *testing.T, url, sql string, args ...any) {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(t.Context(), sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// Records are columns an admin can query.
+func TestRecordIsColumns(t *testing.T) {
+	url := pgtest.URL(t)
+	s := mustOpen(t, url)
+	rec := storetest.NewRecord("109876543210987654321", time.Now().Add(time.Hour))
+	storetest.Put(t, s, rec)
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var email, rt string
+	var scopes []string
+	if err := conn.QueryRow(t.Context(), `SELECT email, refresh_token, scopes FROM credentials WHERE sub = '109876543210987654321'`).Scan(&email, &rt, &scopes); err != nil {
+		t.Fatal(err)
+	}
+	if email != rec.Email || rt != rec.Token.RefreshToken || strings.Join(scopes, " ") != "openid email profile" {
+		t.Errorf("row: %q %q %q", email, rt, scopes)
+	}
+}
+
+// A row that does not decode (written by a newer program, or by hand) is
+// passed to List's fn as an error, and the listing goes on; Get refuses it.
+func TestUndecodableRows(t *testing.T) {
+	url := pgtest.URL(t)
+	s := mustOpen(t, url)
+	for _, sub := range []string{"1", "2", "3"} {
+		storetest.Put(t, s, storetest.NewRecord(sub, time.Now()))
+	}
+	exec(t, url, `UPDATE credentials SET version = 99 WHERE sub = '2'`)
+	exec(t, url, `UPDATE credentials SET status = 'suspended' WHERE sub = '3'`)
+	var ok, bad int
+	if err := s.List(t.Context(), func(rec *store.Record, err error) error {
+		if err != nil {
+			if signin.ErrorCode(err) != store.CodeCorruptRecord || rec != nil {
+				t.Errorf("List: %v, %v; want (nil, corrupt_record)", rec, err)
+			}
+			bad++
+			return nil
+		}
+		ok++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if ok != 1 || bad != 2 {
+		t.Errorf("List: %d good, %d bad; want 1, 2", ok, bad)
+	}
+	if _, err := s.Get(t.Context(), "2"); signin.ErrorCode(err) != store.CodeCorruptRecord {
+		t.Errorf("Get of a newer record: %v", err)
+	}
+}
+
+// List reads in pages: more records than a page, each seen once.
+func TestListPages(t *testing.T) {
+	s := mustOpen(t, pgtest.URL(t))
+	n := 2*listPage + 7
+	if err := storetest.Fill(t.Context(), s, n, 8, func(i int) (*store.Record, error) {
+		return storetest.NewRecord(fmt.Sprint(100000+i), time.Now()), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	if err := s.List(t.Context(), func(rec *store.Record, err error) error {
+		if err != nil {
+			return err
+		}
+		if seen[rec.Sub] {
+			t.Errorf("%s seen twice", rec.Sub)
+		}
+		seen[rec.Sub] = true
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != n {
+		t.Errorf("List saw %d, want %d", len(seen), n)
+	}
+}
+
+// Opening the same database again, or many times at once (replicas
+// starting together), migrates once and works.
+func TestOpenConcurrently(t *testing.T) {
+	url := pgtest.URL(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 5)
+	for range 5 {
+		wg.Go(func() {
+			s, err := Open(t.Context(), Config{URL: url})
+			if err != nil {
+				errs <- err
+				return
+			}
+			s.Close()
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("Open: %v", err)
+	}
+	s := mustOpen(t, url)
+	storetest.Put(t, s, storetest.NewRecord("1", time.Now()))
+}
+
+// A database migrated by a newer program is refused, saying so.
+func TestNewerSchemaRefused(t *testing.T) {
+	url := pgtest.URL(t)
+	mustOpen(t, url).Close()
+	exec(t, url, `INSERT INTO goose_db_version (version_id, is_applied) VALUES (9999, true)`)
+	_, err := Open(t.Context(), Config{URL: url})
+	if signin.ErrorCode(err) != CodeSchemaTooNew || !strings.Contains(err.Error(), "9999") {
+		t.Fatalf("Open on a newer schema: %v; want %s naming the version", err, CodeSchemaTooNew)
+	}
+	t.Log(err)
+}
+
+func TestEscapeText(t *testing.T) {
+	for _, sub := range append(storetest.HostileSubs(), `\`, `\\0`, "\x00\\\x00", `a\0b`) {
+		key := escapeText(sub)
+		if strings.IndexByte(key, 0) >= 0 {
+			t.Errorf("escapeText(%q) = %q holds NUL", sub, key)
+		}
+		if got, ok := unescapeText(key); !ok || got != sub {
+			t.Errorf("unescapeText(escapeText(%q)) = %q, %v", sub, got, ok)
+		}
+	}
+	for _, bad := range []string{`\`, `a\x`, `\1`} {
+		if _, ok := unescapeText(bad); ok {
+			t.Errorf("unescapeText(%q) accepted", bad)
+		}
+	}
+}
