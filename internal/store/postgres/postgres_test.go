@@ -65,8 +65,8 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return mustOpen(t, pgtest.URL(t)) })
 }
 
-// exec runs SQL on url directly, as an admin would.
-func exec(t *testing.T, url, sql string, args ...any) {
+// execSQL runs SQL on url directly, as an admin would.
+func execSQL(t *testing.T, url, sql string, args ...any) {
 	t.Helper()
 	conn, err := pgx.Connect(t.Context(), url)
 	if err != nil {
@@ -107,8 +107,8 @@ func TestUndecodableRows(t *testing.T) {
 	for _, sub := range []string{"1", "2", "3"} {
 		storetest.Put(t, s, storetest.NewRecord(sub, time.Now()))
 	}
-	exec(t, url, `UPDATE credentials SET version = 99 WHERE sub = '2'`)
-	exec(t, url, `UPDATE credentials SET status = 'suspended' WHERE sub = '3'`)
+	execSQL(t, url, `UPDATE credentials SET version = 99 WHERE sub = '2'`)
+	execSQL(t, url, `UPDATE credentials SET status = 'suspended' WHERE sub = '3'`)
 	var ok, bad int
 	if err := s.List(t.Context(), func(rec *store.Record, err error) error {
 		if err != nil {
@@ -187,7 +187,7 @@ func TestOpenConcurrently(t *testing.T) {
 func TestNewerSchemaRefused(t *testing.T) {
 	url := pgtest.URL(t)
 	mustOpen(t, url).Close()
-	exec(t, url, `INSERT INTO goose_db_version (version_id, is_applied) VALUES (9999, true)`)
+	execSQL(t, url, `INSERT INTO goose_db_version (version_id, is_applied) VALUES (9999, true)`)
 	_, err := Open(t.Context(), Config{URL: url})
 	if signin.ErrorCode(err) != CodeSchemaTooNew || !strings.Contains(err.Error(), "9999") {
 		t.Fatalf("Open on a newer schema: %v; want %s naming the version", err, CodeSchemaTooNew)
