@@ -163,15 +163,20 @@ func (s *Store) waitReachable(ctx context.Context, target string, maxWait time.D
 			}
 			return nil
 		}
-		mapped := s.fail(ctx, err, "cannot reach the database")
-		if signin.ErrorKind(mapped) != signin.EUNAVAILABLE || ctx.Err() != nil {
-			return mapped
+		mapped := s.fail(ctx, err, "cannot connect to the database "+target)
+		if ctx.Err() != nil {
+			return redactErr(signin.Wrap(errors.Join(ctx.Err(), err), signin.EUNAVAILABLE, CodeUnavailable,
+				fmt.Sprintf("Gave up waiting for the database %s after %d attempts.", target, attempt)), s.redact)
+		}
+		if signin.ErrorKind(mapped) != signin.EUNAVAILABLE {
+			return mapped // refused credentials, no such database: waiting will not help
 		}
 		s.log.Warn("database not reachable; waiting before trying again",
 			"database", target, "attempt", attempt, "retry_in", wait, "error", mapped.Error())
 		select {
 		case <-ctx.Done():
-			return s.fail(ctx, errors.Join(ctx.Err(), err), "gave up waiting for the database")
+			return redactErr(signin.Wrap(errors.Join(ctx.Err(), err), signin.EUNAVAILABLE, CodeUnavailable,
+				fmt.Sprintf("Gave up waiting for the database %s after %d attempts.", target, attempt)), s.redact)
 		case <-time.After(wait):
 		}
 		wait = min(wait*2, 5*time.Second)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -210,4 +211,9 @@ func TestEscapeText(t *testing.T) {
 			t.Errorf("unescapeText(%q) accepted", bad)
 		}
 	}
+}
+
+// slogTo returns a logger writing text lines to w.
+func slogTo(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
