@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -102,14 +103,19 @@ func createDatabase(tb testing.TB, admin string) string {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// Errors are shown without the URL's password.
+	mask := func(err error) string { return err.Error() }
+	if pw, ok := u.User.Password(); ok && pw != "" {
+		mask = func(err error) string { return strings.ReplaceAll(err.Error(), pw, "xxxxx") }
+	}
 	if err := adminExec(ctx, admin, "CREATE DATABASE "+name); err != nil {
-		skipOrFail(tb, "cannot create a test database: %v", err)
+		skipOrFail(tb, "cannot create a test database: %s", mask(err))
 	}
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := adminExec(ctx, admin, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			tb.Errorf("dropping test database %s: %v", name, err)
+			tb.Errorf("dropping test database %s: %s", name, mask(err))
 		}
 	})
 	u.Path = "/" + name
