@@ -91,19 +91,24 @@ func (s *Store) Update(ctx context.Context, sub string, fn func(cur *store.Recor
 		return nil, err
 	}
 	if next == nil {
-		if err := tx.Commit(ctx); err != nil {
-			return nil, s.fail(ctx, err, "cannot end the transaction")
-		}
-		return cur, nil
+		return cur, nil // nothing to write; the deferred rollback releases the lock
 	}
+	// As the file store: fn's CreatedAt if it set one (a copy from another
+	// store keeps its history), else the stored one, else now.
 	rec := *next
 	rec.Version, rec.Sub = store.RecordVersion, sub
-	now := normTime(time.Now())
-	rec.UpdatedAt = now
-	rec.CreatedAt = created
-	if cur == nil {
+	if rec.Status == "" {
+		rec.Status = store.StatusActive
+	}
+	now := normTime(s.now())
+	if rec.CreatedAt.IsZero() {
+		rec.CreatedAt = created
+	}
+	if rec.CreatedAt.IsZero() {
 		rec.CreatedAt = now
 	}
+	rec.CreatedAt = normTime(rec.CreatedAt)
+	rec.UpdatedAt = now
 	rec.Token.Expiry = normTime(rec.Token.Expiry)
 	if rec.RevokedAt != nil {
 		t := normTime(*rec.RevokedAt)

@@ -69,7 +69,8 @@ type Config struct {
 	// retrying with backoff and logging each wait. 0: until ctx ends.
 	MaxWait time.Duration
 
-	// Now is the clock for session expiry. Nil: time.Now.
+	// Now is the clock: records' CreatedAt and UpdatedAt, session expiry.
+	// Nil: time.Now.
 	Now func() time.Time
 }
 
@@ -102,6 +103,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, redactErr(signin.Wrap(unwrapParse(err), signin.EINVALID, "invalid_database_url",
 			"The database URL cannot be parsed (it is not shown: it may hold a password)."), redact)
+	}
+	if pcfg.ConnConfig.ConnectTimeout == 0 { // not in the URL (connect_timeout)
+		// A host that drops packets would otherwise hold each attempt for
+		// minutes, and Open's log line with it.
+		pcfg.ConnConfig.ConnectTimeout = 10 * time.Second
 	}
 	if cfg.MaxConns > 0 {
 		pcfg.MaxConns = cfg.MaxConns

@@ -217,3 +217,20 @@ func TestEscapeText(t *testing.T) {
 func slogTo(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+// As the file store: a record fn returns with a CreatedAt keeps it (a copy
+// from the file store keeps its history), and an empty status is active.
+func TestUpdateKeepsGivenCreatedAt(t *testing.T) {
+	s := mustOpen(t, pgtest.URL(t))
+	created := time.Date(2025, 3, 4, 5, 6, 7, 891011, time.UTC)
+	rec := storetest.NewRecord("1", time.Now())
+	rec.CreatedAt, rec.Status = created, ""
+	saved := storetest.Put(t, s, rec)
+	got, err := s.Get(t.Context(), "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.CreatedAt.Equal(created.Truncate(time.Microsecond)) || got.Status != store.StatusActive || !storetest.Equal(got, saved) {
+		t.Errorf("Get = %+v; want CreatedAt %v, status active, as Update returned %+v", got, created, saved)
+	}
+}
