@@ -30,6 +30,7 @@ var allowedImports = map[string][]string{
 	"internal/googlenet":   {},
 	"internal/httpserve":   {},
 	"internal/seal":        {},
+	"internal/pgtest":      {},
 	"internal/version":     {},
 	"internal/emulator":    {},
 	"internal/browsertest": {},
