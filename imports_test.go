@@ -18,8 +18,8 @@ import (
 // package at all, so that the app's tests cannot share code with it that
 // would hide a disagreement.
 var allowedImports = map[string][]string{
-	"cmd/signin":           {"internal/web", "internal/offline", "internal/grant", "internal/store/file", "internal/auth", "internal/config", "internal/googlenet", "internal/httpserve", "internal/emulator"},
-	"cmd/offline-fetch":    {"internal/offline", "internal/grant", "internal/store/file", "internal/auth", "internal/config", "internal/googlenet"},
+	"cmd/signin":           {"internal/web", "internal/offline", "internal/grant", "internal/store", "internal/auth", "internal/config", "internal/googlenet", "internal/httpserve", "internal/emulator"},
+	"cmd/offline-fetch":    {"internal/offline", "internal/grant", "internal/store", "internal/auth", "internal/config", "internal/googlenet"},
 	"cmd/google-emulator":  {"internal/emulator", "internal/httpserve"},
 	"internal/web":         {"", "internal/offline", "internal/grant", "internal/auth", "internal/googlenet"},
 	"internal/offline":     {"", "internal/grant", "internal/auth"},

@@ -24,7 +24,7 @@ import (
 	"example.com/signin/internal/googlenet"
 	"example.com/signin/internal/grant"
 	"example.com/signin/internal/offline"
-	"example.com/signin/internal/store/file"
+	"example.com/signin/internal/store"
 )
 
 func main() {
@@ -101,7 +101,7 @@ Flags:
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
-	if err := cfg.Parsed(fs); err != nil {
+	if err := cfg.Parsed(fs, getenv); err != nil {
 		return cfg, err
 	}
 	// Zero would mean "default" to the engine; on the command line it
@@ -137,10 +137,11 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 			return offline.Summary{}, configError{fmt.Errorf("demo mode: no Google emulator answers at %s (%v): start `go run ./cmd/signin` or `go run ./cmd/google-emulator` first", google.EmulatorAddr, err)}
 		}
 	}
-	st, err := file.Open(file.Config{Dir: cfg.CredentialsDir, Logger: logger.With("component", "store")})
+	st, err := store.Open(ctx, store.Config{DatabaseURL: cfg.Database, Dir: cfg.CredentialsDir, Logger: logger.With("component", "store")})
 	if err != nil {
 		return offline.Summary{}, configError{err}
 	}
+	defer st.Close()
 	g := auth.NewGoogle(auth.GoogleConfig{Client: google.Client, HTTPClient: google.Net.HTTPClient(), Logger: logger})
 	return offline.Run(ctx, offline.Config{
 		FetcherConfig: offline.FetcherConfig{

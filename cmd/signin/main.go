@@ -29,7 +29,7 @@ import (
 	"example.com/signin/internal/grant"
 	"example.com/signin/internal/httpserve"
 	"example.com/signin/internal/offline"
-	"example.com/signin/internal/store/file"
+	"example.com/signin/internal/store"
 	"example.com/signin/internal/web"
 )
 
@@ -83,7 +83,7 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 
 Serves the Google Sign-In app. Without client_secrets.json it runs a demo
 on the built-in Google emulator. Environment: SESSION_KEYS (session
-secrets, newest first), GOOGLE_EMULATOR_HOST (send Google calls to an
+secrets, newest first), DATABASE_URL (as -database), GOOGLE_EMULATOR_HOST (send Google calls to an
 emulator at host:port).
 
 Flags:
@@ -103,7 +103,7 @@ Flags:
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
-	if err := cfg.Parsed(fs); err != nil {
+	if err := cfg.Parsed(fs, getenv); err != nil {
 		return cfg, err
 	}
 	for _, id := range strings.Split(*other, ",") {
@@ -148,14 +148,21 @@ func Run(ctx context.Context, cfg Config) error {
 		logger.Info(google.Describe())
 	}
 
+	if cfg.Database != "" && strings.TrimSpace(cfg.Getenv(config.EnvSessionKeys)) == "" {
+		// Each replica would make its own key file, and none could read
+		// another's cookies.
+		return fmt.Errorf("with -database (or %s), set %s: every replica must share the session keys", config.EnvDatabaseURL, config.EnvSessionKeys)
+	}
 	keys, err := config.SessionKeys(cfg.Getenv, cfg.SessionKeyFile)
 	if err != nil {
 		return err
 	}
-	st, err := file.Open(file.Config{Dir: cfg.CredentialsDir, Logger: logger.With("component", "store")})
+	st, err := store.Open(ctx, store.Config{DatabaseURL: cfg.Database, Dir: cfg.CredentialsDir, Logger: logger.With("component", "store")})
 	if err != nil {
 		return err
 	}
+	defer st.Close()
+	logger.Info("store", "backend", st.Describe())
 	verifier, err := auth.NewVerifier(auth.VerifierConfig{
 		Audiences:    append([]string{google.Client.ID}, cfg.OtherClientIDs...),
 		HostedDomain: cfg.HostedDomain,

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"strings"
 )
 
 // Common is the configuration both commands take from the same flags, so
@@ -14,7 +15,10 @@ type Common struct {
 	// file is then an error, not demo mode.
 	SecretsExplicit bool
 	CredentialsDir  string
-	LogLevel        slog.Level
+	// Database is a PostgreSQL URL: -database, else $DATABASE_URL. Empty
+	// means the file store in CredentialsDir.
+	Database string
+	LogLevel slog.Level
 
 	logLevel string
 }
@@ -24,13 +28,21 @@ type Common struct {
 func (c *Common) Register(fs *flag.FlagSet, defaultLogLevel string) {
 	fs.StringVar(&c.ClientSecrets, "client-secrets", DefaultClientSecrets, "Google OAuth client file (the JSON downloaded from the Cloud console); absent at this default path: demo mode on the emulator")
 	fs.StringVar(&c.CredentialsDir, "credentials", "credentials", "directory of stored offline credentials (created 0700)")
+	fs.StringVar(&c.Database, "database", "", "PostgreSQL URL (postgres://user@host:5432/db?sslmode=disable) for credentials and sessions, shared by replicas; default $"+EnvDatabaseURL+", else the files in -credentials")
 	fs.StringVar(&c.logLevel, "log-level", defaultLogLevel, "log level: debug, info, warn, error")
 }
 
+// EnvDatabaseURL is read when -database is not given.
+const EnvDatabaseURL = "DATABASE_URL"
+
 // Parsed finishes what Register began, once fs has parsed the arguments:
-// it rejects stray arguments, notes whether -client-secrets was given and
+// it rejects stray arguments, notes whether -client-secrets was given,
+// takes the database from the environment when -database is absent and
 // reads the log level.
-func (c *Common) Parsed(fs *flag.FlagSet) error {
+func (c *Common) Parsed(fs *flag.FlagSet, getenv func(string) string) error {
+	if c.Database == "" {
+		c.Database = strings.TrimSpace(getenv(EnvDatabaseURL))
+	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}

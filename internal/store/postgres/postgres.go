@@ -80,6 +80,7 @@ type Config struct {
 type Store struct {
 	pool        *pgxpool.Pool
 	log         *slog.Logger
+	target      string // the database, without its password, for logs
 	redact      func(string) string
 	lockTimeout string // for set_config, in milliseconds
 	holdTimeout string
@@ -134,7 +135,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, s.fail(ctx, err, "cannot set up the database pool")
 	}
-	if err := s.waitReachable(ctx, describe(pcfg.ConnConfig.Config), cfg.MaxWait); err != nil {
+	s.target = describe(pcfg.ConnConfig.Config)
+	if err := s.waitReachable(ctx, s.target, cfg.MaxWait); err != nil {
 		s.pool.Close()
 		return nil, err
 	}
@@ -189,6 +191,9 @@ func (s *Store) waitReachable(ctx context.Context, target string, maxWait time.D
 		wait = min(wait*2, 5*time.Second)
 	}
 }
+
+// Describe names the store for start-up logs, without the password.
+func (s *Store) Describe() string { return "PostgreSQL " + s.target }
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
