@@ -45,7 +45,10 @@ func startReplicas(t *testing.T, emuArgs ...string) *replicas {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	s := &stack{EmuAddr: r.emuAddr}
-	r.env = append(s.env(), "SESSION_KEYS="+base64.StdEncoding.EncodeToString(key))
+	sealKey := make([]byte, 32)
+	_, _ = rand.Read(sealKey)
+	r.env = append(s.env(), "SESSION_KEYS="+base64.StdEncoding.EncodeToString(key),
+		"SIGNIN_ENCRYPTION_KEYS="+base64.StdEncoding.EncodeToString(sealKey))
 	for i := range r.procs {
 		p := startProcess(t, fmt.Sprintf("signin-%c", 'A'+i), binaries.signin, work, r.env,
 			"-addr", "127.0.0.1:0", "-credentials", fmt.Sprintf("%s/credentials-%d", work, i),
@@ -135,7 +138,7 @@ func (r *replicas) addUser(ctx context.Context, t *testing.T, email string) emuU
 func (r *replicas) offlineFetch(ctx context.Context, t *testing.T) (int, map[string]string) {
 	t.Helper()
 	s := &stack{EmuAddr: r.emuAddr, CredDir: t.TempDir(), WorkDir: t.TempDir()}
-	code, stdout, stderr := s.offlineFetch(ctx, t, "-database", r.db, "-json", "-concurrency", "16")
+	code, stdout, stderr := s.offlineFetchEnv(ctx, t, r.env, "-database", r.db, "-json", "-concurrency", "16")
 	statuses := map[string]string{}
 	sc := bufio.NewScanner(strings.NewReader(stdout))
 	for sc.Scan() {

@@ -142,10 +142,14 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 		return offline.Summary{}, configError{err}
 	}
 	defer st.Close()
+	sealKeys, err := cfg.SealingKeys(cfg.Getenv, logger)
+	if err != nil {
+		return offline.Summary{}, configError{err}
+	}
 	g := auth.NewGoogle(auth.GoogleConfig{Client: google.Client, HTTPClient: google.Net.HTTPClient(), Logger: logger})
 	return offline.Run(ctx, offline.Config{
 		FetcherConfig: offline.FetcherConfig{
-			Grants:         grant.New(grant.Config{Store: st, Google: g, Logger: logger}),
+			Grants:         grant.New(grant.Config{Store: grant.Sealed(st, sealKeys), Google: g, Logger: logger}),
 			HTTPClient:     google.Net.HTTPClient(),
 			RequestTimeout: cfg.RequestTimeout,
 			MaxRetries:     cfg.MaxRetries,

@@ -163,6 +163,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer st.Close()
 	logger.Info("store", "backend", st.Describe())
+	sealKeys, err := cfg.SealingKeys(cfg.Getenv, logger)
+	if err != nil {
+		return err
+	}
 	verifier, err := auth.NewVerifier(auth.VerifierConfig{
 		Audiences:    append([]string{google.Client.ID}, cfg.OtherClientIDs...),
 		HostedDomain: cfg.HostedDomain,
@@ -174,7 +178,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	g := auth.NewGoogle(auth.GoogleConfig{Client: google.Client, HTTPClient: google.Net.HTTPClient(), Logger: logger})
-	grants := grant.New(grant.Config{Store: st, Google: g, Logger: logger})
+	grants := grant.New(grant.Config{Store: grant.Sealed(st, sealKeys), Google: g, Logger: logger})
 	srv, err := web.New(web.Config{
 		ClientID: google.Client.ID,
 		Grants:   grants,

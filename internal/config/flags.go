@@ -4,7 +4,10 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
+
+	"example.com/signin/internal/seal"
 )
 
 // Common is the configuration both commands take from the same flags, so
@@ -55,4 +58,16 @@ func (c *Common) Parsed(fs *flag.FlagSet, getenv func(string) string) error {
 		return fmt.Errorf("-log-level: %w", err)
 	}
 	return nil
+}
+
+// SealingKeys returns the keys that seal tokens at rest: those of
+// SIGNIN_ENCRYPTION_KEYS, or, on one machine, the key file beside the
+// credentials (created on first start, with a warning to set the variable
+// in production). With a database every process must share the keys, so
+// the variable is then required.
+func (c *Common) SealingKeys(getenv func(string) string, logger *slog.Logger) (*seal.Keyring, error) {
+	if c.Database != "" && strings.TrimSpace(getenv(seal.EnvKeys)) == "" {
+		return nil, fmt.Errorf("with -database (or %s), set %s: every process must share the keys that seal tokens", EnvDatabaseURL, seal.EnvKeys)
+	}
+	return seal.LoadKeys(getenv, filepath.Join(c.CredentialsDir, seal.DefaultKeyFileName), logger)
 }
