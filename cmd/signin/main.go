@@ -178,6 +178,14 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	g := auth.NewGoogle(auth.GoogleConfig{Client: google.Client, HTTPClient: google.Net.HTTPClient(), Logger: logger})
+	risc, err := auth.NewRISCVerifier(auth.RISCVerifierConfig{
+		ClientIDs:  append([]string{google.Client.ID}, cfg.OtherClientIDs...),
+		HTTPClient: google.Net.HTTPClient(),
+		Logger:     logger.With("component", "risc"),
+	})
+	if err != nil {
+		return err
+	}
 	grants := grant.New(grant.Config{Store: grant.Sealed(st, sealKeys), Google: g, Logger: logger})
 	srv, err := web.New(web.Config{
 		ClientID: google.Client.ID,
@@ -193,6 +201,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Net:           google.Net,
 		SessionKeys:   keys,
 		Sessions:      st,
+		RISC:          risc,
 		SessionMaxAge: cfg.SessionMaxAge,
 		SecureCookies: cfg.SecureCookies,
 		Demo:          google.Demo,

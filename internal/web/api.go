@@ -130,8 +130,11 @@ func (s *Server) handleTokenSignin(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	status, err := s.offlineStatus(r.Context(), c.Sub)
+	rec, status, err := s.cfg.Grants.Lookup(r.Context(), c.Sub)
 	if err != nil {
+		return err
+	}
+	if err := grant.CheckEnabled(rec); err != nil {
 		return err
 	}
 	u := userFromClaims(c, s.cfg.Now())

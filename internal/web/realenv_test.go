@@ -123,7 +123,14 @@ func newRealEnv(t *testing.T, cfg *realConfig) *realEnv {
 		Logger: logger.With("component", "offline"),
 	})
 	keys := newTestKeys(t)
+	risc, err := auth.NewRISCVerifier(auth.RISCVerifierConfig{
+		ClientIDs: []string{client.ID}, HTTPClient: gnet.HTTPClient(), Logger: logger.With("component", "risc"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	s, err := New(Config{
+		RISC:         risc,
 		ClientID:     client.ID,
 		Grants:       grants,
 		Verifier:     v,

@@ -92,6 +92,9 @@ type Config struct {
 	// SecureCookies sets the Secure flag on cookies; set it when the server
 	// is reached over HTTPS.
 	SecureCookies bool
+	// RISC verifies Google's Cross-Account Protection events for POST
+	// /risc; nil leaves the route out.
+	RISC RISCVerifier
 	// Demo shows a banner saying that Google is emulated and the accounts
 	// are test accounts.
 	Demo bool
@@ -122,8 +125,9 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	sessions *sessionStore
-	profiles *profileCache // the page's recent People API fetches
-	pages    *pageCache    // rendered pages, by content
+	profiles *profileCache  // the page's recent People API fetches
+	pages    *pageCache     // rendered pages, by content
+	jtis     *auth.JTICache // RISC events already acted on, by jti
 	cop      *http.CrossOriginProtection
 	csp      policies
 	// assets are the parsed templates and static files; nil in dev mode,
@@ -176,6 +180,7 @@ func New(cfg Config) (*Server, error) {
 		sessions: sm,
 		profiles: newProfileCache(cfg.Now),
 		pages:    newPageCache(),
+		jtis:     auth.NewJTICache(0, 0, cfg.Now),
 		cop:      http.NewCrossOriginProtection(),
 		csp:      newPolicies(cfg.Net),
 	}

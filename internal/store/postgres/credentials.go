@@ -17,7 +17,7 @@ var _ grant.Store = (*Store)(nil)
 
 // recordColumns are the columns of a credentials row, in scanRecord's order.
 const recordColumns = `sub, version, email, name, scopes, status, revoked_reason, revoked_at,
-	access_token, token_type, refresh_token, expiry, created_at, updated_at`
+	access_token, token_type, refresh_token, expiry, created_at, updated_at, disabled_at, disabled_reason`
 
 // lockClass is the first key of the transaction advisory locks that
 // serialise the creation of a user's record (the second is a hash of the
@@ -121,10 +121,10 @@ func (s *Store) Update(ctx context.Context, sub string, fn func(cur *grant.Recor
 	}
 	if cur == nil {
 		_, err = tx.Exec(ctx, `INSERT INTO credentials (`+recordColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`, recordArgs(key, &rec)...)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`, recordArgs(key, &rec)...)
 	} else {
 		_, err = tx.Exec(ctx, `UPDATE credentials SET (`+recordColumns+`)
-			= ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) WHERE sub = $1`, recordArgs(key, &rec)...)
+			= ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) WHERE sub = $1`, recordArgs(key, &rec)...)
 	}
 	if err != nil {
 		return nil, s.fail(ctx, err, "cannot write the credential record")
@@ -250,11 +250,13 @@ type row struct {
 	accessToken, tokenType, refreshToken string
 	expiry                               *time.Time
 	createdAt, updatedAt                 time.Time
+	disabledAt                           *time.Time
+	disabledReason                       string
 }
 
 func (r *row) dest() []any {
 	return []any{&r.key, &r.version, &r.email, &r.name, &r.scopes, &r.status, &r.revokedReason, &r.revokedAt,
-		&r.accessToken, &r.tokenType, &r.refreshToken, &r.expiry, &r.createdAt, &r.updatedAt}
+		&r.accessToken, &r.tokenType, &r.refreshToken, &r.expiry, &r.createdAt, &r.updatedAt, &r.disabledAt, &r.disabledReason}
 }
 
 // scanRecord scans one row and checks it.
@@ -315,12 +317,13 @@ func (r *row) record() (*grant.Record, error) {
 		return out
 	}
 	rec := &grant.Record{
-		Version:       int(r.version),
-		Sub:           sub,
-		Email:         u(r.email),
-		Name:          u(r.name),
-		Status:        grant.Status(r.status),
-		RevokedReason: u(r.revokedReason),
+		Version:        int(r.version),
+		Sub:            sub,
+		Email:          u(r.email),
+		Name:           u(r.name),
+		Status:         grant.Status(r.status),
+		RevokedReason:  u(r.revokedReason),
+		DisabledReason: u(r.disabledReason),
 		Token: grant.Token{
 			AccessToken:  u(r.accessToken),
 			TokenType:    u(r.tokenType),
@@ -342,6 +345,10 @@ func (r *row) record() (*grant.Record, error) {
 	if r.expiry != nil {
 		rec.Token.Expiry = r.expiry.UTC()
 	}
+	if r.disabledAt != nil {
+		t := r.disabledAt.UTC()
+		rec.DisabledAt = &t
+	}
 	return rec, nil
 }
 
@@ -362,7 +369,8 @@ func recordArgs(key string, rec *grant.Record) []any {
 	}
 	e := escapeText
 	return []any{key, rec.Version, e(rec.Email), e(rec.Name), scopes, string(rec.Status), e(rec.RevokedReason), rec.RevokedAt,
-		e(rec.Token.AccessToken), e(rec.Token.TokenType), e(rec.Token.RefreshToken), expiry, rec.CreatedAt, rec.UpdatedAt}
+		e(rec.Token.AccessToken), e(rec.Token.TokenType), e(rec.Token.RefreshToken), expiry, rec.CreatedAt, rec.UpdatedAt,
+		rec.DisabledAt, e(rec.DisabledReason)}
 }
 
 // normTime is t as PostgreSQL keeps it (microseconds, UTC), so that the

@@ -1,0 +1,11 @@
+-- Google's Cross-Account Protection can disable an account (say, it was
+-- hijacked): the app then refuses the user's sign-in until Google enables
+-- it again.
+
+-- +goose Up
+ALTER TABLE credentials ADD COLUMN disabled_at timestamptz;
+ALTER TABLE credentials ADD COLUMN disabled_reason text NOT NULL DEFAULT '';
+
+-- +goose Down
+ALTER TABLE credentials DROP COLUMN disabled_reason;
+ALTER TABLE credentials DROP COLUMN disabled_at;
