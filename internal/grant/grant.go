@@ -60,8 +60,11 @@ type Record struct {
 	// enables it again. Such a record may hold no token.
 	DisabledAt     *time.Time `json:"disabled_at,omitempty"`
 	DisabledReason string     `json:"disabled_reason,omitempty"`
-	CreatedAt      time.Time  `json:"created_at"`
-	UpdatedAt      time.Time  `json:"updated_at"`
+	// RefreshedAt is when Google last gave this grant's tokens (an
+	// exchange or a refresh).
+	RefreshedAt *time.Time `json:"refreshed_at,omitempty"`
+	CreatedAt   time.Time  `json:"created_at"`
+	UpdatedAt   time.Time  `json:"updated_at"`
 }
 
 // Token is the stored form of an oauth2.Token. It is our own type so that the

@@ -198,6 +198,8 @@ func (g *Grants) merge(cur *Record, t *oauth2.Token) {
 		cur.RevokedAt = nil
 	}
 	cur.Token = nt
+	now := g.now().UTC()
+	cur.RefreshedAt = &now
 	if scopes := auth.GrantedScopes(t); len(scopes) > 0 {
 		cur.Scopes = scopes
 	}

@@ -312,7 +312,7 @@ func Equal(a, b *grant.Record) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	for _, p := range [][2]*time.Time{{a.RevokedAt, b.RevokedAt}, {a.DisabledAt, b.DisabledAt}} {
+	for _, p := range [][2]*time.Time{{a.RevokedAt, b.RevokedAt}, {a.DisabledAt, b.DisabledAt}, {a.RefreshedAt, b.RefreshedAt}} {
 		ta, tb := p[0], p[1]
 		if (ta == nil) != (tb == nil) || (ta != nil && !ta.Equal(*tb)) {
 			return false

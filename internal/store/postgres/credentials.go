@@ -17,7 +17,7 @@ var _ grant.Store = (*Store)(nil)
 
 // recordColumns are the columns of a credentials row, in scanRecord's order.
 const recordColumns = `sub, version, email, name, scopes, status, revoked_reason, revoked_at,
-	access_token, token_type, refresh_token, expiry, created_at, updated_at, disabled_at, disabled_reason`
+	access_token, token_type, refresh_token, expiry, created_at, updated_at, disabled_at, disabled_reason, refreshed_at`
 
 // lockClass is the first key of the transaction advisory locks that
 // serialise the creation of a user's record (the second is a hash of the
@@ -121,10 +121,10 @@ func (s *Store) Update(ctx context.Context, sub string, fn func(cur *grant.Recor
 	}
 	if cur == nil {
 		_, err = tx.Exec(ctx, `INSERT INTO credentials (`+recordColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`, recordArgs(key, &rec)...)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`, recordArgs(key, &rec)...)
 	} else {
 		_, err = tx.Exec(ctx, `UPDATE credentials SET (`+recordColumns+`)
-			= ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) WHERE sub = $1`, recordArgs(key, &rec)...)
+			= ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) WHERE sub = $1`, recordArgs(key, &rec)...)
 	}
 	if err != nil {
 		return nil, s.fail(ctx, err, "cannot write the credential record")
@@ -252,11 +252,12 @@ type row struct {
 	createdAt, updatedAt                 time.Time
 	disabledAt                           *time.Time
 	disabledReason                       string
+	refreshedAt                          *time.Time
 }
 
 func (r *row) dest() []any {
 	return []any{&r.key, &r.version, &r.email, &r.name, &r.scopes, &r.status, &r.revokedReason, &r.revokedAt,
-		&r.accessToken, &r.tokenType, &r.refreshToken, &r.expiry, &r.createdAt, &r.updatedAt, &r.disabledAt, &r.disabledReason}
+		&r.accessToken, &r.tokenType, &r.refreshToken, &r.expiry, &r.createdAt, &r.updatedAt, &r.disabledAt, &r.disabledReason, &r.refreshedAt}
 }
 
 // scanRecord scans one row and checks it.
@@ -349,6 +350,10 @@ func (r *row) record() (*grant.Record, error) {
 		t := r.disabledAt.UTC()
 		rec.DisabledAt = &t
 	}
+	if r.refreshedAt != nil {
+		t := r.refreshedAt.UTC()
+		rec.RefreshedAt = &t
+	}
 	return rec, nil
 }
 
@@ -370,7 +375,7 @@ func recordArgs(key string, rec *grant.Record) []any {
 	e := escapeText
 	return []any{key, rec.Version, e(rec.Email), e(rec.Name), scopes, string(rec.Status), e(rec.RevokedReason), rec.RevokedAt,
 		e(rec.Token.AccessToken), e(rec.Token.TokenType), e(rec.Token.RefreshToken), expiry, rec.CreatedAt, rec.UpdatedAt,
-		rec.DisabledAt, e(rec.DisabledReason)}
+		rec.DisabledAt, e(rec.DisabledReason), rec.RefreshedAt}
 }
 
 // normTime is t as PostgreSQL keeps it (microseconds, UTC), so that the
