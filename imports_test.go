@@ -21,6 +21,7 @@ var allowedImports = map[string][]string{
 	"cmd/signin":           {"internal/web", "internal/offline", "internal/grant", "internal/store", "internal/auth", "internal/config", "internal/googlenet", "internal/httpserve", "internal/emulator"},
 	"cmd/offline-fetch":    {"internal/offline", "internal/grant", "internal/store", "internal/auth", "internal/config", "internal/googlenet"},
 	"cmd/google-emulator":  {"internal/emulator", "internal/httpserve"},
+	"cmd/signin-admin":     {"", "internal/grant", "internal/store", "internal/auth", "internal/config", "internal/googlenet", "internal/seal", "internal/version"},
 	"internal/web":         {"", "internal/offline", "internal/grant", "internal/auth", "internal/googlenet"},
 	"internal/offline":     {"", "internal/grant", "internal/auth"},
 	"internal/grant":       {"", "internal/auth", "internal/seal"},
