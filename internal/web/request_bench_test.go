@@ -134,14 +134,23 @@ func serveLoop(b *testing.B, h http.Handler, r *http.Request) {
 //     (skipped without a database; see internal/pgtest).
 func BenchmarkRequest(b *testing.B) {
 	benchRequests(b, "", &granttest.Memory{}, newMemSessions(), []string{"api-me", "index"})
-	b.Run("postgres", func(b *testing.B) {
-		pg, err := postgres.Open(b.Context(), postgres.Config{URL: pgtest.URL(b)})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(pg.Close)
-		benchRequests(b, "", pg, pg, []string{"api-me"})
-	})
+	// Grants in PostgreSQL, sessions in memory (what a cookie session
+	// costs: no store read) or in PostgreSQL: the ratio of the two is what
+	// server-side sessions cost.
+	for _, name := range []string{"postgres-grants", "postgres"} {
+		b.Run(name, func(b *testing.B) {
+			pg, err := postgres.Open(b.Context(), postgres.Config{URL: pgtest.URL(b)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(pg.Close)
+			var sessions SessionStore = pg
+			if name == "postgres-grants" {
+				sessions = newMemSessions()
+			}
+			benchRequests(b, "", pg, sessions, []string{"api-me"})
+		})
+	}
 }
 
 func benchRequests(b *testing.B, suffix string, st grant.Store, sessions SessionStore, which []string) {
