@@ -214,7 +214,7 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 		err = r.cfg.Grants.Store().List(ctx, func(rec *grant.Record, err error) error {
 			if err != nil {
 				r.failed.Add(1)
-				r.out.failed("", signin.ErrorCode(err), describe(err))
+				r.out.failed(grant.DamagedSub(err), signin.ErrorCode(err), describe(err))
 				return nil
 			}
 			return dispatch(rec)

@@ -438,11 +438,11 @@ func TestRunReportsUnreadableRecords(t *testing.T) {
 	if r.err != nil || r.sum != (Summary{OK: 3, Failed: 1}) {
 		t.Fatalf("run: %+v, %v", r.sum, r.err)
 	}
-	if !strings.Contains(r.stderr, "store: failed: corrupt_record: ") {
-		t.Errorf("stderr does not report the unreadable record:\n%s", r.stderr)
+	if !strings.Contains(r.stderr, "42: failed: corrupt_record: ") {
+		t.Errorf("stderr does not report the unreadable record by its user:\n%s", r.stderr)
 	}
-	if l := jsonLines(t, r.stdout)[""]; l.Status != "failed" || l.Error != grant.CodeCorruptRecord {
-		t.Errorf("JSON line for the unreadable record: %+v", l)
+	if l := jsonLines(t, r.stdout)["42"]; l.Status != "failed" || l.Error != grant.CodeCorruptRecord {
+		t.Errorf("JSON line for the unreadable record, by the sub its file name says: %+v\n%s", l, r.stdout)
 	}
 }
 

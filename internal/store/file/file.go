@@ -20,8 +20,10 @@
 // against the file name when read.
 //
 // Beside each record sits "<name>.lock", the user's lock file, and during a
-// write a temporary ".tmp-*" file. Other files are ignored, so List never
-// mistakes a temporary file for a record. Server-side sessions live in the
+// write a temporary ".tmp-*" file. A record that cannot be read, set
+// aside by SetAside, becomes "<name>.json.damaged-<UTC time>". Other files
+// are ignored, so List never mistakes a temporary or damaged file for a
+// record. Server-side sessions live in the
 // ".sessions" subdirectory (see sessions.go).
 //
 // # Permissions
@@ -75,6 +77,10 @@ const (
 	recordExt  = ".json"
 	lockExt    = ".lock"
 	tempPrefix = ".tmp-"
+
+	// damagedInfix follows the record's file name in the name of a damaged
+	// record set aside: "<name>.json.damaged-<time>".
+	damagedInfix = ".damaged-"
 
 	// maxDigits and maxHexSub keep every file name (with ".lock") far below
 	// the usual 255-byte name limit.
@@ -271,6 +277,37 @@ func (s *Store) Delete(ctx context.Context, sub string) error {
 	return nil
 }
 
+// SetAside implements grant.Store: it renames a record file that cannot be
+// read to "<name>.json.damaged-<UTC time>", beside it, which List and every
+// other reader ignore, and logs where it went.
+func (s *Store) SetAside(ctx context.Context, sub string) (string, error) {
+	if err := grant.CheckSub(sub); err != nil {
+		return "", err
+	}
+	name := fileName(sub)
+	unlock, err := s.lock(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	_, err = s.read(name)
+	if err == nil || errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if signin.ErrorCode(err) != grant.CodeCorruptRecord {
+		return "", err
+	}
+	aside := name + recordExt + damagedInfix + s.now().UTC().Format("20060102T150405.000000000Z")
+	if err := os.Rename(filepath.Join(s.dir, name+recordExt), filepath.Join(s.dir, aside)); err != nil {
+		return "", internal(err, "cannot set a damaged credential record aside")
+	}
+	if err := syncDir(s.dir); err != nil {
+		return "", internal(err, "cannot set a damaged credential record aside")
+	}
+	s.log.Warn("set a damaged credential record aside", "file", name+recordExt, "kept_as", aside, "err", err)
+	return aside, nil
+}
+
 // List implements grant.Store. It reads the directory listBatch entries at
 // a time and each record as it goes, so memory stays flat. A record file that
 // cannot be read or decoded, or whose sub does not match its name, is
@@ -343,10 +380,6 @@ func (s *Store) read(name string) (*grant.Record, error) {
 	}
 	rec, err := grant.DecodeRecord(data)
 	if err != nil {
-		var se *signin.Error
-		if errors.As(err, &se) && se.Err != nil {
-			err = se.Err // the cause; corrupt adds the code and message again
-		}
 		return nil, corrupt(file, err)
 	}
 	if fileName(rec.Sub) != name {
@@ -524,8 +557,26 @@ func internal(err error, msg string) error {
 	return signin.Wrap(err, signin.EINTERNAL, "", msg)
 }
 
-// corrupt names the file in the cause (for the operator's log), keeping the
-// user-facing message and code of DecodeRecord's error.
+// corrupt is the error for the record file file that cannot be read: it
+// names the file (for the operator's log) and the user the file name says
+// it belongs to.
 func corrupt(file string, err error) error {
-	return signin.Wrap(fmt.Errorf("%s: %w", file, err), signin.EINTERNAL, grant.CodeCorruptRecord, "A stored credential record cannot be read.")
+	name, _ := strings.CutSuffix(file, recordExt)
+	return grant.CorruptRecord(subOf(name), file, err)
+}
+
+// subOf is the sub a record name (a fileName) was made from, or "" when
+// the name is a hash (or not a record name).
+func subOf(name string) string {
+	switch {
+	case !isRecordName(name), strings.HasPrefix(name, "h-"):
+		return ""
+	case strings.HasPrefix(name, "x-"):
+		b, err := hex.DecodeString(name[2:])
+		if err != nil {
+			return ""
+		}
+		return string(b)
+	}
+	return name
 }
