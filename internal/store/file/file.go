@@ -67,6 +67,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"example.com/signin"
@@ -364,11 +365,13 @@ func (s *Store) List(ctx context.Context, fn func(rec *grant.Record, err error) 
 // file is returned as an fs.ErrNotExist error for the caller to map.
 func (s *Store) read(name string) (*grant.Record, error) {
 	file := name + recordExt
-	f, err := os.Open(filepath.Join(s.dir, file))
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
+	f, err := openRegular(filepath.Join(s.dir, file), os.O_RDONLY)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, err
+	case errors.Is(err, errNotRegular):
+		return nil, corrupt(file, err)
+	case err != nil:
 		return nil, internal(err, "cannot read a credential record")
 	}
 	defer f.Close()
@@ -538,6 +541,36 @@ func lowerHex(s string) bool {
 		}
 	}
 	return true
+}
+
+// errNotRegular: a path the store opens is a symbolic link, a FIFO, a
+// device or a directory. The store never follows a link (it could lead
+// outside the directory) nor waits on a FIFO (a read would block until a
+// writer comes).
+var errNotRegular = errors.New("not a regular file (links are not followed)")
+
+// openRegular opens path with flag, without following a symbolic link in
+// its last element and without blocking on a special file, and refuses
+// anything but a regular file (errNotRegular). With os.O_CREATE it creates
+// the file (0600) in place, never through a link.
+func openRegular(path string, flag int) (*os.File, error) {
+	f, err := os.OpenFile(path, flag|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, fmt.Errorf("%s: %w", filepath.Base(path), errNotRegular)
+		}
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", filepath.Base(path), errNotRegular)
+	}
+	return f, nil
 }
 
 func syncDir(dir string) error {

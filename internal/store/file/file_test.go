@@ -595,3 +595,103 @@ func TestSessionFilesHoldNoSessionID(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// within runs fn and fails the test if it has not returned in 5 s: a FIFO
+// opened for reading blocks until a writer comes, which would hang a
+// request for ever.
+func within(t *testing.T, what string, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s still blocked after 5 s", what)
+	}
+}
+
+// TestSpecialFilesRefused: a record that is a FIFO or a symbolic link is a
+// damaged record, answered at once, never followed or waited on; a lock
+// file that is a link or a FIFO is refused, and nothing is created outside
+// the directory.
+func TestSpecialFilesRefused(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir)
+	ctx := t.Context()
+
+	if err := syscall.Mkfifo(filepath.Join(dir, "1.json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	within(t, "Get of a FIFO record", func() {
+		_, err := s.Get(ctx, "1")
+		if signin.ErrorCode(err) != grant.CodeCorruptRecord {
+			t.Errorf("Get of a FIFO record = %v, want corrupt_record", err)
+		}
+	})
+	within(t, "Update of a FIFO record", func() {
+		_, err := s.Update(ctx, "1", func(*grant.Record) (*grant.Record, error) { return nil, nil })
+		if signin.ErrorCode(err) != grant.CodeCorruptRecord {
+			t.Errorf("Update of a FIFO record = %v, want corrupt_record", err)
+		}
+	})
+	within(t, "SetAside of a FIFO record", func() {
+		if where, err := s.SetAside(ctx, "1"); err != nil || where == "" {
+			t.Errorf("SetAside of a FIFO record = %q, %v", where, err)
+		}
+	})
+
+	// A link to a valid record of the same user elsewhere is not used.
+	outside := t.TempDir()
+	granttest.Put(t, mustOpen(t, outside), granttest.NewRecord("2", time.Now()))
+	if err := os.Symlink(filepath.Join(outside, "2.json"), filepath.Join(dir, "2.json")); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := s.Get(ctx, "2"); signin.ErrorCode(err) != grant.CodeCorruptRecord {
+		t.Errorf("Get of a symlinked record = %+v, %v; want corrupt_record", rec, err)
+	}
+
+	// A lock file linked outside the directory: nothing is created there.
+	target := filepath.Join(outside, "planted")
+	if err := os.Symlink(target, filepath.Join(dir, "3.lock")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Update(ctx, "3", func(*grant.Record) (*grant.Record, error) {
+		return granttest.NewRecord("3", time.Now()), nil
+	}); err == nil {
+		t.Error("Update with a symlinked lock file succeeded")
+	}
+	if _, err := os.Lstat(target); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a file was created outside the directory through the lock's link: %v", err)
+	}
+
+	// A FIFO as lock file is refused too, at once.
+	if err := syscall.Mkfifo(filepath.Join(dir, "4.lock"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	within(t, "Update with a FIFO lock file", func() {
+		if _, err := s.Update(ctx, "4", func(*grant.Record) (*grant.Record, error) {
+			return granttest.NewRecord("4", time.Now()), nil
+		}); err == nil {
+			t.Error("Update with a FIFO lock file succeeded")
+		}
+	})
+
+	// The sessions directory may not be a link elsewhere either.
+	if err := os.Symlink(outside, filepath.Join(dir, sessionsDir)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateSession(ctx, "id", "5", nil, time.Now().Add(time.Hour)); err == nil {
+		t.Error("CreateSession through a symlinked sessions directory succeeded")
+	}
+	if _, err := s.DeleteUserSessions(ctx, "5"); err == nil {
+		t.Error("DeleteUserSessions through a symlinked sessions directory succeeded")
+	}
+	// Open cleans the sessions directory: not through the link.
+	mustOpen(t, dir)
+	if ents, _ := os.ReadDir(outside); len(ents) != 2 { // 2.json, 2.lock
+		t.Errorf("files created or removed outside the directory: %v", ents)
+	}
+}
