@@ -20,7 +20,8 @@
 // against the file name when read.
 //
 // Beside each record sits "<name>.lock", the user's lock file, and during a
-// write a temporary ".tmp-*" file. A record that cannot be read, set
+// write a temporary ".tmp-<name>" file (removed under the user's lock when
+// an interrupted write left it: by the next write, by Delete and by Open). A record that cannot be read, set
 // aside by SetAside, becomes "<name>.json.damaged-<UTC time>". Other files
 // are ignored, so List never mistakes a temporary or damaged file for a
 // record. Server-side sessions live in the
@@ -259,6 +260,10 @@ func (s *Store) Delete(ctx context.Context, sub string) error {
 		return err
 	}
 	defer unlock()
+	// A temporary file an interrupted write left may hold the tokens too.
+	if err := os.Remove(filepath.Join(s.dir, tempName(name))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return internal(err, "cannot delete the credential record")
+	}
 	if err := os.Remove(filepath.Join(s.dir, name+recordExt)); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return notFound()
@@ -391,13 +396,25 @@ func (s *Store) read(name string) (*grant.Record, error) {
 	return rec, nil
 }
 
-// write replaces the record file for name with data, atomically.
+// tempName is the base name of the temporary file a write of name's record
+// goes through: one per user, since writes of one user are serialised by
+// the user's lock. Whoever holds that lock and finds the file knows that an
+// interrupted write left it, and removes it: it may hold a whole record,
+// tokens included, which must not outlive the record.
+func tempName(name string) string { return tempPrefix + name }
+
+// write replaces the record file for name with data, atomically. The
+// caller holds the user's lock.
 func (s *Store) write(name string, data []byte) (err error) {
-	f, err := os.CreateTemp(s.dir, tempPrefix+"*") // mode 0600
+	tmp := filepath.Join(s.dir, tempName(name))
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return internal(err, "cannot save the credential record")
+	}
+	// O_EXCL: created here, never through a link.
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return internal(err, "cannot save the credential record")
 	}
-	tmp := f.Name()
 	defer func() {
 		if err != nil {
 			f.Close()
@@ -464,9 +481,11 @@ func (s *Store) lock(ctx context.Context, name string) (unlock func(), err error
 }
 
 // removeStaleTemps deletes temporary files that interrupted writes left
-// behind. It reads the directory in batches, as List does: os.ReadDir would
-// hold every name at once, and at 100,000 users that alone was most of
-// offline-fetch's peak memory (18.5 MB, found by the scale benchmark).
+// behind: a user's own (".tmp-<name>") at once, under the user's lock, and
+// any other only once it is older than staleTemp. It reads the directory in
+// batches, as List does: os.ReadDir would hold every name at once, and at
+// 100,000 users that alone was most of offline-fetch's peak memory
+// (18.5 MB, found by the scale benchmark).
 func (s *Store) removeStaleTemps() {
 	d, err := os.Open(s.dir)
 	if err != nil {
@@ -476,7 +495,12 @@ func (s *Store) removeStaleTemps() {
 	for {
 		ents, err := d.ReadDir(listBatch)
 		for _, e := range ents {
-			if !strings.HasPrefix(e.Name(), tempPrefix) {
+			user, ok := strings.CutPrefix(e.Name(), tempPrefix)
+			if !ok {
+				continue
+			}
+			if isRecordName(user) {
+				s.removeUserTemp(user)
 				continue
 			}
 			fi, err := e.Info()
@@ -490,6 +514,27 @@ func (s *Store) removeStaleTemps() {
 		if err != nil { // io.EOF at the end, or a read error: either way, done
 			return
 		}
+	}
+}
+
+// removeUserTemp removes the temporary file of name's record under the
+// user's lock, where no write of theirs can be under way.
+func (s *Store) removeUserTemp(name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	unlock, err := s.lock(ctx, name)
+	if err != nil {
+		s.log.Warn("cannot lock a user's record to remove a temporary file", "file", tempName(name), "err", err)
+		return
+	}
+	defer unlock()
+	if err := os.Remove(filepath.Join(s.dir, tempName(name))); err == nil {
+		s.log.Warn("removed a temporary file left by an interrupted write", "file", tempName(name))
+	}
+	// Taking the lock created a lock file; a user without a record needs
+	// none (see Delete for why removing it while held is safe).
+	if _, err := os.Lstat(filepath.Join(s.dir, name+recordExt)); errors.Is(err, fs.ErrNotExist) {
+		os.Remove(filepath.Join(s.dir, name+lockExt))
 	}
 }
 
