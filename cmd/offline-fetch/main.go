@@ -12,10 +12,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -125,17 +128,24 @@ Flags:
 // problems; per-user failures are counted in the summary.
 func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 	logger := slog.New(slog.NewTextHandler(cfg.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	google, err := config.LoadGoogle(cfg.ClientSecrets, cfg.SecretsExplicit, cfg.Getenv, googlenet.Options{Timeout: cfg.RequestTimeout})
+	// A mistyped -credentials would otherwise be created, empty, and the
+	// run would "succeed" with nobody in it. signin creates the directory.
+	if fi, err := os.Stat(cfg.CredentialsDir); err != nil || !fi.IsDir() {
+		if err == nil {
+			err = errors.New("not a directory")
+		}
+		return offline.Summary{}, configError{fmt.Errorf("-credentials %s: %w (it is where signin stores what users granted; it creates it on its first start)", cfg.CredentialsDir, unwrapPath(err))}
+	}
+	opts := googlenet.Options{Timeout: cfg.RequestTimeout}
+	google, err := config.LoadGoogle(cfg.ClientSecrets, cfg.SecretsExplicit, cfg.Getenv, opts)
 	if err != nil {
 		return offline.Summary{}, configError{err}
 	}
 	if google.Demo {
-		fmt.Fprintf(cfg.Stderr, "offline-fetch: %s\n", google.Describe())
-		// The demo's emulator lives in the signin process (or
-		// cmd/google-emulator); without it every user would fail one by one.
-		if err := emulatorAnswers(ctx, google.Net.HTTPClient()); err != nil {
-			return offline.Summary{}, configError{fmt.Errorf("demo mode: no Google emulator answers at %s (%v): start `go run ./cmd/signin` or `go run ./cmd/google-emulator` first", google.EmulatorAddr, err)}
+		if err := useDemoEmulator(ctx, cfg, google, opts); err != nil {
+			return offline.Summary{}, configError{err}
 		}
+		fmt.Fprintf(cfg.Stderr, "offline-fetch: %s\n", google.Describe())
 	}
 	st, err := file.Open(file.Config{Dir: cfg.CredentialsDir, Logger: logger.With("component", "store")})
 	if err != nil {
@@ -159,6 +169,37 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 	})
 }
 
+// useDemoEmulator points google at the demo's emulator: the one
+// GOOGLE_EMULATOR_HOST names, else the one signin said it runs (in the
+// credentials directory), else the default address. The demo's emulator
+// lives in the signin process (or cmd/google-emulator); without it every
+// user would fail one by one, so it must answer.
+func useDemoEmulator(ctx context.Context, cfg Config, google *config.Google, opts googlenet.Options) error {
+	published := ""
+	if !google.EmulatorFromEnv {
+		addr, err := config.PublishedEmulatorAddr(cfg.CredentialsDir)
+		if err != nil {
+			return err
+		}
+		if addr != "" {
+			if err := google.UseEmulator(addr, opts); err != nil {
+				return err
+			}
+			published = addr
+		}
+	}
+	err := emulatorAnswers(ctx, google.Net.HTTPClient())
+	switch {
+	case err == nil:
+		return nil
+	case google.EmulatorFromEnv:
+		return fmt.Errorf("demo mode: no Google emulator answers at %s, which %s names (%v): start `go run ./cmd/google-emulator -addr %s`, or fix the variable", google.EmulatorAddr, googlenet.EnvEmulatorHost, err, google.EmulatorAddr)
+	case published != "":
+		return fmt.Errorf("demo mode: signin said its Google emulator is at %s (%s), but nothing answers there (%v): has signin stopped? Start `go run ./cmd/signin` again", published, filepath.Join(cfg.CredentialsDir, config.EmulatorAddrFile), err)
+	}
+	return fmt.Errorf("demo mode: no Google emulator answers at %s (%v), and no signin running in demo mode has written its address in %s: start `go run ./cmd/signin` (with the same -credentials) first", google.EmulatorAddr, err, cfg.CredentialsDir)
+}
+
 // emulatorAnswers checks that the (emulated) Google discovery document is
 // served.
 func emulatorAnswers(ctx context.Context, c *http.Client) error {
@@ -170,6 +211,12 @@ func emulatorAnswers(ctx context.Context, c *http.Client) error {
 	}
 	resp, err := c.Do(req)
 	if err != nil {
+		// The request is made to Google's URL and sent to the emulator:
+		// the URL would only mislead; the dial error names the address.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
 		return err
 	}
 	resp.Body.Close()
@@ -177,6 +224,16 @@ func emulatorAnswers(ctx context.Context, c *http.Client) error {
 		return fmt.Errorf("status %d", resp.StatusCode)
 	}
 	return nil
+}
+
+// unwrapPath drops the *fs.PathError's operation and path, which the
+// message names already.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // isTerminal reports whether f is a terminal (for the progress line).

@@ -156,6 +156,14 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	if google.Demo && !google.EmulatorFromEnv {
+		// offline-fetch finds the demo's emulator here, wherever it runs.
+		remove, err := config.PublishEmulatorAddr(cfg.CredentialsDir, google.EmulatorAddr)
+		if err != nil {
+			return err
+		}
+		defer remove()
+	}
 	verifier, err := auth.NewVerifier(auth.VerifierConfig{
 		Audiences:    append([]string{google.Client.ID}, cfg.OtherClientIDs...),
 		HostedDomain: cfg.HostedDomain,

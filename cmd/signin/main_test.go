@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/net/html"
 
+	"example.com/signin/internal/config"
 	"example.com/signin/internal/emulator"
 	"example.com/signin/internal/googlenet"
 )
@@ -167,6 +168,28 @@ func TestDemoModeStartsItsOwnEmulator(t *testing.T) {
 	fi, err := os.Stat(cfg.SessionKeyFile)
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("session key file: %v %v", fi, err)
+	}
+}
+
+// In demo mode signin says where its emulator runs, in the credentials
+// directory (offline-fetch reads it), while it runs.
+func TestDemoPublishesTheEmulatorAddress(t *testing.T) {
+	base, cfg, stop := startIn(t, t.TempDir(), nil)
+	u, err := url.Parse(gisScript(t, base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(cfg.CredentialsDir, config.EmulatorAddrFile)
+	got, err := config.PublishedEmulatorAddr(cfg.CredentialsDir)
+	if err != nil || got != u.Host {
+		t.Errorf("published emulator address %q, %v; want %q", got, err, u.Host)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s: %v %v", path, fi, err)
+	}
+	stop()
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("%s kept after signin stopped: %v", path, err)
 	}
 }
 
