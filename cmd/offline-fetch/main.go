@@ -96,7 +96,7 @@ Flags:
 		fs.PrintDefaults()
 	}
 	cfg.Register(fs, "warn")
-	fs.StringVar(&cfg.User, "user", "", "only this user (their Google sub); default: every active user")
+	fs.StringVar(&cfg.User, "user", "", "only this user: their Google sub, or the email their record holds; default: every active user")
 	fs.BoolVar(&cfg.JSON, "json", false, "print JSON lines instead of sub<TAB>name<TAB>email")
 	fs.IntVar(&cfg.Concurrency, "concurrency", offline.DefaultConcurrency, fmt.Sprintf("users processed at once (1 to %d)", offline.MaxConcurrency))
 	fs.DurationVar(&cfg.RequestTimeout, "timeout", offline.DefaultRequestTimeout, "timeout of each request to Google, each retry included")
