@@ -52,10 +52,13 @@ type Config struct {
 // Main parses args, runs, and returns the exit status.
 func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, terminal bool) int {
 	cfg, err := ParseFlags(args, getenv, stdout, stderr)
-	if errors.Is(err, flag.ErrHelp) {
+	var reported flagError
+	switch {
+	case errors.Is(err, flag.ErrHelp):
 		return 0
-	}
-	if err != nil {
+	case errors.As(err, &reported):
+		return 2 // the flag package has printed the error and the usage
+	case err != nil:
 		fmt.Fprintln(stderr, "offline-fetch:", err)
 		return 2
 	}
@@ -70,6 +73,12 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	}
 	return offline.ExitCode(sum, err)
 }
+
+// flagError is an error the flag package has already printed, with the
+// usage: it is not printed again.
+type flagError struct{ error }
+
+func (e flagError) Unwrap() error { return e.error }
 
 // configError marks a configuration problem found before any user was
 // tried (exit status 2).
@@ -102,14 +111,17 @@ Flags:
 	fs.DurationVar(&cfg.RequestTimeout, "timeout", offline.DefaultRequestTimeout, "timeout of each request to Google, each retry included")
 	fs.IntVar(&cfg.MaxRetries, "retries", offline.DefaultMaxRetries, "retries of a request answered 429 or 5xx or failing in the network (0: none)")
 	if err := fs.Parse(args); err != nil {
-		return cfg, err
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, err
+		}
+		return cfg, flagError{err}
 	}
 	if err := cfg.Parsed(fs); err != nil {
 		return cfg, err
 	}
 	// Zero would mean "default" to the engine; on the command line it
 	// means what it says.
-	if cfg.Concurrency < 1 {
+	if cfg.Concurrency < 1 || cfg.Concurrency > offline.MaxConcurrency {
 		return cfg, fmt.Errorf("-concurrency %d: want 1 to %d", cfg.Concurrency, offline.MaxConcurrency)
 	}
 	if cfg.RequestTimeout <= 0 {

@@ -109,11 +109,18 @@ func TestMainExitStatus(t *testing.T) {
 		}
 	}
 
-	if code, _, _ := run("-concurrency", "0"); code != 2 {
-		t.Errorf("-concurrency 0: exit %d, want 2", code)
+	// Out of range either way: one wording, exit 2.
+	for _, n := range []string{"0", "2000"} {
+		if code, _, errOut := run("-concurrency", n); code != 2 || errOut != "offline-fetch: -concurrency "+n+": want 1 to 1024\n" {
+			t.Errorf("-concurrency %s: exit %d, want 2; stderr %q", n, code, errOut)
+		}
 	}
 	if code, _, _ := run("stray"); code != 2 {
 		t.Errorf("stray argument: exit %d, want 2", code)
+	}
+	// The flag package prints the error and the usage; it is not said twice.
+	if code, _, errOut := run("-nope"); code != 2 || strings.Count(errOut, "flag provided but not defined: -nope") != 1 {
+		t.Errorf("unknown flag: exit %d, stderr %q", code, errOut)
 	}
 }
 

@@ -133,7 +133,7 @@ func (c *Config) check() error {
 	case c.HTTPClient == nil:
 		return invalid("offline: no HTTP client for Google")
 	case c.Concurrency < 0 || c.Concurrency > MaxConcurrency:
-		return invalid("offline: concurrency must be between 1 and %d", MaxConcurrency)
+		return invalid("offline: Concurrency %d: want 1 to %d", c.Concurrency, MaxConcurrency)
 	case c.RequestTimeout < 0:
 		return invalid("offline: the request timeout must be positive")
 	}
