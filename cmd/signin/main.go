@@ -150,7 +150,7 @@ Flags:
 	if cfg.DevDir != "" {
 		for _, sub := range []string{"templates", "static"} {
 			if fi, err := os.Stat(filepath.Join(cfg.DevDir, sub)); err != nil || !fi.IsDir() {
-				return cfg, fmt.Errorf("-dev %s: no %s directory there: give this module's directory (where go.mod is), as in -dev .", cfg.DevDir, sub+string(filepath.Separator))
+				return cfg, fmt.Errorf("-dev %s: no %s directory there: give this module's directory, where go.mod is (-dev . from the module's root)", cfg.DevDir, sub+string(filepath.Separator))
 			}
 		}
 	}

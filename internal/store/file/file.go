@@ -21,11 +21,11 @@
 //
 // Beside each record sits "<name>.lock", the user's lock file, and during a
 // write a temporary ".tmp-<name>" file (removed under the user's lock when
-// an interrupted write left it: by the next write, by Delete and by Open). A record that cannot be read, set
-// aside by SetAside, becomes "<name>.json.damaged-<UTC time>". Other files
-// are ignored, so List never mistakes a temporary or damaged file for a
-// record. Server-side sessions live in the
-// ".sessions" subdirectory (see sessions.go).
+// an interrupted write left it: by the next write, by Delete and by Open).
+// A record that cannot be read, set aside by SetAside, becomes
+// "<name>.json.damaged-<UTC time>". Other files are ignored, so List never
+// mistakes a temporary or damaged file for a record. Server-side sessions
+// live in the ".sessions" subdirectory (see sessions.go).
 //
 // # Permissions
 //
