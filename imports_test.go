@@ -35,6 +35,7 @@ var allowedImports = map[string][]string{
 	"internal/version":     {},
 	"internal/emulator":    {},
 	"internal/browsertest": {},
+	"scripts":              {}, // tools for CI, on their own
 	"":                     {},
 }
 

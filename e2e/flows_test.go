@@ -25,14 +25,14 @@ import (
 // Selectors of the pages under test: the contract between the templates,
 // the pages' JavaScript, the emulator's GIS stand-in and these tests.
 const (
-	selGISButton     = "#gsi-button button.gsi-emu-button" // the emulator's rendering of GIS renderButton
-	selSigninOffline = "#signin-offline"
-	selEnableOffline = "#enable-offline"
-	selSignout       = "#signout"
-	selSignoutAll    = "#signout-everywhere"
-	selDisconnect    = "#disconnect"
-	selTokenSignin   = "#token-signin"
-	selTokenSignout  = "#token-signout"
+	selGISButton         = "#gsi-button button.gsi-emu-button" // the emulator's rendering of GIS renderButton
+	selSigninOffline     = "#signin-offline"
+	selEnableOffline     = "#enable-offline"
+	selSignout           = "#signout"
+	selSignoutEverywhere = "#signout-everywhere"
+	selDisconnect        = "#disconnect"
+	selTokenSignin       = "#token-signin"
+	selTokenSignout      = "#token-signout"
 )
 
 // adaEmail is a test account the emulator has by default.
@@ -101,6 +101,7 @@ func TestServerFlow(t *testing.T) {
 	// and getting it back needs neither consent nor a code exchange.
 	b.click(ctx, selSignout)
 	b.waitState(ctx, "signed-out")
+	b.wantNotice(ctx, "You are signed out.")
 	if status := b.appGet(ctx, "/api/me", nil); status != http.StatusUnauthorized {
 		t.Errorf("after sign-out, GET /api/me = %d, want 401", status)
 	}
@@ -119,10 +120,18 @@ func TestServerFlow(t *testing.T) {
 		t.Error("signing in again replaced the stored refresh token")
 	}
 
+	// Sign out everywhere, and say so; then back in for the disconnect.
+	b.click(ctx, selSignoutEverywhere)
+	b.waitState(ctx, "signed-out")
+	b.wantNotice(ctx, "You are signed out everywhere")
+	b.popup(ctx, selGISButton, ada)
+	b.waitOffline(ctx, "active")
+
 	// Disconnect: revoked at Google, record deleted, signed out.
 	before = s.Emu.stats(t)
 	b.click(ctx, selDisconnect)
 	b.waitState(ctx, "signed-out")
+	b.wantNotice(ctx, "Disconnected: this app's access was revoked at Google")
 	if recs := records(t, s.CredDir); len(recs) != 0 {
 		t.Errorf("after disconnect %d credential records remain, want none", len(recs))
 	}
@@ -369,6 +378,17 @@ func (b *browser) assertProfile(ctx context.Context, u emuUser) {
 
 // waitOffline waits until / shows the signed-in view with offline access in
 // the given state (none, active, revoked).
+// wantNotice checks that the page's notice is shown and starts with want:
+// the page says what just happened.
+func (b *browser) wantNotice(ctx context.Context, want string) {
+	b.t.Helper()
+	var shown bool
+	b.run(ctx, "read #notice", chromedp.Evaluate(`!document.getElementById('notice').hidden`, &shown))
+	if got := b.text(ctx, "#notice"); !shown || !strings.HasPrefix(got, want) {
+		b.t.Errorf("#notice (shown %v) = %q, want it to start with %q%s", shown, got, want, b.pageSummary())
+	}
+}
+
 func (b *browser) waitOffline(ctx context.Context, state string) {
 	b.t.Helper()
 	b.waitState(ctx, "signed-in")
@@ -627,7 +647,7 @@ func TestSignOutEverywhere(t *testing.T) {
 		t.Fatalf("second session: %d", st)
 	}
 
-	b.click(ctx, selSignoutAll)
+	b.click(ctx, selSignoutEverywhere)
 	b.waitState(ctx, "signed-out")
 	if st, _, _ := other.get(ctx, s.AppURL, "/api/me"); st != http.StatusUnauthorized {
 		t.Errorf("the other device after sign-out everywhere: %d, want 401", st)

@@ -12,9 +12,40 @@
   const cfg = page.config();
   const $ = (id) => document.getElementById(id);
 
-  // A note for the next page load, kept in sessionStorage across the reload.
+  // A note for the next page load, kept in sessionStorage across the reload,
+  // so that the page says what just happened.
   const NOTICE_KEY = 'signin.notice';
   const NOTICE_NO_REFRESH = 'no-refresh-token';
+  const NOTICES = {
+    'signed-out': 'You are signed out. If you enabled offline access, the server still holds it: ' +
+      'Disconnect (once signed in) removes it.',
+    'signed-out-everywhere': 'You are signed out everywhere: every session of yours on this server, ' +
+      'on every device, has ended.',
+    'disconnected': 'Disconnected: this app\'s access was revoked at Google, the server deleted what it ' +
+      'stored for you, and you are signed out everywhere.',
+    'disconnected-nothing-stored': 'Disconnected: the server held no offline access for you, so there was ' +
+      'nothing to revoke or delete; you are signed out everywhere.',
+    'already-signed-out': 'Your session had already ended: you are signed out.',
+  };
+
+  function setNotice(note) {
+    try {
+      window.sessionStorage.setItem(NOTICE_KEY, note);
+    } catch (e) {
+      // Storage unavailable: the page still shows the new state.
+    }
+  }
+
+  // takeNotice returns the note left by the previous page, once.
+  function takeNotice() {
+    try {
+      const note = window.sessionStorage.getItem(NOTICE_KEY);
+      window.sessionStorage.removeItem(NOTICE_KEY);
+      return note;
+    } catch (e) {
+      return null;
+    }
+  }
 
   function busy(on) {
     for (const id of ['signin-offline', 'enable-offline', 'reconnect', 'signout', 'signout-everywhere', 'disconnect']) {
@@ -107,11 +138,7 @@
       // Signed in, but Google sent no refresh token (it sends one only on
       // the first consent). The next page offers "Enable offline access",
       // which asks again with prompt=consent; say why.
-      try {
-        window.sessionStorage.setItem(NOTICE_KEY, NOTICE_NO_REFRESH);
-      } catch (e) {
-        // Storage unavailable: the page still explains the state.
-      }
+      setNotice(NOTICE_NO_REFRESH);
     }
     home();
   }
@@ -128,13 +155,18 @@
     }
   }
 
-  async function signOut(path, form) {
+  // signOut posts to /signout or /disconnect and leaves a note (see
+  // NOTICES) saying what happened for the signed-out page; note may look
+  // at the answer's body.
+  async function signOut(path, form, note) {
     page.clearError();
     busy(true);
     // 401: the session had already ended; the user is signed out either way.
-    if (!await send(path, form, 'That did not work.', 401)) {
+    const res = await send(path, form, 'That did not work.', 401);
+    if (!res) {
       return;
     }
+    setNotice(res.status === 401 ? 'already-signed-out' : note(res.body || {}));
     // Stop GIS from signing the user straight back in.
     if (window.google && window.google.accounts && window.google.accounts.id) {
       window.google.accounts.id.disableAutoSelect();
@@ -169,17 +201,12 @@
   }
 
   function signedIn() {
-    ready($('signout'), () => signOut('/signout'));
-    ready($('signout-everywhere'), () => signOut('/signout', {everywhere: '1'}));
-    ready($('disconnect'), () => signOut('/disconnect'));
+    ready($('signout'), () => signOut('/signout', null, () => 'signed-out'));
+    ready($('signout-everywhere'), () => signOut('/signout', {everywhere: '1'}, () => 'signed-out-everywhere'));
+    ready($('disconnect'), () => signOut('/disconnect', null,
+        (body) => body.revoked === false ? 'disconnected-nothing-stored' : 'disconnected'));
 
-    let note = null;
-    try {
-      note = window.sessionStorage.getItem(NOTICE_KEY);
-      window.sessionStorage.removeItem(NOTICE_KEY);
-    } catch (e) {
-      note = null;
-    }
+    const note = takeNotice();
     if (note === NOTICE_NO_REFRESH && cfg.offline !== 'active') {
       page.showNotice('You are signed in, but Google did not give the server offline access this time: ' +
         'it does so only when you consent. Use "Enable offline access" to grant it.');
@@ -202,6 +229,8 @@
   if (cfg.view === 'signed-in') {
     signedIn();
   } else {
+    const note = takeNotice();
+    if (NOTICES[note]) page.showNotice(NOTICES[note]);
     signedOut();
   }
 })();

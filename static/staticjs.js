@@ -40,6 +40,8 @@
     page.show($('signed-out-view'), !signedIn);
     page.show($('signed-in-view'), signedIn);
     const cell = $('flow-access-token');
+    // Once the flow has done something, the panel says what.
+    if (signedIn) page.show($('flow-panel'), true);
     if (signedIn) {
       const minutes = Math.max(0, Math.round((expiresAt - Date.now()) / 60000));
       cell.textContent = 'in this page\'s memory, for about ' + minutes + ' more minutes';

@@ -12,10 +12,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -49,10 +52,13 @@ type Config struct {
 // Main parses args, runs, and returns the exit status.
 func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, terminal bool) int {
 	cfg, err := ParseFlags(args, getenv, stdout, stderr)
-	if errors.Is(err, flag.ErrHelp) {
+	var reported flagError
+	switch {
+	case errors.Is(err, flag.ErrHelp):
 		return 0
-	}
-	if err != nil {
+	case errors.As(err, &reported):
+		return 2 // the flag package has printed the error and the usage
+	case err != nil:
 		fmt.Fprintln(stderr, "offline-fetch:", err)
 		return 2
 	}
@@ -67,6 +73,12 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	}
 	return offline.ExitCode(sum, err)
 }
+
+// flagError is an error the flag package has already printed, with the
+// usage: it is not printed again.
+type flagError struct{ error }
+
+func (e flagError) Unwrap() error { return e.error }
 
 // configError marks a configuration problem found before any user was
 // tried (exit status 2).
@@ -93,20 +105,23 @@ Flags:
 		fs.PrintDefaults()
 	}
 	cfg.Register(fs, "warn")
-	fs.StringVar(&cfg.User, "user", "", "only this user (their Google sub); default: every active user")
+	fs.StringVar(&cfg.User, "user", "", "only this user: their Google sub, or the email their record holds; default: every active user")
 	fs.BoolVar(&cfg.JSON, "json", false, "print JSON lines instead of sub<TAB>name<TAB>email")
 	fs.IntVar(&cfg.Concurrency, "concurrency", offline.DefaultConcurrency, fmt.Sprintf("users processed at once (1 to %d)", offline.MaxConcurrency))
 	fs.DurationVar(&cfg.RequestTimeout, "timeout", offline.DefaultRequestTimeout, "timeout of each request to Google, each retry included")
 	fs.IntVar(&cfg.MaxRetries, "retries", offline.DefaultMaxRetries, "retries of a request answered 429 or 5xx or failing in the network (0: none)")
 	if err := fs.Parse(args); err != nil {
-		return cfg, err
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, err
+		}
+		return cfg, flagError{err}
 	}
 	if err := cfg.Parsed(fs, getenv); err != nil {
 		return cfg, err
 	}
 	// Zero would mean "default" to the engine; on the command line it
 	// means what it says.
-	if cfg.Concurrency < 1 {
+	if cfg.Concurrency < 1 || cfg.Concurrency > offline.MaxConcurrency {
 		return cfg, fmt.Errorf("-concurrency %d: want 1 to %d", cfg.Concurrency, offline.MaxConcurrency)
 	}
 	if cfg.RequestTimeout <= 0 {
@@ -125,17 +140,24 @@ Flags:
 // problems; per-user failures are counted in the summary.
 func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 	logger := slog.New(slog.NewTextHandler(cfg.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	google, err := config.LoadGoogle(cfg.ClientSecrets, cfg.SecretsExplicit, cfg.Getenv, googlenet.Options{Timeout: cfg.RequestTimeout})
+	// A mistyped -credentials would otherwise be created, empty, and the
+	// run would "succeed" with nobody in it. signin creates the directory.
+	if fi, err := os.Stat(cfg.CredentialsDir); err != nil || !fi.IsDir() {
+		if err == nil {
+			err = errors.New("not a directory")
+		}
+		return offline.Summary{}, configError{fmt.Errorf("-credentials %s: %w (it is where signin stores what users granted; it creates it on its first start)", cfg.CredentialsDir, unwrapPath(err))}
+	}
+	opts := googlenet.Options{Timeout: cfg.RequestTimeout}
+	google, err := config.LoadGoogle(cfg.ClientSecrets, cfg.SecretsExplicit, cfg.Getenv, opts)
 	if err != nil {
 		return offline.Summary{}, configError{err}
 	}
 	if google.Demo {
-		fmt.Fprintf(cfg.Stderr, "offline-fetch: %s\n", google.Describe())
-		// The demo's emulator lives in the signin process (or
-		// cmd/google-emulator); without it every user would fail one by one.
-		if err := emulatorAnswers(ctx, google.Net.HTTPClient()); err != nil {
-			return offline.Summary{}, configError{fmt.Errorf("demo mode: no Google emulator answers at %s (%v): start `go run ./cmd/signin` or `go run ./cmd/google-emulator` first", google.EmulatorAddr, err)}
+		if err := useDemoEmulator(ctx, cfg, google, opts); err != nil {
+			return offline.Summary{}, configError{err}
 		}
+		fmt.Fprintf(cfg.Stderr, "offline-fetch: %s\n", google.Describe())
 	}
 	st, err := store.Open(ctx, store.Config{DatabaseURL: cfg.Database, Dir: cfg.CredentialsDir, Logger: logger.With("component", "store")})
 	if err != nil {
@@ -164,6 +186,37 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 	})
 }
 
+// useDemoEmulator points google at the demo's emulator: the one
+// GOOGLE_EMULATOR_HOST names, else the one signin said it runs (in the
+// credentials directory), else the default address. The demo's emulator
+// lives in the signin process (or cmd/google-emulator); without it every
+// user would fail one by one, so it must answer.
+func useDemoEmulator(ctx context.Context, cfg Config, google *config.Google, opts googlenet.Options) error {
+	published := ""
+	if !google.EmulatorFromEnv {
+		addr, err := config.PublishedEmulatorAddr(cfg.CredentialsDir)
+		if err != nil {
+			return err
+		}
+		if addr != "" {
+			if err := google.UseEmulator(addr, opts); err != nil {
+				return err
+			}
+			published = addr
+		}
+	}
+	err := emulatorAnswers(ctx, google.Net.HTTPClient())
+	switch {
+	case err == nil:
+		return nil
+	case google.EmulatorFromEnv:
+		return fmt.Errorf("demo mode: no Google emulator answers at %s, which %s names (%v): start `go run ./cmd/google-emulator -addr %s`, or fix the variable", google.EmulatorAddr, googlenet.EnvEmulatorHost, err, google.EmulatorAddr)
+	case published != "":
+		return fmt.Errorf("demo mode: signin said its Google emulator is at %s (%s), but nothing answers there (%v): has signin stopped? Start `go run ./cmd/signin` again", published, filepath.Join(cfg.CredentialsDir, config.EmulatorAddrFile), err)
+	}
+	return fmt.Errorf("demo mode: no Google emulator answers at %s (%v), and no signin running in demo mode has written its address in %s: start `go run ./cmd/signin` (with the same -credentials) first", google.EmulatorAddr, err, cfg.CredentialsDir)
+}
+
 // emulatorAnswers checks that the (emulated) Google discovery document is
 // served.
 func emulatorAnswers(ctx context.Context, c *http.Client) error {
@@ -175,6 +228,12 @@ func emulatorAnswers(ctx context.Context, c *http.Client) error {
 	}
 	resp, err := c.Do(req)
 	if err != nil {
+		// The request is made to Google's URL and sent to the emulator:
+		// the URL would only mislead; the dial error names the address.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
 		return err
 	}
 	resp.Body.Close()
@@ -182,6 +241,16 @@ func emulatorAnswers(ctx context.Context, c *http.Client) error {
 		return fmt.Errorf("status %d", resp.StatusCode)
 	}
 	return nil
+}
+
+// unwrapPath drops the *fs.PathError's operation and path, which the
+// message names already.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // isTerminal reports whether f is a terminal (for the progress line).

@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"example.com/signin/internal/auth"
+	"example.com/signin/internal/config"
 	"example.com/signin/internal/emulator"
 	"example.com/signin/internal/googlenet"
 	"example.com/signin/internal/grant"
@@ -107,11 +109,18 @@ func TestMainExitStatus(t *testing.T) {
 		}
 	}
 
-	if code, _, _ := run("-concurrency", "0"); code != 2 {
-		t.Errorf("-concurrency 0: exit %d, want 2", code)
+	// Out of range either way: one wording, exit 2.
+	for _, n := range []string{"0", "2000"} {
+		if code, _, errOut := run("-concurrency", n); code != 2 || errOut != "offline-fetch: -concurrency "+n+": want 1 to 1024\n" {
+			t.Errorf("-concurrency %s: exit %d, want 2; stderr %q", n, code, errOut)
+		}
 	}
 	if code, _, _ := run("stray"); code != 2 {
 		t.Errorf("stray argument: exit %d, want 2", code)
+	}
+	// The flag package prints the error and the usage; it is not said twice.
+	if code, _, errOut := run("-nope"); code != 2 || strings.Count(errOut, "flag provided but not defined: -nope") != 1 {
+		t.Errorf("unknown flag: exit %d, stderr %q", code, errOut)
 	}
 }
 
@@ -126,7 +135,62 @@ func TestDemoWithoutEmulator(t *testing.T) {
 		return ""
 	}
 	code := Main(context.Background(), []string{"-credentials", t.TempDir()}, env, &out, &errb, false)
-	if code != 2 || !strings.Contains(errb.String(), "go run ./cmd/signin") {
+	if code != 2 || !strings.Contains(errb.String(), "127.0.0.1:1, which GOOGLE_EMULATOR_HOST names") {
 		t.Errorf("exit %d, stderr %q", code, errb.String())
+	}
+
+	// signin said where its emulator is, but it has stopped (killed, say,
+	// so it could not remove the file): say so, and name no Google URL
+	// for what was a dial of the emulator.
+	creds := t.TempDir()
+	if _, err := config.PublishEmulatorAddr(creds, "127.0.0.1:1"); err != nil {
+		t.Fatal(err)
+	}
+	errb.Reset()
+	code = Main(context.Background(), []string{"-credentials", creds}, func(string) string { return "" }, &out, &errb, false)
+	msg := errb.String()
+	if code != 2 || !strings.Contains(msg, "signin said its Google emulator is at 127.0.0.1:1") ||
+		!strings.Contains(msg, "go run ./cmd/signin") || strings.Contains(msg, "google.com") {
+		t.Errorf("stale address: exit %d, stderr %q", code, msg)
+	}
+}
+
+// offline-fetch finds the demo's emulator where signin started it (any
+// -emulator-addr), with no flag or variable.
+func TestDemoFindsSigninsEmulator(t *testing.T) {
+	emu, err := emulator.New(emulator.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	es := httptest.NewServer(emu.Handler())
+	defer es.Close()
+	host := strings.TrimPrefix(es.URL, "http://")
+	creds := filepath.Join(t.TempDir(), "credentials")
+	users := emu.Users()
+	for _, u := range users {
+		connectUser(t, emu, host, creds, u.Sub)
+	}
+	// What signin -emulator-addr <host> does in demo mode.
+	if _, err := config.PublishEmulatorAddr(creds, host); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := Main(context.Background(), []string{"-credentials", creds}, func(string) string { return "" }, &out, &errb, false)
+	if code != 0 || strings.Count(out.String(), "\n") != len(users) {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+}
+
+// A mistyped -credentials is an error (exit 2), not an empty directory
+// created and a run of nobody.
+func TestMissingCredentialsDirectory(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "credentails")
+	var out, errb bytes.Buffer
+	code := Main(context.Background(), []string{"-credentials", missing}, func(string) string { return "" }, &out, &errb, false)
+	if code != 2 || !strings.Contains(errb.String(), "-credentials "+missing+": no such file or directory") {
+		t.Errorf("exit %d, stderr %q", code, errb.String())
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Errorf("the mistyped directory was created: %v", err)
 	}
 }

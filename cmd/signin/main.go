@@ -4,6 +4,11 @@
 //
 // Without a client_secrets.json it runs a demo against the built-in Google
 // emulator. See README.md for flags and environment variables.
+//
+// Exit status: 0 after a clean shutdown (SIGINT or SIGTERM), 1 when the
+// server cannot start or stops on an error (the address in use, a client
+// file that cannot be used, a credentials directory it cannot write), 2 for
+// usage errors (unknown flags, bad values).
 package main
 
 import (
@@ -12,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -36,19 +42,35 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cfg, err := ParseFlags(os.Args[1:], os.Getenv, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(0)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "signin:", err)
-		os.Exit(2)
+	os.Exit(Main(ctx, os.Args[1:], os.Getenv, os.Stderr))
+}
+
+// Main parses args, serves until ctx ends, and returns the exit status (see
+// the package documentation).
+func Main(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	cfg, err := ParseFlags(args, getenv, stderr)
+	var reported flagError
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &reported):
+		return 2 // the flag package has printed the error and the usage
+	case err != nil:
+		fmt.Fprintln(stderr, "signin:", err)
+		return 2
 	}
 	if err := Run(ctx, cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "signin:", err)
-		os.Exit(1)
+		fmt.Fprintln(stderr, "signin:", err)
+		return 1
 	}
+	return 0
 }
+
+// flagError is an error the flag package has already printed, with the
+// usage: it is not printed again.
+type flagError struct{ error }
+
+func (e flagError) Unwrap() error { return e.error }
 
 // Config is everything the server needs from flags and environment.
 type Config struct {
@@ -85,6 +107,8 @@ Serves the Google Sign-In app. Without client_secrets.json it runs a demo
 on the built-in Google emulator. Environment: SESSION_KEYS (session
 secrets, newest first), DATABASE_URL (as -database), GOOGLE_EMULATOR_HOST (send Google calls to an
 emulator at host:port).
+Exit status: 0 after a clean shutdown (Ctrl-C, SIGTERM), 1 when it cannot
+start or stops on an error, 2 for usage errors.
 
 Flags:
 `)
@@ -101,7 +125,10 @@ Flags:
 	fs.StringVar(&cfg.EmulatorAddr, "emulator-addr", config.DefaultEmulatorAddr, "demo mode: address of the in-process Google emulator")
 	fs.StringVar(&cfg.DevDir, "dev", "", "development: read templates and static files from this module directory on every request")
 	if err := fs.Parse(args); err != nil {
-		return cfg, err
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, err
+		}
+		return cfg, flagError{err}
 	}
 	if err := cfg.Parsed(fs, getenv); err != nil {
 		return cfg, err
@@ -120,6 +147,13 @@ Flags:
 	if cfg.SessionMaxAge <= 0 {
 		return cfg, fmt.Errorf("-session-max-age %v: want a positive duration", cfg.SessionMaxAge)
 	}
+	if cfg.DevDir != "" {
+		for _, sub := range []string{"templates", "static"} {
+			if fi, err := os.Stat(filepath.Join(cfg.DevDir, sub)); err != nil || !fi.IsDir() {
+				return cfg, fmt.Errorf("-dev %s: no %s directory there: give this module's directory, where go.mod is (-dev . from the module's root)", cfg.DevDir, sub+string(filepath.Separator))
+			}
+		}
+	}
 	return cfg, nil
 }
 
@@ -130,6 +164,17 @@ func Run(ctx context.Context, cfg Config) error {
 	google, err := config.LoadGoogle(cfg.ClientSecrets, cfg.SecretsExplicit, cfg.Getenv, googlenet.Options{})
 	if err != nil {
 		return err
+	}
+	st, err := store.Open(ctx, store.Config{DatabaseURL: cfg.Database, Dir: cfg.CredentialsDir, Logger: logger.With("component", "store")})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	logger.Info("store", "backend", st.Describe())
+	if cfg.Database == "" {
+		if err := checkWritable(cfg.CredentialsDir); err != nil {
+			return err
+		}
 	}
 	if google.Demo && !google.EmulatorFromEnv {
 		stopEmu, addr, err := startDemoEmulator(ctx, cfg, logger)
@@ -157,12 +202,14 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, store.Config{DatabaseURL: cfg.Database, Dir: cfg.CredentialsDir, Logger: logger.With("component", "store")})
-	if err != nil {
-		return err
+	if google.Demo && !google.EmulatorFromEnv {
+		// offline-fetch finds the demo's emulator here, wherever it runs.
+		remove, err := config.PublishEmulatorAddr(cfg.CredentialsDir, google.EmulatorAddr)
+		if err != nil {
+			return err
+		}
+		defer remove()
 	}
-	defer st.Close()
-	logger.Info("store", "backend", st.Describe())
 	sealKeys, err := cfg.SealingKeys(cfg.Getenv, logger)
 	if err != nil {
 		return err
@@ -213,8 +260,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("-addr %s: the address is in use (another signin, or another program, listens there): stop it, or choose another address with -addr", cfg.Addr)
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("-addr %s: %w", cfg.Addr, err)
 	}
 	base := baseURL(cfg.Addr, ln.Addr())
 	logger.Info("serving", "url", base)
@@ -222,6 +272,22 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Ready(base)
 	}
 	return httpserve.Serve(ctx, ln, httpserve.NewServer(srv.Handler(), logger, cfg.ReadHeaderTimeout))
+}
+
+// checkWritable says, in words, that the credentials directory cannot be
+// written: otherwise the first thing to fail is the session key file, and
+// "session key file: permission denied" sends the user the wrong way.
+func checkWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("-credentials %s: the directory is not writable (%v); signin keeps users' offline access, the session key and the demo's state there: fix its owner or permissions, or choose another directory with -credentials", dir, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // startDemoEmulator runs the Google emulator in this process for demo mode.

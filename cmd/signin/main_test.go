@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 
 	"golang.org/x/net/html"
 
+	"example.com/signin/internal/config"
 	"example.com/signin/internal/emulator"
 	"example.com/signin/internal/googlenet"
 )
@@ -169,6 +171,28 @@ func TestDemoModeStartsItsOwnEmulator(t *testing.T) {
 	fi, err := os.Stat(cfg.SessionKeyFile)
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("session key file: %v %v", fi, err)
+	}
+}
+
+// In demo mode signin says where its emulator runs, in the credentials
+// directory (offline-fetch reads it), while it runs.
+func TestDemoPublishesTheEmulatorAddress(t *testing.T) {
+	base, cfg, stop := startIn(t, t.TempDir(), nil)
+	u, err := url.Parse(gisScript(t, base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(cfg.CredentialsDir, config.EmulatorAddrFile)
+	got, err := config.PublishedEmulatorAddr(cfg.CredentialsDir)
+	if err != nil || got != u.Host {
+		t.Errorf("published emulator address %q, %v; want %q", got, err, u.Host)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s: %v %v", path, fi, err)
+	}
+	stop()
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("%s kept after signin stopped: %v", path, err)
 	}
 }
 
@@ -338,5 +362,63 @@ func TestStoreWarningsReachTheLog(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "credentials directory was accessible to other users") || !strings.Contains(logs.String(), "component=store") {
 		t.Errorf("the store's warning is not in the log:\n%s", logs.String())
+	}
+}
+
+// What signin says when it cannot start names the flag to change, and
+// says each thing once; the exit status tells usage errors (2) from
+// start-up failures (1).
+func TestMainErrors(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		code     int
+		want     []string // each in stderr exactly once
+		skipRoot bool
+	}{
+		{name: "unknown flag", args: []string{"-nope"}, code: 2, want: []string{"flag provided but not defined: -nope"}},
+		{name: "bad value", args: []string{"-clock-skew", "soon"}, code: 2, want: []string{`invalid value "soon" for flag -clock-skew`}},
+		{name: "dev directory missing", args: []string{"-dev", "/nonexistent"}, code: 2, want: []string{"-dev /nonexistent: "}},
+		{name: "address in use", args: []string{"-addr", busy.Addr().String()}, code: 1,
+			want: []string{"-addr " + busy.Addr().String() + ": the address is in use", "choose another address with -addr"}},
+		{name: "credentials not writable", code: 1, skipRoot: true,
+			want: []string{"the directory is not writable", "with -credentials"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.skipRoot && os.Geteuid() == 0 {
+				t.Skip("root can write to any directory")
+			}
+			creds := filepath.Join(t.TempDir(), "credentials")
+			if err := os.Mkdir(creds, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if tc.name == "credentials not writable" {
+				if err := os.Chmod(creds, 0o500); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { os.Chmod(creds, 0o700) })
+			}
+			args := append([]string{"-credentials", creds, "-emulator-addr", "127.0.0.1:0", "-addr", "127.0.0.1:0"}, tc.args...)
+			var stderr strings.Builder
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			code := Main(ctx, args, func(string) string { return "" }, &stderr)
+			if code != tc.code {
+				t.Errorf("exit status %d, want %d\n%s", code, tc.code, stderr.String())
+			}
+			for _, w := range tc.want {
+				if n := strings.Count(stderr.String(), w); n != 1 {
+					t.Errorf("stderr says %q %d times, want once:\n%s", w, n, stderr.String())
+				}
+			}
+			if strings.Contains(stderr.String(), "session key file") {
+				t.Errorf("stderr blames the session key file:\n%s", stderr.String())
+			}
+		})
 	}
 }

@@ -33,9 +33,20 @@ type clientFile struct {
 	JavaScriptOrigins []string `json:"javascript_origins"`
 }
 
+// errInstalledClient refuses a Desktop app client: Google lets only a Web
+// application client sign users in on a web page (JavaScript origins, the
+// popup's postmessage code exchange), so it would fail at the first
+// sign-in, with an error from Google that says little.
+var errInstalledClient = errors.New(`this is a Desktop app ("installed") client, which cannot sign users in on a web page. ` +
+	`In the Google Cloud console (https://console.cloud.google.com/apis/credentials): ` +
+	`Create credentials → OAuth client ID → Application type "Web application"; ` +
+	`under "Authorized JavaScript origins" add http://localhost and http://localhost:9021; ` +
+	`create it, download its JSON and save it as client_secrets.json (see README.md, "Use a real Google client")`)
+
 // ParseClientSecrets parses a client_secrets.json downloaded from the Google
-// Cloud console: {"web": {...}} or {"installed": {...}}. An empty or missing
-// "redirect_uris" is accepted, since that is how a popup-only client is
+// Cloud console: {"web": {...}}. A Desktop app client ({"installed": ...})
+// is refused with the steps to create a Web application one. An empty or
+// missing "redirect_uris" is accepted, since that is how a popup-only client is
 // registered (google.ConfigFromJSON refuses it). Errors never contain the
 // client secret, or any other value from the file.
 func ParseClientSecrets(data []byte) (*Client, error) {
@@ -68,6 +79,9 @@ func ParseClientSecrets(data []byte) (*Client, error) {
 			return nil, errors.New(`this looks like a service account key, not an OAuth client: download the OAuth 2.0 Client ID JSON (type "Web application") from the Cloud console`)
 		}
 		return nil, errors.New(`no "web" or "installed" object: not a Google OAuth client file`)
+	}
+	if kind == "installed" {
+		return nil, errInstalledClient
 	}
 	var cf clientFile
 	if err := json.Unmarshal(raw, &cf); err != nil {

@@ -31,10 +31,12 @@ func TestParseClientSecrets(t *testing.T) {
 		{name: "web, no redirect_uris", data: webClientFile, id: webID, origins: []string{"http://localhost", "http://localhost:9021"}},
 		{name: "web, empty redirect_uris", data: `{"web":{"client_id":"a","client_secret":"` + secretInFile + `","redirect_uris":[]}}`, id: "a"},
 		{name: "web, with redirect_uris", data: `{"web":{"client_id":"a","client_secret":"` + secretInFile + `","redirect_uris":["http://localhost:9021/cb"]}}`, id: "a"},
-		{name: "installed", data: `{"installed":{"client_id":"b","client_secret":"` + secretInFile + `","redirect_uris":["http://localhost"]}}`, id: "b"},
+		// A Desktop app client cannot sign in on a web page: refused, with
+		// the steps to make the right one.
+		{name: "installed", data: `{"installed":{"client_id":"b","client_secret":"` + secretInFile + `","redirect_uris":["http://localhost"]}}`, wantErr: `Create credentials → OAuth client ID → Application type "Web application"`},
 		{name: "surrounding spaces trimmed", data: `{"web":{"client_id":" a\n","client_secret":" ` + secretInFile + `\n"}}`, id: "a"},
 		{name: "missing client_id", data: `{"web":{"client_secret":"` + secretInFile + `"}}`, wantErr: `"web".client_id is missing`},
-		{name: "empty client_id", data: `{"installed":{"client_id":"","client_secret":"` + secretInFile + `"}}`, wantErr: `"installed".client_id is missing`},
+		{name: "empty client_id", data: `{"web":{"client_id":"","client_secret":"` + secretInFile + `"}}`, wantErr: `"web".client_id is missing`},
 		{name: "missing client_secret", data: `{"web":{"client_id":"a"}}`, wantErr: `"web".client_secret is missing`},
 		{name: "client_secret not a string", data: `{"web":{"client_id":"a","client_secret":12345678901234567890}}`, wantErr: `"web"`},
 		{name: "secret with a control character", data: `{"web":{"client_id":"a","client_secret":"` + secretInFile + `\u0000"}}`, wantErr: "client_secret has characters"},

@@ -82,3 +82,33 @@ func TestDemoClientIsTheEmulators(t *testing.T) {
 		t.Errorf("config's demo client %q differs from the emulator's %q", DemoClientID, c.ID)
 	}
 }
+
+func TestEmulatorAddrFile(t *testing.T) {
+	dir := t.TempDir()
+	if got, err := PublishedEmulatorAddr(dir); got != "" || err != nil {
+		t.Errorf("no file: %q, %v", got, err)
+	}
+	remove, err := PublishEmulatorAddr(dir, "127.0.0.1:30422")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, EmulatorAddrFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("file mode: %v, %v", fi, err)
+	}
+	if got, err := PublishedEmulatorAddr(dir); got != "127.0.0.1:30422" || err != nil {
+		t.Errorf("published: %q, %v", got, err)
+	}
+	remove()
+	if _, err := os.Stat(filepath.Join(dir, EmulatorAddrFile)); !os.IsNotExist(err) {
+		t.Errorf("file kept after remove: %v", err)
+	}
+	// Another signin's address is not removed by this one's exit.
+	remove, _ = PublishEmulatorAddr(dir, "127.0.0.1:1")
+	if _, err := PublishEmulatorAddr(dir, "127.0.0.1:2"); err != nil {
+		t.Fatal(err)
+	}
+	remove()
+	if got, _ := PublishedEmulatorAddr(dir); got != "127.0.0.1:2" {
+		t.Errorf("after the first signin exits: %q, want the second's", got)
+	}
+}

@@ -172,6 +172,11 @@ func TestAuthRedirectFlow(t *testing.T) {
 	if attr(consent.byID(t, "consent-account"), "data-email") != "ada@example.com" {
 		t.Error("consent page is not for the chosen account")
 	}
+	// Like Google, the consent page names the application asking, not its
+	// client id (which means nothing to the person consenting).
+	if got := nodeText(consent.byID(t, "consent-app")); got != "http://localhost:9021" {
+		t.Errorf("consent page names the application %q, want its origin http://localhost:9021", got)
+	}
 
 	done := e.consent(t, consent, "approve")
 	if done.status != http.StatusFound || done.loc == nil {
@@ -500,4 +505,20 @@ func TestGSIRevoke(t *testing.T) {
 		t.Errorf("gsi revoke: %d %s", r.status, r.raw)
 	}
 	wantOAuthError(t, e.refresh(t, tok.str("refresh_token")), 400, "invalid_grant", "")
+}
+
+// nodeText is the text n holds.
+func nodeText(n *html.Node) string {
+	var b strings.Builder
+	var walk func(*html.Node)
+	walk = func(n *html.Node) {
+		if n.Type == html.TextNode {
+			b.WriteString(n.Data)
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(n)
+	return strings.TrimSpace(b.String())
 }

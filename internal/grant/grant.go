@@ -4,7 +4,8 @@
 // rules of a grant, by Google's behaviour:
 //
 //   - saving what a code exchange gave (Grants.SaveExchange): a new refresh
-//     token replaces the stored one, an answer without one keeps it;
+//     token replaces the stored one, an answer without one keeps it, and a
+//     new grant replaces a damaged record (set aside for the operator);
 //   - what the server can do for a user offline (Record.Offline): none,
 //     active, revoked, or unreadable;
 //   - a token source built from the record it is given that refreshes only
@@ -102,9 +103,10 @@ func TokenFrom(t *oauth2.Token) Token {
 // Store keeps one Record per user, keyed by the user's sub. Implementations
 // are safe for concurrent use. Errors are *signin.Error values; a missing
 // record is kind signin.ENOTFOUND, a sub that CheckSub refuses is
-// signin.EINVALID, and a stored record that cannot be decoded is EINTERNAL
-// with code CodeCorruptRecord. storetest.Run checks an implementation
-// against this contract.
+// signin.EINVALID, and a stored record that cannot be decoded (damaged,
+// or not what the backend keeps records in) is EINTERNAL with code
+// CodeCorruptRecord, made by CorruptRecord. granttest.Run checks an
+// implementation against this contract.
 type Store interface {
 	// Get returns the record for sub, or an ENOTFOUND error.
 	Get(ctx context.Context, sub string) (*Record, error)
@@ -116,8 +118,18 @@ type Store interface {
 	// or a nil record, nothing is written. The store sets Version, Sub,
 	// CreatedAt (when new) and UpdatedAt. The write is atomic: readers see
 	// the old record or the new one, never a mix. Update returns the record
-	// as saved (or as found, when fn returned nil).
+	// as saved (or as found, when fn returned nil). A stored record that
+	// cannot be read is never overwritten: Update returns its
+	// CodeCorruptRecord error without calling fn (see SetAside).
 	Update(ctx context.Context, sub string, fn func(cur *Record) (*Record, error)) (*Record, error)
+
+	// SetAside moves sub's record out of the way if it cannot be read,
+	// under the same lock as Update, so that the next Update starts from no
+	// record. The damaged record is kept where an operator can find it and
+	// no reader takes it for a record; where says where (a file name, say),
+	// for the log. A record that can be read, or none, is left as it is:
+	// where is "" and err nil.
+	SetAside(ctx context.Context, sub string) (where string, err error)
 
 	// Delete removes sub's record, under the same lock as Update. Deleting a
 	// record that does not exist returns an ENOTFOUND error.
@@ -126,7 +138,8 @@ type Store interface {
 	// List calls fn for each stored record, one at a time, in no particular
 	// order, reading the store as it goes so that memory does not grow with
 	// the number of users. A record that cannot be read is passed to fn as
-	// (nil, err) so the caller can report it; it is never skipped silently.
+	// (nil, err) so the caller can report it (DamagedSub(err) names its
+	// user when the backend can tell); it is never skipped silently.
 	// List stops at the first error fn returns and returns it, and at the
 	// end of ctx. fn may call the store (to update the record it is given,
 	// say). Records that exist throughout the listing are seen exactly

@@ -3,6 +3,7 @@ package grant
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"unicode/utf8"
 
@@ -100,6 +101,43 @@ func validate(rec *Record) error {
 
 func corrupt(err error) error {
 	return signin.Wrap(err, signin.EINTERNAL, CodeCorruptRecord, "A stored credential record cannot be read.")
+}
+
+// RecordError is the cause in a CodeCorruptRecord error from a Store: which
+// stored record could not be read, and why.
+type RecordError struct {
+	// Sub is the user the record belongs to, as far as the backend can
+	// tell from where it keeps the record (not from its damaged content);
+	// "" when it cannot.
+	Sub string
+	// Where names the record for an operator (a file name, say).
+	Where string
+	Err   error
+}
+
+func (e *RecordError) Error() string { return e.Where + ": " + e.Err.Error() }
+
+func (e *RecordError) Unwrap() error { return e.Err }
+
+// CorruptRecord is the error a Store returns for a stored record it cannot
+// read: EINTERNAL, code CodeCorruptRecord, with a *RecordError cause. sub
+// is the user the backend believes the record belongs to, or "".
+func CorruptRecord(sub, where string, err error) error {
+	var se *signin.Error
+	if errors.As(err, &se) && se.Code == CodeCorruptRecord && se.Err != nil {
+		err = se.Err // DecodeRecord's cause; the code and message are added again
+	}
+	return corrupt(&RecordError{Sub: sub, Where: where, Err: err})
+}
+
+// DamagedSub returns the user of the unreadable record err is about, when
+// the store could tell it, else "".
+func DamagedSub(err error) string {
+	var re *RecordError
+	if errors.As(err, &re) {
+		return re.Sub
+	}
+	return ""
 }
 
 // CodeCorruptRecord is the error code of a record that cannot be decoded.

@@ -150,7 +150,32 @@ type Identity struct {
 // prompt=consent). It returns what the grant allows afterwards. A user
 // whose account Google disabled is refused (CodeAccountDisabled) and
 // nothing is written.
+//
+// A stored record that cannot be read is replaced when the exchange gave a
+// refresh token: the store sets the damaged record aside for the operator
+// (logged), so that a damaged file never costs the user the grant they just
+// gave. Without a refresh token there is nothing to replace it with: it
+// stays, and the answer is OfflineUnreadable.
 func (g *Grants) SaveExchange(ctx context.Context, sub string, who Identity, tok *oauth2.Token) (Offline, error) {
+	status, err := g.saveExchange(ctx, sub, who, tok)
+	if signin.ErrorCode(err) != CodeCorruptRecord {
+		return status, err
+	}
+	if tok.RefreshToken == "" {
+		g.log.LogAttrs(ctx, slog.LevelWarn, "a stored credential record cannot be read; the user must connect again with consent",
+			slog.String("sub", sub), slog.String("error", err.Error()))
+		return OfflineUnreadable, nil
+	}
+	where, aerr := g.store.SetAside(ctx, sub)
+	if aerr != nil {
+		return "", aerr
+	}
+	g.log.LogAttrs(ctx, slog.LevelWarn, "a damaged credential record was set aside and replaced by the user's new grant",
+		slog.String("sub", sub), slog.String("damaged_record_kept_as", where), slog.String("error", err.Error()))
+	return g.saveExchange(ctx, sub, who, tok)
+}
+
+func (g *Grants) saveExchange(ctx context.Context, sub string, who Identity, tok *oauth2.Token) (Offline, error) {
 	var status Offline
 	_, err := g.store.Update(ctx, sub, func(cur *Record) (*Record, error) {
 		if err := CheckEnabled(cur); err != nil {

@@ -3,6 +3,7 @@ package grant_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -145,6 +146,35 @@ func TestSaveExchangeWithoutRefreshTokenStoresNothing(t *testing.T) {
 	}
 	if _, err := st.Get(t.Context(), sub); signin.ErrorKind(err) != signin.ENOTFOUND {
 		t.Errorf("a record was stored: %v", err)
+	}
+}
+
+// A damaged record is replaced by an exchange with a refresh token (set
+// aside, logged), and left alone by one without.
+func TestSaveExchangeOverADamagedRecord(t *testing.T) {
+	var logs strings.Builder
+	st := &granttest.Memory{}
+	st.Damage(sub)
+	g := grant.New(grant.Config{Store: st, Google: &fakeGoogle{}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+
+	status, err := g.SaveExchange(t.Context(), sub, grant.Identity{}, &oauth2.Token{AccessToken: "a1", Expiry: t0})
+	if err != nil || status != grant.OfflineUnreadable {
+		t.Errorf("SaveExchange without a refresh token = %q, %v; want unreadable", status, err)
+	}
+	if _, err := st.Get(t.Context(), sub); signin.ErrorCode(err) != grant.CodeCorruptRecord {
+		t.Errorf("the damaged record was touched with nothing to replace it: %v", err)
+	}
+
+	status, err = g.SaveExchange(t.Context(), sub, grant.Identity{Email: "e@example.com"}, &oauth2.Token{AccessToken: "a2", RefreshToken: "r2", Expiry: t0})
+	if err != nil || status != grant.OfflineActive {
+		t.Fatalf("SaveExchange with a refresh token = %q, %v; want active", status, err)
+	}
+	rec, err := st.Get(t.Context(), sub)
+	if err != nil || rec.Token.RefreshToken != "r2" || rec.Email != "e@example.com" {
+		t.Errorf("record after replacing a damaged one: %+v, %v", rec, err)
+	}
+	if !strings.Contains(logs.String(), "set aside") || !strings.Contains(logs.String(), "sub="+sub) {
+		t.Errorf("replacing a damaged record was not logged:\n%s", logs.String())
 	}
 }
 

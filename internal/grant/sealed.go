@@ -67,6 +67,24 @@ func (s *sealedStore) Update(ctx context.Context, sub string, fn func(cur *Recor
 
 func (s *sealedStore) Delete(ctx context.Context, sub string) error { return s.st.Delete(ctx, sub) }
 
+// SetAside sets aside a record the backend cannot read. A record it can
+// read but whose tokens do not open (sealed with a key no longer
+// configured, or for another user) holds nothing usable: it is deleted, so
+// that the user's new grant can take its place.
+func (s *sealedStore) SetAside(ctx context.Context, sub string) (string, error) {
+	where, err := s.st.SetAside(ctx, sub)
+	if err != nil || where != "" {
+		return where, err
+	}
+	if _, gerr := s.Get(ctx, sub); signin.ErrorCode(gerr) != CodeCorruptRecord {
+		return "", nil
+	}
+	if err := s.st.Delete(ctx, sub); err != nil && signin.ErrorKind(err) != signin.ENOTFOUND {
+		return "", err
+	}
+	return "deleted: its tokens do not open with the configured keys", nil
+}
+
 func (s *sealedStore) List(ctx context.Context, fn func(rec *Record, err error) error) error {
 	return s.st.List(ctx, func(rec *Record, err error) error {
 		if err == nil {

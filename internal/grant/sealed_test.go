@@ -32,7 +32,11 @@ func testKeyring(t testing.TB, n int) *seal.Keyring {
 
 func TestSealedContract(t *testing.T) {
 	keys := testKeyring(t, 1)
-	granttest.Run(t, func(t *testing.T) grant.Store { return grant.Sealed(&granttest.Memory{}, keys) })
+	var mem *granttest.Memory
+	granttest.Run(t, func(t *testing.T) grant.Store {
+		mem = &granttest.Memory{}
+		return grant.Sealed(mem, keys)
+	}, func(t *testing.T, st grant.Store, sub string) { mem.Damage(sub) })
 }
 
 // TestSealedNoTokenOnDisk: the files hold no token, the store gives them

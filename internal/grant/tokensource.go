@@ -39,9 +39,10 @@ type TokenSource struct {
 	ctx context.Context
 	sub string
 
-	mu  sync.Mutex    // serialises Token and Refresh in this process
-	tok *oauth2.Token // last token seen, saved or refreshed; guarded by mu
-	err error         // the record's state forbids use (revoked); guarded by mu
+	mu        sync.Mutex    // serialises Token and Refresh in this process
+	tok       *oauth2.Token // last token seen, saved or refreshed; guarded by mu
+	err       error         // the record's state forbids use (revoked); guarded by mu
+	refreshed bool          // this source got a new token from Google; guarded by mu
 }
 
 var _ oauth2.TokenSource = (*TokenSource)(nil)
@@ -126,6 +127,7 @@ func (s *TokenSource) update(usable func(*oauth2.Token) bool) (*oauth2.Token, er
 		if err != nil {
 			return nil, err
 		}
+		s.refreshed = true
 		before, scopes := cur.Token, cur.Scopes
 		s.g.merge(cur, nt)
 		got = cur.Token.OAuth2()
@@ -146,6 +148,15 @@ func (s *TokenSource) update(usable func(*oauth2.Token) bool) (*oauth2.Token, er
 	}
 	s.tok = got
 	return got, nil
+}
+
+// Refreshed reports whether this source has refreshed the token at
+// Google: not when the token it started with was fresh, nor when another
+// goroutine or process had saved a fresh one meanwhile.
+func (s *TokenSource) Refreshed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refreshed
 }
 
 // fresh reports whether t can be used for at least the margin. Like

@@ -155,6 +155,9 @@ func TestSavingTokenSourceFreshTokenNotRefreshed(t *testing.T) {
 		}
 	}
 	e.wantRefreshes(t, 0)
+	if ts.Refreshed() {
+		t.Error("Refreshed() = true with no refresh")
+	}
 }
 
 func TestSavingTokenSourceExpiredRefreshedOnceAndSaved(t *testing.T) {
@@ -174,6 +177,9 @@ func TestSavingTokenSourceExpiredRefreshedOnceAndSaved(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if !ts.Refreshed() {
+				t.Error("Refreshed() = false after a refresh")
+			}
 			if tok.AccessToken != "refreshed-1" || tok.RefreshToken != "rt-"+savingSub {
 				t.Errorf("Token = access %q refresh %q, want refreshed-1 and the stored refresh token", tok.AccessToken, tok.RefreshToken)
 			}
@@ -187,8 +193,12 @@ func TestSavingTokenSourceExpiredRefreshedOnceAndSaved(t *testing.T) {
 				}
 			}
 			// A new source (another request, later) uses the saved token.
-			if tok, err := savingSource(t, e, st).Token(); err != nil || tok.AccessToken != "refreshed-1" {
+			later := savingSource(t, e, st)
+			if tok, err := later.Token(); err != nil || tok.AccessToken != "refreshed-1" {
 				t.Errorf("new source: Token = %v, %v", tok, err)
+			}
+			if later.Refreshed() {
+				t.Error("Refreshed() = true for a source that used the saved token")
 			}
 			e.wantRefreshes(t, 1)
 		})

@@ -123,7 +123,7 @@ func TestRunAgainstEmulator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (Summary{OK: len(users) - 1, Revoked: 1}); sum != want {
+	if want := (Summary{OK: len(users) - 1, Revoked: 1, Refreshed: len(expired)}); sum != want {
 		t.Errorf("summary %+v, want %+v\n%s", sum, want, stderr.String())
 	}
 	lines := jsonLines(t, stdout.String())
@@ -138,8 +138,8 @@ func TestRunAgainstEmulator(t *testing.T) {
 			if rec.Status != grant.StatusRevoked || rec.RevokedReason == "" {
 				t.Errorf("revoked user's record: status %q reason %q", rec.Status, rec.RevokedReason)
 			}
-		case l.Status != "ok" || l.Name != u.Name || l.Email != u.Email:
-			t.Errorf("user %s: %+v, want ok %q %q", u.Sub, l, u.Name, u.Email)
+		case l.Status != "ok" || l.Name != u.Name || l.Email != u.Email || l.Refreshed != expired[u.Sub]:
+			t.Errorf("user %s: %+v, want ok %q %q, refreshed %v", u.Sub, l, u.Name, u.Email, expired[u.Sub])
 		}
 	}
 	// One refresh per expired user; the revoked user's attempt is refused

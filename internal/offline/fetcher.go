@@ -116,6 +116,21 @@ func (c *FetcherConfig) setDefaults() {
 // EUPSTREAM when Google failed or could not be reached (codes
 // "google_unavailable", "rate_limited", "people_unauthorized").
 func (f *Fetcher) FetchProfile(ctx context.Context, rec *grant.Record) (*people.Person, error) {
+	res, err := f.Fetch(ctx, rec)
+	return res.Person, err
+}
+
+// Result is what Fetch got for one user.
+type Result struct {
+	Person *people.Person
+	// Refreshed: the access token was refreshed (and the new one saved)
+	// for this fetch.
+	Refreshed bool
+}
+
+// Fetch is FetchProfile, also saying whether the user's token was
+// refreshed.
+func (f *Fetcher) Fetch(ctx context.Context, rec *grant.Record) (Result, error) {
 	tctx := context.WithValue(ctx, oauth2.HTTPClient, f.hc) // for refreshes
 	ts := f.grants.TokenSource(tctx, rec)
 	// oauth2.Transport rather than oauth2.NewClient: NewClient caches the
@@ -124,7 +139,7 @@ func (f *Fetcher) FetchProfile(ctx context.Context, rec *grant.Record) (*people.
 	client := &http.Client{Transport: &oauth2.Transport{Source: ts, Base: f.rt}}
 	svc, err := people.NewService(ctx, option.WithHTTPClient(client))
 	if err != nil {
-		return nil, signin.Wrap(err, signin.EINTERNAL, "", "cannot create the People API client")
+		return Result{}, signin.Wrap(err, signin.EINTERNAL, "", "cannot create the People API client")
 	}
 	get := func() (*people.Person, error) {
 		return svc.People.Get("people/me").PersonFields(PersonFields).Context(ctx).Do()
@@ -138,9 +153,9 @@ func (f *Fetcher) FetchProfile(ctx context.Context, rec *grant.Record) (*people.
 		}
 	}
 	if err != nil {
-		return nil, fetchError(err)
+		return Result{Refreshed: ts.Refreshed()}, fetchError(err)
 	}
-	return p, nil
+	return Result{Person: p, Refreshed: ts.Refreshed()}, nil
 }
 
 // fetchError maps an error from the token source or the People API to the

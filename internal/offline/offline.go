@@ -13,8 +13,10 @@ package offline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,8 +44,10 @@ const PersonFields = "names,emailAddresses,photos"
 type Config struct {
 	FetcherConfig
 
-	// User, when set, is the one user (sub) to fetch; otherwise every user
-	// with an active grant.
+	// User, when set, is the one user to fetch, by sub or by the email
+	// their record holds; otherwise every user with an active grant. An
+	// email that several users' records hold is an EINVALID error listing
+	// their subs. A user whose grant was revoked counts as revoked.
 	User string
 	// Concurrency is how many users are fetched at once (default 8).
 	Concurrency int
@@ -70,15 +74,22 @@ type Summary struct {
 	Revoked int // Google refused the grant during this run; now marked revoked
 	Failed  int // anything else that went wrong, unreadable records included
 	Skipped int // already revoked before the run: not tried
+	// Refreshed counts the users among OK whose access token was
+	// refreshed (and the new one saved) for this run.
+	Refreshed int
 	// Interrupted counts users whose fetch the cancellation cut short;
 	// they are in no other count.
 	Interrupted int
 }
 
 // String is the summary line: "ok=N revoked=N failed=N skipped=N", with
-// " interrupted=N" when the run was cut short.
+// " refreshed=N" when tokens were refreshed and " interrupted=N" when the
+// run was cut short.
 func (s Summary) String() string {
 	line := fmt.Sprintf("ok=%d revoked=%d failed=%d skipped=%d", s.OK, s.Revoked, s.Failed, s.Skipped)
+	if s.Refreshed > 0 {
+		line += fmt.Sprintf(" refreshed=%d", s.Refreshed)
+	}
 	if s.Interrupted > 0 {
 		line += fmt.Sprintf(" interrupted=%d", s.Interrupted)
 	}
@@ -122,7 +133,7 @@ func (c *Config) check() error {
 	case c.HTTPClient == nil:
 		return invalid("offline: no HTTP client for Google")
 	case c.Concurrency < 0 || c.Concurrency > MaxConcurrency:
-		return invalid("offline: concurrency must be between 1 and %d", MaxConcurrency)
+		return invalid("offline: Concurrency %d: want 1 to %d", c.Concurrency, MaxConcurrency)
 	case c.RequestTimeout < 0:
 		return invalid("offline: the request timeout must be positive")
 	}
@@ -152,7 +163,7 @@ type runner struct {
 	out   *output
 	start time.Time
 
-	ok, revoked, failed, skipped, interrupted atomic.Int64
+	ok, revoked, failed, skipped, refreshed, interrupted atomic.Int64
 }
 
 func newRunner(cfg Config) *runner {
@@ -182,10 +193,16 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 	stopProgress := r.progress()
 
 	dispatch := func(rec *grant.Record) error {
-		if rec.Offline() == grant.OfflineNone {
+		switch {
+		case rec.Offline() == grant.OfflineNone && r.cfg.User == "":
 			return nil // no grant: a record kept for another reason (an account Google disabled)
-		}
-		if rec.Status == grant.StatusRevoked {
+		case rec.Status == grant.StatusRevoked && r.cfg.User != "":
+			// The one user asked for cannot be done: a failure, not
+			// one departed user among many.
+			r.revoked.Add(1)
+			r.out.revoked(whoOf(rec), revokedBefore(rec))
+			return nil
+		case rec.Status == grant.StatusRevoked:
 			r.skipped.Add(1)
 			r.out.skipped(rec)
 			return nil
@@ -200,24 +217,24 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 	var err error
 	if r.cfg.User != "" {
 		var rec *grant.Record
-		rec, err = r.cfg.Grants.Store().Get(ctx, r.cfg.User)
+		rec, err = r.findUser(ctx, r.cfg.User)
 		switch {
 		case err == nil:
 			err = dispatch(rec)
 		case signin.ErrorKind(err) == signin.ENOTFOUND:
 			r.failed.Add(1)
-			r.out.failed(r.cfg.User, "not_found", "no offline access is stored for this user")
+			r.out.failed(who{sub: r.cfg.User}, "not_found", signin.ErrorMessage(err))
 			err = nil
 		case signin.ErrorCode(err) == grant.CodeCorruptRecord:
 			r.failed.Add(1)
-			r.out.failed(r.cfg.User, grant.CodeCorruptRecord, describe(err))
+			r.out.failed(who{sub: r.cfg.User}, grant.CodeCorruptRecord, describe(err))
 			err = nil
 		}
 	} else {
 		err = r.cfg.Grants.Store().List(ctx, func(rec *grant.Record, err error) error {
 			if err != nil {
 				r.failed.Add(1)
-				r.out.failed("", signin.ErrorCode(err), describe(err))
+				r.out.failed(who{sub: grant.DamagedSub(err)}, signin.ErrorCode(err), describe(err))
 				return nil
 			}
 			return dispatch(rec)
@@ -226,6 +243,9 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 	close(jobs)
 	wg.Wait()
 	stopProgress()
+	if signin.ErrorKind(err) == signin.EINVALID {
+		return r.summary(), err // -user named no one in particular
+	}
 
 	sum := r.summary()
 	r.out.stderrLine(sum.String())
@@ -240,32 +260,82 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 	return sum, nil
 }
 
+// findUser returns the record of user, a sub or else the email one record
+// holds. Several records holding the email is an EINVALID error naming
+// their subs; none, ENOTFOUND.
+func (r *runner) findUser(ctx context.Context, user string) (*grant.Record, error) {
+	st := r.cfg.Grants.Store()
+	rec, err := st.Get(ctx, user)
+	if signin.ErrorKind(err) != signin.ENOTFOUND || !strings.Contains(user, "@") {
+		if signin.ErrorKind(err) == signin.ENOTFOUND {
+			err = signin.Errorf(signin.ENOTFOUND, "", "no offline access is stored for this user")
+		}
+		return rec, err
+	}
+	const maxListed = 10
+	var found []*grant.Record
+	err = st.List(ctx, func(rec *grant.Record, err error) error {
+		if err == nil && strings.EqualFold(rec.Email, user) {
+			found = append(found, rec)
+			if len(found) > maxListed {
+				return errStopList
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStopList) {
+		return nil, err
+	}
+	switch len(found) {
+	case 0:
+		return nil, signin.Errorf(signin.ENOTFOUND, "", "no offline access is stored for a user with this email")
+	case 1:
+		return found[0], nil
+	}
+	subs := make([]string, 0, len(found))
+	for _, rec := range found {
+		subs = append(subs, rec.Sub)
+	}
+	more := ""
+	if len(found) > maxListed {
+		subs, more = subs[:maxListed], ", ..."
+	}
+	return nil, signin.Errorf(signin.EINVALID, "ambiguous_user",
+		"-user %s: several users' records hold this email (subs %s%s); give the sub of the one you mean", user, strings.Join(subs, ", "), more)
+}
+
+var errStopList = errors.New("enough found")
+
 func (r *runner) summary() Summary {
 	return Summary{
 		OK:          int(r.ok.Load()),
 		Revoked:     int(r.revoked.Load()),
 		Failed:      int(r.failed.Load()),
 		Skipped:     int(r.skipped.Load()),
+		Refreshed:   int(r.refreshed.Load()),
 		Interrupted: int(r.interrupted.Load()),
 	}
 }
 
 // fetch does one user.
 func (r *runner) fetch(ctx context.Context, rec *grant.Record) {
-	p, err := r.f.FetchProfile(ctx, rec)
+	res, err := r.f.Fetch(ctx, rec)
 	switch {
 	case err == nil:
 		r.ok.Add(1)
-		v := ProfileOf(p)
-		r.out.ok(rec.Sub, v.Name, v.Email)
+		if res.Refreshed {
+			r.refreshed.Add(1)
+		}
+		v := ProfileOf(res.Person)
+		r.out.ok(rec.Sub, v.Name, v.Email, res.Refreshed)
 	case ctx.Err() != nil:
 		r.interrupted.Add(1)
 	case signin.ErrorCode(err) == grant.CodeOfflineAccessRevoked:
 		r.revoked.Add(1)
-		r.out.revoked(rec.Sub, revokedReason(err))
+		r.out.revoked(whoOf(rec), revokedReason(err))
 	default:
 		r.failed.Add(1)
-		r.out.failed(rec.Sub, signin.ErrorCode(err), describe(err))
+		r.out.failed(whoOf(rec), signin.ErrorCode(err), describe(err))
 	}
 }
 
@@ -302,5 +372,9 @@ func progressLine(s Summary, elapsed time.Duration) string {
 	if secs := elapsed.Seconds(); secs > 0 {
 		rate = float64(n) / secs
 	}
-	return fmt.Sprintf("offline-fetch: %d users, %s, %s, %.1f/s", n, s.String(), elapsed.Round(time.Second), rate)
+	users := "users"
+	if n == 1 {
+		users = "user"
+	}
+	return fmt.Sprintf("offline-fetch: %d %s, %s, %s, %.1f/s", n, users, s.String(), elapsed.Round(time.Second), rate)
 }

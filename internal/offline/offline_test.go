@@ -139,7 +139,7 @@ func TestRunEveryUser(t *testing.T) {
 	if len(got) != len(subs) {
 		t.Errorf("%d users printed, want %d", len(got), len(subs))
 	}
-	if want := (Summary{OK: 60}); r.sum != want {
+	if want := (Summary{OK: 60, Refreshed: 30}); r.sum != want {
 		t.Errorf("summary %+v, want %+v", r.sum, want)
 	}
 	wantSummaryLine(t, r.stderr, r.sum)
@@ -169,7 +169,7 @@ func TestRunEveryUser(t *testing.T) {
 		t.Fatalf("second run: %+v, %v", r.sum, r.err)
 	}
 	for _, l := range jsonLines(t, r.stdout) {
-		if l.Status != "ok" || l.Name != "User "+l.Sub || l.Email != l.Sub+"@example.com" || l.Error != "" {
+		if l.Status != "ok" || l.Name != "User "+l.Sub || l.Email != l.Sub+"@example.com" || l.Error != "" || l.Refreshed {
 			t.Errorf("JSON line %+v", l)
 		}
 	}
@@ -193,7 +193,7 @@ func TestRunRevoked(t *testing.T) {
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	if want := (Summary{OK: 8, Revoked: 2}); r.sum != want {
+	if want := (Summary{OK: 8, Revoked: 2, Refreshed: 4}); r.sum != want {
 		t.Errorf("summary %+v, want %+v", r.sum, want)
 	}
 	if ExitCode(r.sum, r.err) != 1 {
@@ -213,8 +213,12 @@ func TestRunRevoked(t *testing.T) {
 			if rec.Token.RefreshToken == "" {
 				t.Errorf("user %s: revoking deleted the refresh token", sub)
 			}
-			if !strings.Contains(r.stderr, sub+": revoked: offline_access_revoked: ") {
-				t.Errorf("stderr does not report %s:\n%s", sub, r.stderr)
+			// Who it is, for the person reading: the record's name and email.
+			if !strings.Contains(r.stderr, sub+" (Test User <user6@example.com>): revoked: offline_access_revoked: ") {
+				t.Errorf("stderr does not report %s by name and email:\n%s", sub, r.stderr)
+			}
+			if l.Name != "Test User" || l.Email != "user6@example.com" {
+				t.Errorf("revoked user %s: JSON line without name and email: %+v", sub, l)
 			}
 		} else if l.Status != "ok" {
 			t.Errorf("user %s: JSON line %+v, want ok", sub, l)
@@ -230,7 +234,7 @@ func TestRunRevoked(t *testing.T) {
 	if n := f.count("/token") + f.count("/v1/people/me") - before; n != 8 {
 		t.Errorf("second run made %d requests, want 8 (none for skipped users)", n)
 	}
-	if !strings.Contains(r.stderr, freshRevoked+": skipped: offline_access_revoked: offline access was revoked on ") {
+	if !strings.Contains(r.stderr, freshRevoked+" (Test User <user6@example.com>): skipped: offline_access_revoked: offline access was revoked on ") {
 		t.Errorf("stderr does not report the skipped user:\n%s", r.stderr)
 	}
 	if ExitCode(r.sum, r.err) != 0 {
@@ -252,7 +256,7 @@ func TestRunRetries(t *testing.T) {
 		fault{status: 503, retryAfter: now.Add(12 * time.Second).Format(http.TimeFormat)},
 		fault{status: 502})
 	r := run(t, t.Context(), f, st, Config{FetcherConfig: FetcherConfig{Now: func() time.Time { return now }}})
-	if r.err != nil || r.sum != (Summary{OK: 1}) {
+	if r.err != nil || r.sum != (Summary{OK: 1, Refreshed: 1}) {
 		t.Fatalf("run: %+v, %v\n%s", r.sum, r.err, r.stderr)
 	}
 	if got := f.count("/token"); got != 3 {
@@ -331,7 +335,7 @@ func TestRunOneUser(t *testing.T) {
 	st := openStore(t)
 	subs := seed(t, st, 5, func(int) bool { return true })
 	r := run(t, t.Context(), f, st, Config{User: subs[3]})
-	if r.err != nil || r.sum != (Summary{OK: 1}) {
+	if r.err != nil || r.sum != (Summary{OK: 1, Refreshed: 1}) {
 		t.Fatalf("run: %+v, %v", r.sum, r.err)
 	}
 	if got := plainLines(t, r.stdout); len(got) != 1 || got[subs[3]][1] != subs[3]+"@example.com" {
@@ -344,6 +348,54 @@ func TestRunOneUser(t *testing.T) {
 	r = run(t, t.Context(), f, st, Config{User: "999"})
 	if r.err != nil || r.sum != (Summary{Failed: 1}) || !strings.Contains(r.stderr, "999: failed: not_found: ") {
 		t.Errorf("unknown user: %+v, %v\n%s", r.sum, r.err, r.stderr)
+	}
+}
+
+// TestRunOneUserByEmail: -user takes the email a record holds; an email
+// that several records hold is a usage error naming their subs.
+func TestRunOneUserByEmail(t *testing.T) {
+	f := newFakeGoogle(t)
+	st := openStore(t)
+	subs := seed(t, st, 2, func(int) bool { return true })
+	rec := granttest.NewRecord("7", time.Now().Add(-time.Hour))
+	rec.Email = "Ada@Example.com"
+	granttest.Put(t, st, rec)
+
+	r := run(t, t.Context(), f, st, Config{User: "ada@example.com", JSON: true})
+	if r.err != nil || r.sum != (Summary{OK: 1, Refreshed: 1}) {
+		t.Fatalf("run: %+v, %v\n%s", r.sum, r.err, r.stderr)
+	}
+	if l := jsonLines(t, r.stdout)["7"]; l.Status != "ok" || !l.Refreshed {
+		t.Errorf("JSON line %+v, want user 7 ok and refreshed\n%s", l, r.stdout)
+	}
+
+	// The seeded users share one email.
+	r = run(t, t.Context(), f, st, Config{User: "user6@example.com"})
+	if signin.ErrorKind(r.err) != signin.EINVALID || ExitCode(r.sum, r.err) != 2 ||
+		!strings.Contains(signin.ErrorMessage(r.err), subs[0]) || !strings.Contains(signin.ErrorMessage(r.err), subs[1]) {
+		t.Errorf("ambiguous email: %+v, %v", r.sum, r.err)
+	}
+
+	r = run(t, t.Context(), f, st, Config{User: "nobody@example.com"})
+	if r.err != nil || r.sum != (Summary{Failed: 1}) || !strings.Contains(r.stderr, "nobody@example.com: failed: not_found: ") {
+		t.Errorf("unknown email: %+v, %v\n%s", r.sum, r.err, r.stderr)
+	}
+}
+
+// TestRunOneRevokedUser: asked for by -user, a user whose grant was revoked
+// in an earlier run is a failure (exit 1), not a skip.
+func TestRunOneRevokedUser(t *testing.T) {
+	f := newFakeGoogle(t)
+	st := openStore(t)
+	rec := granttest.NewRecord("8", time.Now().Add(time.Hour))
+	rec.Status, rec.RevokedReason = grant.StatusRevoked, "Token has been expired or revoked."
+	granttest.Put(t, st, rec)
+	r := run(t, t.Context(), f, st, Config{User: "8"})
+	if r.sum != (Summary{Revoked: 1}) || ExitCode(r.sum, r.err) != 1 {
+		t.Errorf("run: %+v, %v; exit %d, want 1", r.sum, r.err, ExitCode(r.sum, r.err))
+	}
+	if !strings.Contains(r.stderr, "8 (Test User <user1@example.com>): revoked: offline_access_revoked: offline access was revoked") {
+		t.Errorf("stderr:\n%s", r.stderr)
 	}
 }
 
@@ -438,11 +490,11 @@ func TestRunReportsUnreadableRecords(t *testing.T) {
 	if r.err != nil || r.sum != (Summary{OK: 3, Failed: 1}) {
 		t.Fatalf("run: %+v, %v", r.sum, r.err)
 	}
-	if !strings.Contains(r.stderr, "store: failed: corrupt_record: ") {
-		t.Errorf("stderr does not report the unreadable record:\n%s", r.stderr)
+	if !strings.Contains(r.stderr, "42: failed: corrupt_record: ") {
+		t.Errorf("stderr does not report the unreadable record by its user:\n%s", r.stderr)
 	}
-	if l := jsonLines(t, r.stdout)[""]; l.Status != "failed" || l.Error != grant.CodeCorruptRecord {
-		t.Errorf("JSON line for the unreadable record: %+v", l)
+	if l := jsonLines(t, r.stdout)["42"]; l.Status != "failed" || l.Error != grant.CodeCorruptRecord {
+		t.Errorf("JSON line for the unreadable record, by the sub its file name says: %+v\n%s", l, r.stdout)
 	}
 }
 
@@ -525,16 +577,23 @@ func TestFullJitterBounds(t *testing.T) {
 	}
 }
 
+// TestProgressLine: the progress line is erased before every result line,
+// stdout's included (on a terminal both go to the same screen), so that it
+// never glues itself to one or stays in the scrollback.
 func TestProgressLine(t *testing.T) {
-	var stderr bytes.Buffer
-	o := &output{stdout: &bytes.Buffer{}, stderr: &stderr}
+	var term bytes.Buffer // stdout and stderr on one terminal
+	o := &output{stdout: &term, stderr: &term}
 	o.drawProgress(progressLine(Summary{OK: 90, Failed: 10}, 4*time.Second))
-	o.failed("1", "google_unavailable", "boom")
+	o.ok("2", "Ada", "ada@example.com", false)
+	o.drawProgress(progressLine(Summary{OK: 1}, time.Second))
+	o.failed(who{sub: "1"}, "google_unavailable", "boom")
 	o.clearProgress()
 	want := "\r\x1b[Koffline-fetch: 100 users, ok=90 revoked=0 failed=10 skipped=0, 4s, 25.0/s" +
+		"\r\x1b[K2\tAda\tada@example.com\n" +
+		"\r\x1b[Koffline-fetch: 1 user, ok=1 revoked=0 failed=0 skipped=0, 1s, 1.0/s" +
 		"\r\x1b[K1: failed: google_unavailable: boom\n"
-	if got := stderr.String(); got != want {
-		t.Errorf("stderr = %q\nwant    %q", got, want)
+	if got := term.String(); got != want {
+		t.Errorf("terminal = %q\nwant      %q", got, want)
 	}
 }
 

@@ -19,7 +19,8 @@ const maxErrorText = 300
 
 // output writes the run's lines. Workers write concurrently; each line is
 // one Write under mu, so lines never interleave, and the progress line is
-// wiped before anything else goes to stderr.
+// wiped before any other line, stdout's included: on a terminal both go to
+// the same screen.
 type output struct {
 	json           bool
 	stdout, stderr io.Writer
@@ -30,33 +31,47 @@ type output struct {
 
 // line is a JSON output line. Error is a machine-readable code (such as
 // "offline_access_revoked"), Message a human-readable explanation; neither
-// ever holds a token.
+// ever holds a token. Refreshed says that the user's access token was
+// refreshed (and the new one saved) for this call.
 type line struct {
-	Sub     string `json:"sub"`
-	Name    string `json:"name,omitempty"`
-	Email   string `json:"email,omitempty"`
-	Status  string `json:"status"` // ok, revoked, failed or skipped
-	Error   string `json:"error,omitempty"`
-	Message string `json:"message,omitempty"`
+	Sub       string `json:"sub"`
+	Name      string `json:"name,omitempty"`
+	Email     string `json:"email,omitempty"`
+	Status    string `json:"status"` // ok, revoked, failed or skipped
+	Refreshed bool   `json:"refreshed,omitempty"`
+	Error     string `json:"error,omitempty"`
+	Message   string `json:"message,omitempty"`
 }
 
-func (o *output) ok(sub, name, email string) {
+// who is the user a line is about: their sub, and the name and email
+// their record holds (when it could be read) for the person reading.
+type who struct{ sub, name, email string }
+
+func whoOf(rec *grant.Record) who { return who{sub: rec.Sub, name: rec.Name, email: rec.Email} }
+
+func (o *output) ok(sub, name, email string, refreshed bool) {
 	if o.json {
-		o.writeJSON(line{Sub: sub, Name: name, Email: email, Status: "ok"})
+		o.writeJSON(line{Sub: sub, Name: name, Email: email, Status: "ok", Refreshed: refreshed})
 		return
 	}
 	o.write(o.stdout, clean(sub)+"\t"+clean(name)+"\t"+clean(email)+"\n")
 }
 
-func (o *output) revoked(sub, msg string) {
-	o.problem(line{Sub: sub, Status: "revoked", Error: grant.CodeOfflineAccessRevoked, Message: msg})
+func (o *output) revoked(u who, msg string) {
+	o.problem(u, line{Status: "revoked", Error: grant.CodeOfflineAccessRevoked, Message: msg})
 }
 
-func (o *output) failed(sub, code, msg string) {
-	o.problem(line{Sub: sub, Status: "failed", Error: code, Message: msg})
+func (o *output) failed(u who, code, msg string) {
+	o.problem(u, line{Status: "failed", Error: code, Message: msg})
 }
 
 func (o *output) skipped(rec *grant.Record) {
+	o.problem(whoOf(rec), line{Status: "skipped", Error: grant.CodeOfflineAccessRevoked, Message: revokedBefore(rec)})
+}
+
+// revokedBefore says when and why Google refused rec's grant, in a run
+// before this one.
+func revokedBefore(rec *grant.Record) string {
 	msg := "offline access was revoked"
 	if rec.RevokedAt != nil {
 		msg += " on " + rec.RevokedAt.UTC().Format("2006-01-02 15:04:05Z")
@@ -64,19 +79,25 @@ func (o *output) skipped(rec *grant.Record) {
 	if rec.RevokedReason != "" {
 		msg += " (" + rec.RevokedReason + ")"
 	}
-	msg += "; the user must connect again"
-	o.problem(line{Sub: rec.Sub, Status: "skipped", Error: grant.CodeOfflineAccessRevoked, Message: msg})
+	return msg + "; the user must connect again"
 }
 
-// problem reports a user that did not succeed: "sub: status: code: message"
-// on stderr and, with JSON, a line on stdout too, so that a consumer of the
-// JSON sees every user.
-func (o *output) problem(l line) {
-	who := l.Sub
-	if who == "" {
-		who = "store"
+// problem reports a user that did not succeed: "sub (name <email>):
+// status: code: message" on stderr and, with JSON, a line on stdout too, so
+// that a consumer of the JSON sees every user.
+func (o *output) problem(u who, l line) {
+	l.Sub, l.Name, l.Email = u.sub, u.name, u.email
+	label := clean(u.sub)
+	if label == "" {
+		label = "store"
 	}
-	o.stderrLine(clean(who) + ": " + l.Status + ": " + l.Error + ": " + clean(l.Message))
+	switch {
+	case u.name != "" && u.email != "":
+		label += " (" + clean(u.name) + " <" + clean(u.email) + ">)"
+	case u.name != "" || u.email != "":
+		label += " (" + clean(u.name+u.email) + ")"
+	}
+	o.stderrLine(label + ": " + l.Status + ": " + l.Error + ": " + clean(l.Message))
 	if o.json {
 		o.writeJSON(l)
 	}
@@ -95,7 +116,7 @@ func (o *output) writeJSON(l line) {
 func (o *output) write(w io.Writer, s string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.progress && w == o.stderr {
+	if o.progress {
 		io.WriteString(o.stderr, "\r\x1b[K")
 		o.progress = false
 	}

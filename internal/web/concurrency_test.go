@@ -164,6 +164,7 @@ func TestConcurrentConnects(t *testing.T) {
 	}
 	// Every stored refresh token works.
 	sum, err := re.runOffline(t.Context(), io.Discard)
+	sum.Refreshed = 0 // how many need it depends on the timing of the passes
 	if err != nil || sum != (offline.Summary{OK: users}) {
 		t.Errorf("last pass: %+v, %v", sum, err)
 	}

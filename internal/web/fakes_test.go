@@ -141,6 +141,9 @@ func (m *memStore) Delete(_ context.Context, sub string) error {
 	return nil
 }
 
+// SetAside implements grant.Store: memStore holds no damaged records.
+func (m *memStore) SetAside(context.Context, string) (string, error) { return "", nil }
+
 func (m *memStore) List(ctx context.Context, fn func(rec *grant.Record, err error) error) error {
 	m.mu.Lock()
 	subs := make([]string, 0, len(m.recs))

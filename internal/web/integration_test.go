@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -62,7 +64,8 @@ func newIntegration(t *testing.T) *itEnv {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
-	grants := grant.New(grant.Config{Store: files, Google: g})
+	logger := slog.New(slog.NewJSONHandler(logs, nil))
+	grants := grant.New(grant.Config{Store: files, Google: g, Logger: logger})
 	s, err := New(Config{
 		ClientID:    client.ID,
 		Grants:      grants,
@@ -73,7 +76,7 @@ func newIntegration(t *testing.T) *itEnv {
 		SessionKeys: newTestKeys(t),
 		Sessions:    files,
 		Demo:        true,
-		Logger:      slog.New(slog.NewJSONHandler(logs, nil)),
+		Logger:      logger,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -460,4 +463,80 @@ func tamper(jwt string) string {
 	}
 	parts[1] = string(p)
 	return strings.Join(parts, ".")
+}
+
+// damage cuts sub's record file short, as a full disk or a bad copy would.
+func (it *itEnv) damage(sub string) string {
+	it.t.Helper()
+	path := filepath.Join(it.dir, sub+".json")
+	if _, err := os.Stat(path); err != nil {
+		it.t.Fatalf("no record file to damage: %v", err)
+	}
+	if err := os.WriteFile(path, []byte(`{"version":1,"sub":"`+sub+`","status":"act`), 0o600); err != nil {
+		it.t.Fatal(err)
+	}
+	return path
+}
+
+// A damaged record never locks its user out: they sign in, the API and the
+// page say offline access needs reconnecting, connecting again replaces the
+// record (the damaged file is kept aside), and disconnect works.
+func TestIntegrationDamagedRecord(t *testing.T) {
+	it := newIntegration(t)
+	u := it.user("dmg@example.com", "Damaged")
+	mustStatus(t, it.browser().xhr("/connect", url.Values{"code": {it.code(u.Sub, true)}}), http.StatusOK)
+	it.damage(u.Sub)
+
+	b := it.browser()
+	r := b.xhr("/tokensignin", url.Values{"credential": {it.idToken(u.Sub)}})
+	mustStatus(t, r, http.StatusOK)
+	if got := r.json(t)["offline_status"]; got != "unreadable" {
+		t.Errorf("/tokensignin offline_status %v, want unreadable", got)
+	}
+	r = b.do(http.MethodGet, "/api/me", nil, nil)
+	mustStatus(t, r, http.StatusOK)
+	if got := r.json(t)["offline_status"]; got != "unreadable" {
+		t.Errorf("/api/me offline_status %v, want unreadable", got)
+	}
+	r = b.do(http.MethodGet, "/api/profile", nil, nil)
+	mustStatus(t, r, http.StatusConflict)
+	if r.errorCode(t) != "reconnect_required" {
+		t.Errorf("/api/profile %s", r.body)
+	}
+	doc := parseHTML(t, b.get("/").body)
+	if st, _ := attr(mustID(t, doc, "offline-status"), "data-state"); st != "unreadable" {
+		t.Errorf("page offline state %q, want unreadable", st)
+	}
+	mustID(t, doc, "reconnect")
+
+	// Connecting again replaces the damaged record; the old file is kept
+	// aside, under a name no reader takes for a record.
+	r = b.xhr("/connect", url.Values{"code": {it.code(u.Sub, true)}})
+	mustStatus(t, r, http.StatusOK)
+	if got := r.json(t)["offline_status"]; got != "active" {
+		t.Errorf("/connect after damage: %s", r.body)
+	}
+	if rec := it.record(u.Sub); rec == nil || rec.Token.RefreshToken == "" {
+		t.Fatalf("record after reconnecting: %+v", rec)
+	}
+	aside, _ := filepath.Glob(filepath.Join(it.dir, "*"+u.Sub+"*damaged*"))
+	if len(aside) != 1 {
+		ents, _ := os.ReadDir(it.dir)
+		t.Errorf("damaged file kept aside: %v; directory: %v", aside, ents)
+	} else if b, _ := os.ReadFile(aside[0]); !strings.HasSuffix(string(b), `"act`) {
+		t.Errorf("file kept aside holds %q, want the damaged record", b)
+	}
+	if !strings.Contains(it.logs.String(), "damaged") {
+		t.Errorf("replacing a damaged record was not logged:\n%s", it.logs)
+	}
+
+	// Disconnect works with a damaged record too.
+	it.damage(u.Sub)
+	mustStatus(t, b.xhr("/disconnect", nil), http.StatusOK)
+	if it.record(u.Sub) != nil {
+		t.Error("the damaged record is still stored after disconnect")
+	}
+	if b.signedInAs() != "" {
+		t.Error("still signed in after disconnect")
+	}
 }

@@ -144,7 +144,7 @@ type pageConfig struct {
 	Scope         string `json:"scope"`
 	UXMode        string `json:"ux_mode"`              // "popup" or "redirect" (GIS button)
 	View          string `json:"view"`                 // what the server rendered
-	Offline       string `json:"offline,omitempty"`    // none, active, revoked
+	Offline       string `json:"offline,omitempty"`    // none, active, revoked, unreadable
 	LoginHint     string `json:"login_hint,omitempty"` // the signed-in user's email
 	PeopleAPIBase string `json:"people_api_base,omitempty"`
 }

@@ -98,7 +98,13 @@ func TestIndexSignedOut(t *testing.T) {
 	if c != want {
 		t.Errorf("config = %+v, want %+v", c, want)
 	}
-	mustID(t, doc, "flow-panel")
+	// Nothing has happened yet: no "What this flow did".
+	if byID(doc, "flow-panel") != nil {
+		t.Error("the signed-out page shows what the flow did before anything happened")
+	}
+	if f := footerText(t, doc); !strings.Contains(f, "on the server") {
+		t.Errorf("footer of the server-side page: %q", f)
+	}
 
 	// GIS redirect mode is chosen by ?ux=redirect, and only that value.
 	for _, tc := range []struct{ query, mode string }{
@@ -127,13 +133,13 @@ func TestIndexSignedIn(t *testing.T) {
 			name:        "no offline access",
 			wantState:   "none",
 			wantIDs:     []string{"enable-offline"},
-			wantMissing: []string{"reconnect", "profile-name", "profile-error"},
+			wantMissing: []string{"reconnect", "profile-name", "profile-error", "offline-next"},
 		},
 		{
 			name:        "offline access",
 			record:      &grant.Record{Sub: sub, Email: "ada@example.com", Name: "Ada", Status: grant.StatusActive, Token: grant.Token{AccessToken: "at", RefreshToken: "rt"}},
 			wantState:   "active",
-			wantIDs:     []string{"profile-name", "profile-email", "profile-photo"},
+			wantIDs:     []string{"profile-name", "profile-email", "profile-photo", "offline-next"},
 			wantMissing: []string{"enable-offline", "reconnect", "profile-error"},
 		},
 		{
@@ -141,7 +147,7 @@ func TestIndexSignedIn(t *testing.T) {
 			record:      &grant.Record{Sub: sub, Status: grant.StatusRevoked, Token: grant.Token{AccessToken: "at", RefreshToken: "rt"}},
 			wantState:   "revoked",
 			wantIDs:     []string{"reconnect"},
-			wantMissing: []string{"enable-offline", "profile-name"},
+			wantMissing: []string{"enable-offline", "profile-name", "offline-next"},
 		},
 		{
 			name:   "revoked when fetched",
@@ -211,6 +217,12 @@ func TestIndexSignedIn(t *testing.T) {
 			c := pageConfigOf(t, doc)
 			if c.View != "signed-in" || c.Offline != tc.wantState || c.LoginHint != "ada@example.com" {
 				t.Errorf("config %+v", c)
+			}
+			// Something happened (a sign-in): the page says what.
+			mustID(t, doc, "flow-panel")
+			// With offline access on, the next step is offline-fetch's.
+			if n := byID(doc, "offline-next"); n != nil && !strings.Contains(textOf(n), "go run ./cmd/offline-fetch") {
+				t.Errorf("#offline-next %q does not give the command", textOf(n))
 			}
 			if tc.wantState == "active" && byID(doc, "profile-name") != nil {
 				if got := textOf(byID(doc, "profile-name")); got != "Profile Ada" {
@@ -296,6 +308,15 @@ func TestStaticJSPage(t *testing.T) {
 	checkPageHygiene(t, doc, "http://127.0.0.1:9022/gsi/client")
 	for _, id := range []string{"token-signin", "token-signout", "profile-name", "profile-email", "profile-photo", "flow-panel", "error", "demo-banner"} {
 		mustID(t, doc, id)
+	}
+	// The panel says what the flow did: hidden until it did something
+	// (staticjs.js shows it once the page holds a token).
+	if _, hidden := attr(mustID(t, doc, "flow-panel"), "hidden"); !hidden {
+		t.Error("/staticjs shows what the flow did before anything happened")
+	}
+	// The footer agrees with the page: nothing on the server.
+	if f := footerText(t, doc); strings.Contains(f, "on the server") || strings.Contains(f, "stored per user") || !strings.Contains(f, "browser") {
+		t.Errorf("footer of the client-side page contradicts it: %q", f)
 	}
 	c := pageConfigOf(t, doc)
 	if c.PeopleAPIBase != "http://127.0.0.1:9022/" || c.ClientID != testClientID || c.Scope != "openid email profile" {
@@ -533,4 +554,14 @@ func TestPageCacheServesEachContentItsOwnPage(t *testing.T) {
 	if st, _ := attr(mustID(t, doc, "offline-status"), "data-state"); st != "active" {
 		t.Errorf("after connect the page shows offline state %q", st)
 	}
+}
+
+// footerText is the text of the page's <footer>.
+func footerText(t *testing.T, doc *html.Node) string {
+	t.Helper()
+	footers := findAll(doc, byTag("footer"))
+	if len(footers) != 1 {
+		t.Fatalf("%d <footer> elements, want 1", len(footers))
+	}
+	return textOf(footers[0])
 }

@@ -23,8 +23,9 @@ type Memory struct {
 	// Now is the clock for CreatedAt and UpdatedAt; nil means time.Now.
 	Now func() time.Time
 
-	mu   sync.Mutex
-	recs map[string][]byte
+	mu    sync.Mutex
+	recs  map[string][]byte
+	aside map[string][]byte // damaged records set aside, by sub
 }
 
 var _ grant.Store = (*Memory)(nil)
@@ -44,7 +45,40 @@ func (m *Memory) get(sub string) (*grant.Record, error) {
 	if !ok {
 		return nil, signin.Errorf(signin.ENOTFOUND, "", "No offline access is stored for this user.")
 	}
-	return grant.DecodeRecord(data)
+	rec, err := grant.DecodeRecord(data)
+	if err != nil {
+		return nil, grant.CorruptRecord(sub, "memory record of "+sub, err)
+	}
+	return rec, nil
+}
+
+// Damage replaces sub's stored record by data that cannot be decoded, as a
+// torn write would leave it, for tests of what happens next.
+func (m *Memory) Damage(sub string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.recs == nil {
+		m.recs = map[string][]byte{}
+	}
+	m.recs[sub] = []byte(`{"version":1,"sub":"` + sub + `","status":"act`)
+}
+
+// SetAside implements grant.Store.
+func (m *Memory) SetAside(ctx context.Context, sub string) (string, error) {
+	if err := grant.CheckSub(sub); err != nil {
+		return "", err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, err := m.get(sub); signin.ErrorCode(err) != grant.CodeCorruptRecord {
+		return "", nil
+	}
+	if m.aside == nil {
+		m.aside = map[string][]byte{}
+	}
+	m.aside[sub] = m.recs[sub]
+	delete(m.recs, sub)
+	return "memory, set aside: " + sub, nil
 }
 
 // Update implements grant.Store.

@@ -28,7 +28,9 @@ func HostileSubs() []string {
 
 // Run checks that the Store that open returns keeps the grant.Store
 // contract. open is called once per subtest and must return an empty store.
-func Run(t *testing.T, open func(t *testing.T) grant.Store) {
+// damage must make sub's stored record unreadable the way the backend's
+// storage can be damaged (a file cut short, say), behind the store's back.
+func Run(t *testing.T, open func(t *testing.T) grant.Store, damage func(t *testing.T, st grant.Store, sub string)) {
 	t.Run("GetMissing", func(t *testing.T) {
 		st := open(t)
 		_, err := st.Get(t.Context(), "1")
@@ -41,6 +43,96 @@ func Run(t *testing.T, open func(t *testing.T) grant.Store) {
 	t.Run("InvalidSubs", func(t *testing.T) { testInvalidSubs(t, open(t)) })
 	t.Run("List", func(t *testing.T) { testList(t, open(t)) })
 	t.Run("ConcurrentUpdates", func(t *testing.T) { testConcurrentUpdates(t, open(t)) })
+	t.Run("Damaged", func(t *testing.T) {
+		st := open(t)
+		testDamaged(t, st, func(sub string) { damage(t, st, sub) })
+	})
+}
+
+// testDamaged: a record that cannot be read is reported, never overwritten
+// by Update, set aside by SetAside (and only then), and can be deleted.
+func testDamaged(t *testing.T, st grant.Store, damage func(sub string)) {
+	ctx := t.Context()
+	const sub, other = "31", "32"
+	Put(t, st, NewRecord(sub, time.Now()))
+	good := Put(t, st, NewRecord(other, time.Now()))
+	damage(sub)
+
+	_, err := st.Get(ctx, sub)
+	wantCorrupt(t, "Get", err, sub)
+	called := false
+	_, err = st.Update(ctx, sub, func(*grant.Record) (*grant.Record, error) {
+		called = true
+		return NewRecord(sub, time.Now()), nil
+	})
+	wantCorrupt(t, "Update", err, sub)
+	if called {
+		t.Error("Update called fn with a damaged record")
+	}
+	_, err = st.Get(ctx, sub)
+	wantCorrupt(t, "Get after Update", err, sub)
+
+	damaged := 0
+	if err := st.List(ctx, func(rec *grant.Record, err error) error {
+		if err != nil {
+			damaged++
+			wantCorrupt(t, "List", err, sub)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	if damaged != 1 {
+		t.Errorf("List reported %d damaged records, want 1", damaged)
+	}
+
+	// SetAside leaves readable records and missing ones alone.
+	for _, s := range []string{other, "33"} {
+		if where, err := st.SetAside(ctx, s); where != "" || err != nil {
+			t.Errorf("SetAside(%s) of a readable or missing record = %q, %v; want \"\", nil", s, where, err)
+		}
+	}
+	if rec, err := st.Get(ctx, other); err != nil || !Equal(rec, good) {
+		t.Errorf("SetAside changed a readable record: %+v, %v", rec, err)
+	}
+
+	where, err := st.SetAside(ctx, sub)
+	if err != nil || where == "" {
+		t.Fatalf("SetAside of a damaged record = %q, %v; want where it went", where, err)
+	}
+	_, err = st.Get(ctx, sub)
+	wantKind(t, err, signin.ENOTFOUND)
+	if err := st.List(ctx, func(rec *grant.Record, err error) error {
+		if err != nil {
+			t.Errorf("List after SetAside still reports %v", err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	saved := Put(t, st, NewRecord(sub, time.Now()))
+	if rec, err := st.Get(ctx, sub); err != nil || !Equal(rec, saved) {
+		t.Errorf("the record replacing a damaged one: %+v, %v", rec, err)
+	}
+
+	// A damaged record can be deleted.
+	damage(sub)
+	if err := st.Delete(ctx, sub); err != nil {
+		t.Errorf("Delete of a damaged record: %v", err)
+	}
+	_, err = st.Get(ctx, sub)
+	wantKind(t, err, signin.ENOTFOUND)
+}
+
+func wantCorrupt(t *testing.T, op string, err error, sub string) {
+	t.Helper()
+	if signin.ErrorCode(err) != grant.CodeCorruptRecord {
+		t.Errorf("%s of a damaged record = %v; want code %s", op, err, grant.CodeCorruptRecord)
+		return
+	}
+	if got := grant.DamagedSub(err); got != sub {
+		t.Errorf("%s of a damaged record: DamagedSub = %q, want %q", op, got, sub)
+	}
 }
 
 // Put stores rec for rec.Sub through Update, failing the test on error.

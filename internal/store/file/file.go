@@ -20,9 +20,12 @@
 // against the file name when read.
 //
 // Beside each record sits "<name>.lock", the user's lock file, and during a
-// write a temporary ".tmp-*" file. Other files are ignored, so List never
-// mistakes a temporary file for a record. Server-side sessions live in the
-// ".sessions" subdirectory (see sessions.go).
+// write a temporary ".tmp-<name>" file (removed under the user's lock when
+// an interrupted write left it: by the next write, by Delete and by Open).
+// A record that cannot be read, set aside by SetAside, becomes
+// "<name>.json.damaged-<UTC time>". Other files are ignored, so List never
+// mistakes a temporary or damaged file for a record. Server-side sessions
+// live in the ".sessions" subdirectory (see sessions.go).
 //
 // # Permissions
 //
@@ -65,6 +68,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"example.com/signin"
@@ -75,6 +79,10 @@ const (
 	recordExt  = ".json"
 	lockExt    = ".lock"
 	tempPrefix = ".tmp-"
+
+	// damagedInfix follows the record's file name in the name of a damaged
+	// record set aside: "<name>.json.damaged-<time>".
+	damagedInfix = ".damaged-"
 
 	// maxDigits and maxHexSub keep every file name (with ".lock") far below
 	// the usual 255-byte name limit.
@@ -270,6 +278,10 @@ func (s *Store) Delete(ctx context.Context, sub string) error {
 		return err
 	}
 	defer unlock()
+	// A temporary file an interrupted write left may hold the tokens too.
+	if err := os.Remove(filepath.Join(s.dir, tempName(name))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return internal(err, "cannot delete the credential record")
+	}
 	if err := os.Remove(filepath.Join(s.dir, name+recordExt)); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return notFound()
@@ -287,6 +299,37 @@ func (s *Store) Delete(ctx context.Context, sub string) error {
 		s.log.Warn("cannot remove a lock file", "err", err)
 	}
 	return nil
+}
+
+// SetAside implements grant.Store: it renames a record file that cannot be
+// read to "<name>.json.damaged-<UTC time>", beside it, which List and every
+// other reader ignore, and logs where it went.
+func (s *Store) SetAside(ctx context.Context, sub string) (string, error) {
+	if err := grant.CheckSub(sub); err != nil {
+		return "", err
+	}
+	name := fileName(sub)
+	unlock, err := s.lock(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	_, err = s.read(name)
+	if err == nil || errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if signin.ErrorCode(err) != grant.CodeCorruptRecord {
+		return "", err
+	}
+	aside := name + recordExt + damagedInfix + s.now().UTC().Format("20060102T150405.000000000Z")
+	if err := os.Rename(filepath.Join(s.dir, name+recordExt), filepath.Join(s.dir, aside)); err != nil {
+		return "", internal(err, "cannot set a damaged credential record aside")
+	}
+	if err := syncDir(s.dir); err != nil {
+		return "", internal(err, "cannot set a damaged credential record aside")
+	}
+	s.log.Warn("set a damaged credential record aside", "file", name+recordExt, "kept_as", aside, "err", err)
+	return aside, nil
 }
 
 // List implements grant.Store. It reads the directory listBatch entries at
@@ -345,11 +388,13 @@ func (s *Store) List(ctx context.Context, fn func(rec *grant.Record, err error) 
 // file is returned as an fs.ErrNotExist error for the caller to map.
 func (s *Store) read(name string) (*grant.Record, error) {
 	file := name + recordExt
-	f, err := os.Open(filepath.Join(s.dir, file))
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
+	f, err := openRegular(filepath.Join(s.dir, file), os.O_RDONLY)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, err
+	case errors.Is(err, errNotRegular):
+		return nil, corrupt(file, err)
+	case err != nil:
 		return nil, internal(err, "cannot read a credential record")
 	}
 	defer f.Close()
@@ -361,10 +406,6 @@ func (s *Store) read(name string) (*grant.Record, error) {
 	}
 	rec, err := grant.DecodeRecord(data)
 	if err != nil {
-		var se *signin.Error
-		if errors.As(err, &se) && se.Err != nil {
-			err = se.Err // the cause; corrupt adds the code and message again
-		}
 		return nil, corrupt(file, err)
 	}
 	if fileName(rec.Sub) != name {
@@ -373,13 +414,25 @@ func (s *Store) read(name string) (*grant.Record, error) {
 	return rec, nil
 }
 
-// write replaces the record file for name with data, atomically.
+// tempName is the base name of the temporary file a write of name's record
+// goes through: one per user, since writes of one user are serialised by
+// the user's lock. Whoever holds that lock and finds the file knows that an
+// interrupted write left it, and removes it: it may hold a whole record,
+// tokens included, which must not outlive the record.
+func tempName(name string) string { return tempPrefix + name }
+
+// write replaces the record file for name with data, atomically. The
+// caller holds the user's lock.
 func (s *Store) write(name string, data []byte) (err error) {
-	f, err := os.CreateTemp(s.dir, tempPrefix+"*") // mode 0600
+	tmp := filepath.Join(s.dir, tempName(name))
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return internal(err, "cannot save the credential record")
+	}
+	// O_EXCL: created here, never through a link.
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return internal(err, "cannot save the credential record")
 	}
-	tmp := f.Name()
 	defer func() {
 		if err != nil {
 			f.Close()
@@ -446,9 +499,11 @@ func (s *Store) lock(ctx context.Context, name string) (unlock func(), err error
 }
 
 // removeStaleTemps deletes temporary files that interrupted writes left
-// behind. It reads the directory in batches, as List does: os.ReadDir would
-// hold every name at once, and at 100,000 users that alone was most of
-// offline-fetch's peak memory (18.5 MB, found by the scale benchmark).
+// behind: a user's own (".tmp-<name>") at once, under the user's lock, and
+// any other only once it is older than staleTemp. It reads the directory in
+// batches, as List does: os.ReadDir would hold every name at once, and at
+// 100,000 users that alone was most of offline-fetch's peak memory
+// (18.5 MB, found by the scale benchmark).
 func (s *Store) removeStaleTemps() {
 	d, err := os.Open(s.dir)
 	if err != nil {
@@ -458,7 +513,12 @@ func (s *Store) removeStaleTemps() {
 	for {
 		ents, err := d.ReadDir(listBatch)
 		for _, e := range ents {
-			if !strings.HasPrefix(e.Name(), tempPrefix) {
+			user, ok := strings.CutPrefix(e.Name(), tempPrefix)
+			if !ok {
+				continue
+			}
+			if isRecordName(user) {
+				s.removeUserTemp(user)
 				continue
 			}
 			fi, err := e.Info()
@@ -472,6 +532,27 @@ func (s *Store) removeStaleTemps() {
 		if err != nil { // io.EOF at the end, or a read error: either way, done
 			return
 		}
+	}
+}
+
+// removeUserTemp removes the temporary file of name's record under the
+// user's lock, where no write of theirs can be under way.
+func (s *Store) removeUserTemp(name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	unlock, err := s.lock(ctx, name)
+	if err != nil {
+		s.log.Warn("cannot lock a user's record to remove a temporary file", "file", tempName(name), "err", err)
+		return
+	}
+	defer unlock()
+	if err := os.Remove(filepath.Join(s.dir, tempName(name))); err == nil {
+		s.log.Warn("removed a temporary file left by an interrupted write", "file", tempName(name))
+	}
+	// Taking the lock created a lock file; a user without a record needs
+	// none (see Delete for why removing it while held is safe).
+	if _, err := os.Lstat(filepath.Join(s.dir, name+recordExt)); errors.Is(err, fs.ErrNotExist) {
+		os.Remove(filepath.Join(s.dir, name+lockExt))
 	}
 }
 
@@ -525,6 +606,36 @@ func lowerHex(s string) bool {
 	return true
 }
 
+// errNotRegular: a path the store opens is a symbolic link, a FIFO, a
+// device or a directory. The store never follows a link (it could lead
+// outside the directory) nor waits on a FIFO (a read would block until a
+// writer comes).
+var errNotRegular = errors.New("not a regular file (links are not followed)")
+
+// openRegular opens path with flag, without following a symbolic link in
+// its last element and without blocking on a special file, and refuses
+// anything but a regular file (errNotRegular). With os.O_CREATE it creates
+// the file (0600) in place, never through a link.
+func openRegular(path string, flag int) (*os.File, error) {
+	f, err := os.OpenFile(path, flag|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, fmt.Errorf("%s: %w", filepath.Base(path), errNotRegular)
+		}
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", filepath.Base(path), errNotRegular)
+	}
+	return f, nil
+}
+
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
@@ -542,8 +653,26 @@ func internal(err error, msg string) error {
 	return signin.Wrap(err, signin.EINTERNAL, "", msg)
 }
 
-// corrupt names the file in the cause (for the operator's log), keeping the
-// user-facing message and code of DecodeRecord's error.
+// corrupt is the error for the record file file that cannot be read: it
+// names the file (for the operator's log) and the user the file name says
+// it belongs to.
 func corrupt(file string, err error) error {
-	return signin.Wrap(fmt.Errorf("%s: %w", file, err), signin.EINTERNAL, grant.CodeCorruptRecord, "A stored credential record cannot be read.")
+	name, _ := strings.CutSuffix(file, recordExt)
+	return grant.CorruptRecord(subOf(name), file, err)
+}
+
+// subOf is the sub a record name (a fileName) was made from, or "" when
+// the name is a hash (or not a record name).
+func subOf(name string) string {
+	switch {
+	case !isRecordName(name), strings.HasPrefix(name, "h-"):
+		return ""
+	case strings.HasPrefix(name, "x-"):
+		b, err := hex.DecodeString(name[2:])
+		if err != nil {
+			return ""
+		}
+		return string(b)
+	}
+	return name
 }

@@ -52,7 +52,14 @@ func mustOpenConfig(t testing.TB, cfg Config) *Store {
 }
 
 func TestContract(t *testing.T) {
-	granttest.Run(t, func(t *testing.T) grant.Store { return mustOpen(t, t.TempDir()) })
+	granttest.Run(t, func(t *testing.T) grant.Store { return mustOpen(t, t.TempDir()) },
+		func(t *testing.T, st grant.Store, sub string) {
+			// Cut the record short, as a copy onto a full disk would.
+			path := filepath.Join(st.(*Store).dir, fileName(sub)+recordExt)
+			if err := os.WriteFile(path, []byte(`{"version":1,"sub":"`+sub+`","status":"act`), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		})
 }
 
 func TestModes(t *testing.T) {
@@ -502,8 +509,59 @@ func TestCrashSafety(t *testing.T) {
 	if n != crashUsers {
 		t.Errorf("%d records after the crashes, want %d", n, crashUsers)
 	}
+	// Open removed every temporary file the kills left: they may hold whole
+	// records, tokens included.
 	temps, _ := filepath.Glob(filepath.Join(dir, tempPrefix+"*"))
-	t.Logf("%d kills: %d records whole, %d temporary files left by interrupted writes (ignored)", kills, n, len(temps))
+	if len(temps) != 0 {
+		t.Errorf("temporary files left after a restart: %v", temps)
+	}
+	t.Logf("%d kills: %d records whole", kills, n)
+}
+
+// TestUserTempsRemoved: a user's temporary file, which an interrupted write
+// may have left holding a whole record, goes at once (not an hour later)
+// when it is safe: at Open, at the user's next write and at Delete.
+func TestUserTempsRemoved(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir)
+	plant := func(sub string) string {
+		t.Helper()
+		rec := granttest.NewRecord(sub, time.Now())
+		rec.Version, rec.CreatedAt, rec.UpdatedAt = grant.RecordVersion, time.Now(), time.Now()
+		data, err := grant.EncodeRecord(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, tempName(fileName(sub)))
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	gone := func(what, path string) {
+		t.Helper()
+		if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: temporary file %s still there (%v)", what, filepath.Base(path), err)
+		}
+	}
+
+	granttest.Put(t, s, granttest.NewRecord("1", time.Now()))
+	tmp := plant("1")
+	if err := s.Delete(t.Context(), "1"); err != nil {
+		t.Fatal(err)
+	}
+	gone("Delete", tmp)
+
+	tmp = plant("../x")
+	mustOpen(t, dir)
+	gone("Open", tmp)
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("Open left files for a user with no record: %v", ents)
+	}
+
+	tmp = plant("2")
+	granttest.Put(t, s, granttest.NewRecord("2", time.Now()))
+	gone("Update", tmp)
 }
 
 // crashUsers is how many users the crash helper writes, in turn.
@@ -586,5 +644,105 @@ func TestSessionFilesHoldNoSessionID(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// within runs fn and fails the test if it has not returned in 5 s: a FIFO
+// opened for reading blocks until a writer comes, which would hang a
+// request for ever.
+func within(t *testing.T, what string, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s still blocked after 5 s", what)
+	}
+}
+
+// TestSpecialFilesRefused: a record that is a FIFO or a symbolic link is a
+// damaged record, answered at once, never followed or waited on; a lock
+// file that is a link or a FIFO is refused, and nothing is created outside
+// the directory.
+func TestSpecialFilesRefused(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir)
+	ctx := t.Context()
+
+	if err := syscall.Mkfifo(filepath.Join(dir, "1.json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	within(t, "Get of a FIFO record", func() {
+		_, err := s.Get(ctx, "1")
+		if signin.ErrorCode(err) != grant.CodeCorruptRecord {
+			t.Errorf("Get of a FIFO record = %v, want corrupt_record", err)
+		}
+	})
+	within(t, "Update of a FIFO record", func() {
+		_, err := s.Update(ctx, "1", func(*grant.Record) (*grant.Record, error) { return nil, nil })
+		if signin.ErrorCode(err) != grant.CodeCorruptRecord {
+			t.Errorf("Update of a FIFO record = %v, want corrupt_record", err)
+		}
+	})
+	within(t, "SetAside of a FIFO record", func() {
+		if where, err := s.SetAside(ctx, "1"); err != nil || where == "" {
+			t.Errorf("SetAside of a FIFO record = %q, %v", where, err)
+		}
+	})
+
+	// A link to a valid record of the same user elsewhere is not used.
+	outside := t.TempDir()
+	granttest.Put(t, mustOpen(t, outside), granttest.NewRecord("2", time.Now()))
+	if err := os.Symlink(filepath.Join(outside, "2.json"), filepath.Join(dir, "2.json")); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := s.Get(ctx, "2"); signin.ErrorCode(err) != grant.CodeCorruptRecord {
+		t.Errorf("Get of a symlinked record = %+v, %v; want corrupt_record", rec, err)
+	}
+
+	// A lock file linked outside the directory: nothing is created there.
+	target := filepath.Join(outside, "planted")
+	if err := os.Symlink(target, filepath.Join(dir, "3.lock")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Update(ctx, "3", func(*grant.Record) (*grant.Record, error) {
+		return granttest.NewRecord("3", time.Now()), nil
+	}); err == nil {
+		t.Error("Update with a symlinked lock file succeeded")
+	}
+	if _, err := os.Lstat(target); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a file was created outside the directory through the lock's link: %v", err)
+	}
+
+	// A FIFO as lock file is refused too, at once.
+	if err := syscall.Mkfifo(filepath.Join(dir, "4.lock"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	within(t, "Update with a FIFO lock file", func() {
+		if _, err := s.Update(ctx, "4", func(*grant.Record) (*grant.Record, error) {
+			return granttest.NewRecord("4", time.Now()), nil
+		}); err == nil {
+			t.Error("Update with a FIFO lock file succeeded")
+		}
+	})
+
+	// The sessions directory may not be a link elsewhere either.
+	if err := os.Symlink(outside, filepath.Join(dir, sessionsDir)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateSession(ctx, "id", "5", nil, time.Now().Add(time.Hour)); err == nil {
+		t.Error("CreateSession through a symlinked sessions directory succeeded")
+	}
+	if _, err := s.DeleteUserSessions(ctx, "5"); err == nil {
+		t.Error("DeleteUserSessions through a symlinked sessions directory succeeded")
+	}
+	// Open cleans the sessions directory: not through the link.
+	mustOpen(t, dir)
+	if ents, _ := os.ReadDir(outside); len(ents) != 2 { // 2.json, 2.lock
+		t.Errorf("files created or removed outside the directory: %v", ents)
 	}
 }

@@ -21,12 +21,13 @@ const (
 
 func checkLocking() error { return nil }
 
-// lockFile opens (creating, 0600) the lock file at path and takes an
-// exclusive flock on it, waiting until it is free or ctx ends. Closing the
+// lockFile opens (creating, 0600) the lock file at path, which must be a
+// regular file (never a link, which could make it create a file elsewhere),
+// and takes an exclusive flock on it, waiting until it is free or ctx ends. Closing the
 // returned file releases the lock.
 func lockFile(ctx context.Context, path string) (*os.File, error) {
 	for {
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		f, err := openRegular(path, os.O_RDWR|os.O_CREATE)
 		if err != nil {
 			return nil, err
 		}

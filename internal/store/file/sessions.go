@@ -59,6 +59,13 @@ func (s *Store) CreateSession(ctx context.Context, id, sub string, data []byte, 
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return internal(err, "cannot keep the session")
 	}
+	// Never write through a link to somewhere else.
+	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
+		if err == nil {
+			err = fmt.Errorf("%s is not a directory (links are not followed)", sessionsDir)
+		}
+		return internal(err, "cannot keep the session")
+	}
 	f, err := os.CreateTemp(dir, tempPrefix+"*")
 	if err != nil {
 		return internal(err, "cannot keep the session")
@@ -131,6 +138,15 @@ func (s *Store) removeExpiredSessions() error {
 // batches; expired and unreadable files are removed on the way.
 func (s *Store) eachSession(ctx context.Context, fn func(path string, sf *sessionFile) error) error {
 	dir := filepath.Join(s.dir, sessionsDir)
+	// Expired and damaged files are removed: never through a link to
+	// somewhere else.
+	if fi, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	} else if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory (links are not followed)", sessionsDir)
+	}
 	d, err := os.Open(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil

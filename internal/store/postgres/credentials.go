@@ -186,6 +186,38 @@ func (s *Store) Delete(ctx context.Context, sub string) error {
 	return nil
 }
 
+// SetAside moves sub's row to credentials_set_aside if it cannot be read
+// (under the row's lock), so that the next Update starts from no record and
+// an operator can still look at it. A row that reads, or none, is left.
+func (s *Store) SetAside(ctx context.Context, sub string) (string, error) {
+	if err := grant.CheckSub(sub); err != nil {
+		return "", err
+	}
+	tx, err := s.begin(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	key := escapeText(sub)
+	_, err = s.lockRow(ctx, tx, key)
+	if signin.ErrorCode(err) != grant.CodeCorruptRecord {
+		if err != nil {
+			return "", err
+		}
+		return "", nil // readable, or none
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO credentials_set_aside SELECT *, now() FROM credentials WHERE sub = $1`, key); err != nil {
+		return "", s.fail(ctx, err, "cannot set the damaged credential record aside")
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM credentials WHERE sub = $1`, key); err != nil {
+		return "", s.fail(ctx, err, "cannot set the damaged credential record aside")
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return "", s.fail(ctx, err, "cannot set the damaged credential record aside")
+	}
+	return "table credentials_set_aside", nil
+}
+
 // listPage is how many rows List reads at a time.
 const listPage = 100
 
@@ -358,8 +390,8 @@ func (r *row) record() (*grant.Record, error) {
 }
 
 func corrupt(key string, err error) error {
-	return signin.Wrap(fmt.Errorf("credentials row %q: %w", key, err), signin.EINTERNAL, grant.CodeCorruptRecord,
-		"A stored credential record cannot be read.")
+	sub, _ := unescapeText(key)
+	return grant.CorruptRecord(sub, fmt.Sprintf("credentials row %q", key), err)
 }
 
 // recordArgs are rec's column values, in recordColumns' order.
