@@ -26,7 +26,7 @@ var allowedImports = map[string][]string{
 	"internal/offline":     {"", "internal/grant", "internal/auth"},
 	"internal/grant":       {"", "internal/auth"},
 	"internal/store":       {"", "internal/grant"},
-	"internal/auth":        {"", "internal/googlenet"},
+	"internal/auth":        {"", "internal/googlenet", "internal/metrics"},
 	"internal/config":      {"internal/auth", "internal/googlenet"},
 	"internal/googlenet":   {},
 	"internal/metrics":     {""},

@@ -20,6 +20,7 @@ import (
 
 	"example.com/signin"
 	"example.com/signin/internal/googlenet"
+	"example.com/signin/internal/metrics"
 )
 
 // maxTokenLen bounds an ID token. Google's are about 1 KiB; the front door
@@ -79,6 +80,9 @@ type VerifierConfig struct {
 	// Logger receives key fetch failures; nil discards. Tokens are never
 	// logged.
 	Logger *slog.Logger
+	// Metrics counts key fetches and the verified-token cache's hits and
+	// misses. Nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // Verifier verifies Google ID tokens completely: idtoken's signature and
@@ -96,6 +100,7 @@ type Verifier struct {
 	keys         *keySet
 	cache        *verifiedCache // nil when disabled
 	bufs         sync.Pool      // *[]byte, for hashing tokens without an allocation
+	metrics      *metrics.Metrics
 
 	headers headerCache // header segments that passed the front door
 
@@ -147,6 +152,7 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 		hostedDomain: strings.TrimSpace(cfg.HostedDomain),
 		skew:         int64(skew / time.Second),
 		now:          now,
+		metrics:      cfg.Metrics,
 		keys: &keySet{
 			client:     hc,
 			url:        certsURL,
@@ -154,6 +160,7 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 			minRefetch: cmp.Or(cfg.MinRefetchInterval, DefaultMinRefetchInterval),
 			now:        now,
 			logger:     logger,
+			metrics:    cfg.Metrics,
 		},
 	}
 	if len(auds) == 1 {
@@ -194,8 +201,10 @@ func (v *Verifier) VerifyCached(ctx context.Context, rawToken string) (*Claims, 
 	}
 	key := v.tokenKey(rawToken)
 	if c, ok := v.cache.get(&key, v.now()); ok {
+		v.metrics.VerifiedCache(true)
 		return c, nil
 	}
+	v.metrics.VerifiedCache(false)
 	c, err := v.Verify(ctx, rawToken, "")
 	if err != nil {
 		return nil, err
@@ -231,7 +240,7 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, error) {
 		return nil, invalidToken(err)
 	}
 	if err != nil {
-		return nil, &signin.Error{Kind: signin.EUPSTREAM, Code: "google_unavailable", Message: "Google's sign-in keys could not be fetched; please try again", Err: err}
+		return nil, &signin.Error{Kind: signin.EUPSTREAM, Code: "google_unavailable", Message: "Google's sign-in keys could not be fetched; please try again", Err: atEndpoint(EndpointCerts, err)}
 	}
 	// The payload is decoded once, by idtoken, and our checks run on what it
 	// returns: decoding it ourselves first cost as much again as everything

@@ -5,17 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"example.com/signin"
 	"example.com/signin/internal/metrics"
+	"example.com/signin/internal/metrics/metricstest"
 )
 
 func TestNilMetricsCountNothing(t *testing.T) {
@@ -50,52 +47,6 @@ func TestOutcome(t *testing.T) {
 	}
 }
 
-// scrape serves reg as Prometheus would scrape it and parses the answer.
-func scrape(t *testing.T, reg *prometheus.Registry) map[string]*dto.MetricFamily {
-	t.Helper()
-	srv := httptest.NewServer(metrics.Handler(reg))
-	defer srv.Close()
-	resp, err := http.Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fams
-}
-
-func value(fams map[string]*dto.MetricFamily, name string, labels map[string]string) float64 {
-	f := fams[name]
-	if f == nil {
-		return -1
-	}
-next:
-	for _, m := range f.GetMetric() {
-		got := map[string]string{}
-		for _, l := range m.GetLabel() {
-			got[l.GetName()] = l.GetValue()
-		}
-		for k, v := range labels {
-			if got[k] != v {
-				continue next
-			}
-		}
-		switch {
-		case m.Counter != nil:
-			return m.Counter.GetValue()
-		case m.Gauge != nil:
-			return m.Gauge.GetValue()
-		case m.Histogram != nil:
-			return float64(m.Histogram.GetSampleCount())
-		}
-	}
-	return 0
-}
-
 // Label values that are not in the closed sets are counted as "other":
 // what a client sends cannot make new series.
 func TestLabelsAreBounded(t *testing.T) {
@@ -109,7 +60,7 @@ func TestLabelsAreBounded(t *testing.T) {
 		m.RISCEvent(fmt.Sprintf("type%d", i), fmt.Sprintf("outcome%d", i))
 		m.SessionsEnded(fmt.Sprintf("cause%d", i), 1)
 	}
-	fams := scrape(t, reg)
+	fams := metricstest.Gather(t, reg)
 	for name, want := range map[string]int{
 		"signin_http_requests_total":  1,
 		"signin_signins_total":        1,
@@ -120,13 +71,13 @@ func TestLabelsAreBounded(t *testing.T) {
 			t.Errorf("%s has %d series, want %d", name, got, want)
 		}
 	}
-	if v := value(fams, "signin_http_requests_total", map[string]string{"route": "unmatched", "method": "other", "code": "405"}); v != 50 {
+	if v := fams.Value("signin_http_requests_total", "route", "unmatched", "method", "other", "code", "405"); v != 50 {
 		t.Errorf("requests with other methods = %v, want 50", v)
 	}
-	if v := value(fams, "signin_signins_total", map[string]string{"method": "other", "outcome": "other"}); v != 50 {
+	if v := fams.Value("signin_signins_total", "method", "other", "outcome", "other"); v != 50 {
 		t.Errorf("sign-ins = %v, want 50", v)
 	}
-	if v := value(fams, "signin_http_requests_in_flight", nil); v != 0 {
+	if v := fams.Value("signin_http_requests_in_flight"); v != 0 {
 		t.Errorf("in flight = %v, want 0", v)
 	}
 	if fams["go_goroutines"] == nil || fams["process_cpu_seconds_total"] == nil {
