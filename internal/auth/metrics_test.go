@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -119,5 +120,36 @@ func TestVerifierIsCounted(t *testing.T) {
 		if got := fams.Value(tc.name, tc.labels...); got != tc.want {
 			t.Errorf("%s%v = %v, want %v", tc.name, tc.labels, got, tc.want)
 		}
+	}
+}
+
+// Refusal says why a token was refused, from a closed set.
+func TestRefusal(t *testing.T) {
+	iss := authtest.NewIssuer(t)
+	v := newVerifier(t, iss)
+	with := func(change func(map[string]any)) string {
+		c := authtest.Claims(webID, testSub)
+		change(c)
+		return iss.Sign(nil, c)
+	}
+	now := time.Now().Unix()
+	good := iss.Token(webID, testSub)
+	for _, tc := range []struct {
+		name, token, want string
+	}{
+		{"valid", good, ""},
+		{"expired", with(func(c map[string]any) { c["iat"], c["exp"] = now-7200, now-3600 }), auth.RefusedExpired},
+		{"wrong audience", with(func(c map[string]any) { c["aud"], c["azp"] = otherID, otherID }), auth.RefusedAudience},
+		{"clock skew", with(func(c map[string]any) { c["iat"], c["exp"] = now+600, now+4200 }), auth.RefusedClockSkew},
+		{"issuer", with(func(c map[string]any) { c["iss"] = "https://evil.example" }), auth.RefusedIssuer},
+		{"signature", good[:len(good)-8] + "AAAAAAAA", auth.RefusedSignature},
+		{"malformed", "not.a.token", auth.RefusedOther},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := v.Verify(context.Background(), tc.token, "")
+			if got := auth.Refusal(err); got != tc.want {
+				t.Errorf("Refusal(%v) = %q, want %q", err, got, tc.want)
+			}
+		})
 	}
 }
