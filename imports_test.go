@@ -22,7 +22,7 @@ var allowedImports = map[string][]string{
 	"cmd/signin":           {"internal/web", "internal/offline", "internal/grant", "internal/store/file", "internal/auth", "internal/config", "internal/googlenet", "internal/httpserve", "internal/emulator"},
 	"cmd/offline-fetch":    {"internal/offline", "internal/grant", "internal/store/file", "internal/auth", "internal/config", "internal/googlenet"},
 	"cmd/google-emulator":  {"internal/emulator", "internal/httpserve"},
-	"internal/web":         {"", "internal/offline", "internal/grant", "internal/auth", "internal/googlenet"},
+	"internal/web":         {"", "internal/offline", "internal/grant", "internal/auth", "internal/googlenet", "internal/metrics"},
 	"internal/offline":     {"", "internal/grant", "internal/auth"},
 	"internal/grant":       {"", "internal/auth"},
 	"internal/store":       {"", "internal/grant"},

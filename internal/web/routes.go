@@ -17,6 +17,8 @@ import (
 // or a GIS redirect-mode form post with its double-submit cookie.
 func (s *Server) router() http.Handler {
 	r := mux.NewRouter()
+	s.routes = r
+	r.Use(labelRoute)
 
 	// Pages.
 	r.Handle("/", s.page(s.handleIndex)).Methods(http.MethodGet, http.MethodHead)
@@ -66,6 +68,7 @@ func pathFormat(r *http.Request) errorFormat {
 	return formatHTML
 }
 
+// handleHealthz is the liveness check: the process serves requests.
 func handleHealthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = w.Write([]byte("ok\n"))
