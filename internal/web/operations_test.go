@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -175,6 +177,44 @@ func TestClientGoneIs499AtDebug(t *testing.T) {
 	if got := metricstest.Gather(t, reg).Value("signin_http_requests_total", "route", "/connect", "code", "499"); got != 1 {
 		t.Errorf("499s counted: %v", got)
 	}
+}
+
+// /readyz is 200 while the templates load and the store answers, 503 with
+// what failed otherwise; /healthz stays 200 throughout.
+func TestReadyz(t *testing.T) {
+	var storeErr error
+	dir := t.TempDir()
+	if err := os.CopyFS(filepath.Join(dir, "templates"), os.DirFS("../../templates")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(filepath.Join(dir, "static"), os.DirFS("../../static")); err != nil {
+		t.Fatal(err)
+	}
+	e := newTestEnv(t, func(c *Config) {
+		c.Ready = func(context.Context) error { return storeErr }
+		c.DevDir = dir
+	})
+	b := e.browser()
+	check := func(wantReady int, wantBody string) {
+		t.Helper()
+		if r := b.get("/readyz"); r.status != wantReady || !strings.Contains(string(r.body), wantBody) {
+			t.Errorf("/readyz: %d %q, want %d %q", r.status, r.body, wantReady, wantBody)
+		}
+		if r := b.get("/healthz"); r.status != http.StatusOK {
+			t.Errorf("/healthz: %d", r.status)
+		}
+	}
+	check(http.StatusOK, "ok")
+	storeErr = errors.New("stat /var/lib/signin: input/output error")
+	check(http.StatusServiceUnavailable, "store: not ready")
+	if strings.Contains(string(b.get("/readyz").body), "input/output") {
+		t.Error("/readyz tells why, which is the log's to say")
+	}
+	storeErr = nil
+	if err := os.WriteFile(filepath.Join(dir, "templates", "index.html"), []byte("{{ .Broken"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check(http.StatusServiceUnavailable, "templates: not ready")
 }
 
 // Against the emulator: Google failing is a warning naming the endpoint

@@ -110,6 +110,9 @@ type Config struct {
 	// Metrics counts requests, sign-ins and ended sessions. Nil counts
 	// nothing.
 	Metrics *metrics.Metrics
+	// Ready reports whether the server's storage answers, for /readyz; it
+	// must not depend on Google. Nil: the storage is not checked.
+	Ready func(ctx context.Context) error
 }
 
 // Defaults.
