@@ -19,7 +19,7 @@ import (
 // package at all, so that the app's tests cannot share code with it that
 // would hide a disagreement.
 var allowedImports = map[string][]string{
-	"cmd/signin":           {"internal/web", "internal/offline", "internal/grant", "internal/store/file", "internal/auth", "internal/config", "internal/googlenet", "internal/httpserve", "internal/emulator"},
+	"cmd/signin":           {"internal/web", "internal/offline", "internal/grant", "internal/store/file", "internal/auth", "internal/config", "internal/googlenet", "internal/httpserve", "internal/emulator", "internal/metrics", "internal/version"},
 	"cmd/offline-fetch":    {"internal/offline", "internal/grant", "internal/store/file", "internal/auth", "internal/config", "internal/googlenet"},
 	"cmd/google-emulator":  {"internal/emulator", "internal/httpserve"},
 	"internal/web":         {"", "internal/offline", "internal/grant", "internal/auth", "internal/googlenet", "internal/metrics"},

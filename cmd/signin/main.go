@@ -22,14 +22,18 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"example.com/signin/internal/auth"
 	"example.com/signin/internal/config"
 	"example.com/signin/internal/emulator"
 	"example.com/signin/internal/googlenet"
 	"example.com/signin/internal/grant"
 	"example.com/signin/internal/httpserve"
+	"example.com/signin/internal/metrics"
 	"example.com/signin/internal/offline"
 	"example.com/signin/internal/store/file"
+	"example.com/signin/internal/version"
 	"example.com/signin/internal/web"
 )
 
@@ -43,6 +47,10 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "signin:", err)
 		os.Exit(2)
+	}
+	if cfg.Version {
+		fmt.Print(version.String("signin"))
+		return
 	}
 	if err := Run(ctx, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "signin:", err)
@@ -71,6 +79,14 @@ type Config struct {
 	// headers before the connection is closed (the slow-loris defence).
 	// Zero means httpserve.DefaultReadHeaderTimeout. Not a flag: tests shorten it.
 	ReadHeaderTimeout time.Duration
+	// Version: print the build's version and exit (-version).
+	Version bool
+	// MetricsAddr, when set, is where /metrics is served, on a listener
+	// of its own (-metrics-addr).
+	MetricsAddr string
+	// MetricsReady, if set, is called with the metrics listener's URL
+	// once it listens (tests use it with MetricsAddr "127.0.0.1:0").
+	MetricsReady func(metricsURL string)
 }
 
 // ParseFlags turns command-line arguments and the environment into a Config.
@@ -100,8 +116,14 @@ Flags:
 	fs.BoolVar(&cfg.SecureCookies, "secure-cookies", false, "mark cookies Secure (set this when served over HTTPS)")
 	fs.StringVar(&cfg.EmulatorAddr, "emulator-addr", config.DefaultEmulatorAddr, "demo mode: address of the in-process Google emulator")
 	fs.StringVar(&cfg.DevDir, "dev", "", "development: read templates and static files from this module directory on every request")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on this address (host:port), a listener of its own; default: off")
+	showVersion := version.AddFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
+	}
+	if *showVersion {
+		cfg.Version = true
+		return cfg, nil
 	}
 	if err := cfg.Parsed(fs); err != nil {
 		return cfg, err
@@ -119,6 +141,9 @@ Flags:
 	}
 	if cfg.SessionMaxAge <= 0 {
 		return cfg, fmt.Errorf("-session-max-age %v: want a positive duration", cfg.SessionMaxAge)
+	}
+	if cfg.MetricsAddr != "" && cfg.MetricsAddr == cfg.Addr {
+		return cfg, fmt.Errorf("-metrics-addr %s: metrics are never served on the public address", cfg.MetricsAddr)
 	}
 	return cfg, nil
 }
@@ -148,6 +173,18 @@ func Run(ctx context.Context, cfg Config) error {
 		logger.Info(google.Describe())
 	}
 
+	var m *metrics.Metrics
+	if cfg.MetricsAddr != "" {
+		reg := prometheus.NewRegistry()
+		m = metrics.New(reg)
+		metrics.RegisterRuntime(reg)
+		stopMetrics, err := serveMetrics(ctx, cfg, reg, logger)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
+
 	keys, err := config.SessionKeys(cfg.Getenv, cfg.SessionKeyFile)
 	if err != nil {
 		return err
@@ -162,11 +199,12 @@ func Run(ctx context.Context, cfg Config) error {
 		ClockSkew:    cfg.ClockSkew,
 		HTTPClient:   google.Net.HTTPClient(),
 		Logger:       logger,
+		Metrics:      m,
 	})
 	if err != nil {
 		return err
 	}
-	g := auth.NewGoogle(auth.GoogleConfig{Client: google.Client, HTTPClient: google.Net.HTTPClient(), Logger: logger})
+	g := auth.NewGoogle(auth.GoogleConfig{Client: google.Client, HTTPClient: google.Net.HTTPClient(), Logger: logger, Metrics: m})
 	grants := grant.New(grant.Config{Store: st, Google: g, Logger: logger})
 	srv, err := web.New(web.Config{
 		ClientID: google.Client.ID,
@@ -187,6 +225,8 @@ func Run(ctx context.Context, cfg Config) error {
 		Demo:          google.Demo,
 		DevDir:        cfg.DevDir,
 		Logger:        logger,
+		Metrics:       m,
+		Ready:         st.Ping,
 	})
 	if err != nil {
 		return err
@@ -202,6 +242,32 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Ready(base)
 	}
 	return httpserve.Serve(ctx, ln, httpserve.NewServer(srv.Handler(), logger, cfg.ReadHeaderTimeout))
+}
+
+// serveMetrics serves reg at /metrics on cfg.MetricsAddr, a listener apart
+// from the app's, until ctx ends or stop is called; stop waits for it to
+// shut down.
+func serveMetrics(ctx context.Context, cfg Config, reg *prometheus.Registry, logger *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("-metrics-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler(reg))
+	u := "http://" + ln.Addr().String() + "/metrics"
+	logger.Info("serving metrics", "url", u)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := httpserve.Serve(ctx, ln, httpserve.NewServer(mux, logger.With("component", "metrics"), cfg.ReadHeaderTimeout)); err != nil {
+			logger.Error("metrics listener stopped", "err", err)
+		}
+	}()
+	if cfg.MetricsReady != nil {
+		cfg.MetricsReady(u)
+	}
+	return func() { cancel(); <-done }, nil
 }
 
 // startDemoEmulator runs the Google emulator in this process for demo mode.
