@@ -20,7 +20,7 @@ import (
 // would hide a disagreement.
 var allowedImports = map[string][]string{
 	"cmd/signin":           {"internal/web", "internal/offline", "internal/grant", "internal/store/file", "internal/auth", "internal/config", "internal/googlenet", "internal/httpserve", "internal/emulator", "internal/metrics", "internal/version"},
-	"cmd/offline-fetch":    {"internal/offline", "internal/grant", "internal/store/file", "internal/auth", "internal/config", "internal/googlenet"},
+	"cmd/offline-fetch":    {"internal/offline", "internal/grant", "internal/store/file", "internal/auth", "internal/config", "internal/googlenet", "internal/metrics", "internal/version"},
 	"cmd/google-emulator":  {"internal/emulator", "internal/httpserve"},
 	"internal/web":         {"", "internal/offline", "internal/grant", "internal/auth", "internal/googlenet", "internal/metrics"},
 	"internal/offline":     {"", "internal/grant", "internal/auth"},

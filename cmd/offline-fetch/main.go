@@ -19,12 +19,16 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"example.com/signin/internal/auth"
 	"example.com/signin/internal/config"
 	"example.com/signin/internal/googlenet"
 	"example.com/signin/internal/grant"
+	"example.com/signin/internal/metrics"
 	"example.com/signin/internal/offline"
 	"example.com/signin/internal/store/file"
+	"example.com/signin/internal/version"
 )
 
 func main() {
@@ -44,6 +48,13 @@ type Config struct {
 	Progress       bool
 	Getenv         func(string) string
 	Stdout, Stderr io.Writer
+	// Version: print the build's version and exit (-version).
+	Version bool
+	// MetricsTextfile, when set, is where the run's metrics are written
+	// for node_exporter's textfile collector (-metrics-textfile).
+	MetricsTextfile string
+	// Metrics counts the run's calls to Google; nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // Main parses args, runs, and returns the exit status.
@@ -56,16 +67,37 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		fmt.Fprintln(stderr, "offline-fetch:", err)
 		return 2
 	}
+	if cfg.Version {
+		fmt.Fprint(stdout, version.String("offline-fetch"))
+		return 0
+	}
 	cfg.Progress = terminal
+	if cfg.MetricsTextfile != "" {
+		cfg.Metrics = metrics.New(prometheus.NewRegistry())
+	}
+	start := time.Now()
 	sum, err := Run(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "offline-fetch:", err)
 	}
+	code := offline.ExitCode(sum, err)
 	var cerr configError
 	if errors.As(err, &cerr) {
-		return 2
+		code = 2
 	}
-	return offline.ExitCode(sum, err)
+	if cfg.MetricsTextfile != "" {
+		run := metrics.OfflineRun{
+			Users: map[string]int{"ok": sum.OK, "revoked": sum.Revoked, "failed": sum.Failed,
+				"skipped": sum.Skipped, "interrupted": sum.Interrupted},
+			Start: start, End: time.Now(), Success: code == 0,
+		}
+		if err := metrics.WriteOfflineTextfile(cfg.MetricsTextfile, run, cfg.Metrics); err != nil {
+			// Not silent: the monitoring would show a stale run.
+			fmt.Fprintln(stderr, "offline-fetch:", err)
+			code = max(code, 1)
+		}
+	}
+	return code
 }
 
 // configError marks a configuration problem found before any user was
@@ -98,8 +130,14 @@ Flags:
 	fs.IntVar(&cfg.Concurrency, "concurrency", offline.DefaultConcurrency, fmt.Sprintf("users processed at once (1 to %d)", offline.MaxConcurrency))
 	fs.DurationVar(&cfg.RequestTimeout, "timeout", offline.DefaultRequestTimeout, "timeout of each request to Google, each retry included")
 	fs.IntVar(&cfg.MaxRetries, "retries", offline.DefaultMaxRetries, "retries of a request answered 429 or 5xx or failing in the network (0: none)")
+	fs.StringVar(&cfg.MetricsTextfile, "metrics-textfile", "", "at the end, write the run's metrics to this `file` (node_exporter textfile format, e.g. /var/lib/node_exporter/textfile/signin_offline_fetch.prom)")
+	showVersion := version.AddFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
+	}
+	if *showVersion {
+		cfg.Version = true
+		return cfg, nil
 	}
 	if err := cfg.Parsed(fs); err != nil {
 		return cfg, err
@@ -141,7 +179,7 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 	if err != nil {
 		return offline.Summary{}, configError{err}
 	}
-	g := auth.NewGoogle(auth.GoogleConfig{Client: google.Client, HTTPClient: google.Net.HTTPClient(), Logger: logger})
+	g := auth.NewGoogle(auth.GoogleConfig{Client: google.Client, HTTPClient: google.Net.HTTPClient(), Logger: logger, Metrics: cfg.Metrics})
 	return offline.Run(ctx, offline.Config{
 		FetcherConfig: offline.FetcherConfig{
 			Grants:         grant.New(grant.Config{Store: st, Google: g, Logger: logger}),
