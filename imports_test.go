@@ -21,7 +21,7 @@ import (
 var allowedImports = map[string][]string{
 	"cmd/signin":           {"internal/web", "internal/offline", "internal/grant", "internal/store/file", "internal/auth", "internal/config", "internal/googlenet", "internal/httpserve", "internal/emulator", "internal/metrics", "internal/version"},
 	"cmd/offline-fetch":    {"internal/offline", "internal/grant", "internal/store/file", "internal/auth", "internal/config", "internal/googlenet", "internal/metrics", "internal/version"},
-	"cmd/google-emulator":  {"internal/emulator", "internal/httpserve"},
+	"cmd/google-emulator":  {"internal/emulator", "internal/httpserve", "internal/version"},
 	"internal/web":         {"", "internal/offline", "internal/grant", "internal/auth", "internal/googlenet", "internal/metrics"},
 	"internal/offline":     {"", "internal/grant", "internal/auth"},
 	"internal/grant":       {"", "internal/auth"},

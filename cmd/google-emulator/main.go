@@ -19,7 +19,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -28,6 +27,7 @@ import (
 
 	"example.com/signin/internal/emulator"
 	"example.com/signin/internal/httpserve"
+	"example.com/signin/internal/version"
 )
 
 func main() {
@@ -52,8 +52,9 @@ func (e usageError) Unwrap() error { return e.error }
 
 // options is the parsed command line.
 type options struct {
-	addr string
-	cfg  emulator.Config
+	addr    string
+	cfg     emulator.Config
+	version bool // print the version and exit
 }
 
 // listFlag collects a repeatable flag whose values may also be
@@ -82,6 +83,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.cfg.StateFile, "state", "", "`file` keeping users, grants and keys across restarts (mode 0600)")
 	fs.DurationVar(&o.cfg.AccessTokenTTL, "access-token-ttl", 3599*time.Second, "lifetime of issued access tokens")
 	fs.BoolVar(&o.cfg.RevokeOnCodeReuse, "revoke-on-code-reuse", false, "a replayed code also revokes the tokens it issued (RFC 6749 4.1.2; Google does not)")
+	showVersion := version.AddFlag(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: google-emulator [flags]\n\nRuns a local stand-in for Google Sign-In. Point apps at it with GOOGLE_EMULATOR_HOST=host:port.\n\n")
 		fs.PrintDefaults()
@@ -91,6 +93,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			return o, err
 		}
 		return o, usageError{err}
+	}
+	if *showVersion {
+		o.version = true
+		return o, nil
 	}
 	if fs.NArg() > 0 {
 		return o, usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
@@ -149,6 +155,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.version {
+		fmt.Fprint(stdout, version.String("google-emulator"))
+		return nil
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	o.cfg.Logger = log
 	emu, err := emulator.New(o.cfg)
@@ -161,16 +171,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           emu.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		// Injected delays may be long; this still ends a stuck write.
-		WriteTimeout:   5 * time.Minute,
-		IdleTimeout:    2 * time.Minute,
-		MaxHeaderBytes: 64 << 10,
-		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := httpserve.NewServer(emu.Handler(), log, 10*time.Second)
+	srv.ReadTimeout = 30 * time.Second
+	// Injected delays may be long; this still ends a stuck write.
+	srv.WriteTimeout = 5 * time.Minute
+	srv.IdleTimeout = 2 * time.Minute
+	srv.MaxHeaderBytes = 64 << 10
 
 	host := ln.Addr().String()
 	fmt.Fprintf(stdout, "Google emulator listening on http://%s\n", host)

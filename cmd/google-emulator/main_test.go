@@ -131,3 +131,13 @@ func TestRunServesAndStops(t *testing.T) {
 		t.Errorf("output does not name the demo client:\n%s\n%s", first, rest)
 	}
 }
+
+func TestVersionFlag(t *testing.T) {
+	var out, errb strings.Builder
+	if err := run(context.Background(), []string{"-version"}, &out, &errb); err != nil {
+		t.Fatalf("-version: %v", err)
+	}
+	if !strings.HasPrefix(out.String(), "google-emulator ") || errb.Len() != 0 {
+		t.Errorf("-version printed %q, stderr %q", out.String(), errb.String())
+	}
+}
