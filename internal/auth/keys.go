@@ -177,9 +177,10 @@ func (s *keySet) maybeFetch(ctx context.Context, seen *keyVersion) (*keyVersion,
 	s.lastErr = err
 	if err != nil {
 		if cur != nil {
-			s.logger.Warn("refreshing Google's signing keys failed; keeping the previous ones", "url", s.url, "error", err)
+			s.logger.Warn("refreshing Google's signing keys failed; keeping the previous ones", "endpoint", EndpointCerts, "url", s.url, "error", err)
 		} else {
-			s.logger.Error("fetching Google's signing keys failed", "url", s.url, "error", err)
+			// Google failing is a warning; the requests it fails say so too.
+			s.logger.Warn("fetching Google's signing keys failed", "endpoint", EndpointCerts, "url", s.url, "error", err)
 		}
 		return cur, err
 	}

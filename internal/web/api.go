@@ -317,10 +317,9 @@ func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) error {
 		if !signedIn {
 			return errSignedOut()
 		}
-		if ended, err = s.sessions.endUser(r.Context(), u.Sub); err != nil {
+		if ended, err = s.endUserSessions(r.Context(), u.Sub, metrics.CauseSignOutEverywhere); err != nil {
 			return err
 		}
-		s.sessionsEnded(r.Context(), u.Sub, metrics.CauseSignOutEverywhere, ended)
 	}
 	if err := s.sessions.end(w, r); err != nil {
 		return err
@@ -338,12 +337,23 @@ func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) error {
 
 // endEverywhere ends every session of sub and the request's cookie.
 func (s *Server) endEverywhere(w http.ResponseWriter, r *http.Request, sub, cause string) error {
-	n, err := s.sessions.endUser(r.Context(), sub)
-	if err != nil {
+	if _, err := s.endUserSessions(r.Context(), sub, cause); err != nil {
 		return err
 	}
-	s.sessionsEnded(r.Context(), sub, cause, n)
 	return s.sessions.end(w, r)
+}
+
+// endUserSessions ends every session of sub, on every replica, for cause
+// (metrics.CauseRISC when Google says the account was compromised, say),
+// with its audit line and metric. It needs no request: it is also for
+// events that come from Google rather than from the user.
+func (s *Server) endUserSessions(ctx context.Context, sub, cause string) (int, error) {
+	n, err := s.sessions.endUser(ctx, sub)
+	if err != nil {
+		return 0, err
+	}
+	s.sessionsEnded(ctx, sub, cause, n)
+	return n, nil
 }
 
 // sessionsEnded records that n sessions of sub ended for cause
