@@ -15,6 +15,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,6 +42,22 @@ type Metrics struct {
 	verifiedCache *prometheus.CounterVec
 	sessionsEnded *prometheus.CounterVec
 	riscEvents    *prometheus.CounterVec
+
+	// series caches each request label set's counter and histogram
+	// (requestKey to *requestSeries), so that a request costs one map
+	// lookup instead of hashing its labels into two vectors. Its size is
+	// bounded by the label sets, which are closed.
+	series sync.Map
+}
+
+type requestKey struct {
+	route, method string
+	code          int
+}
+
+type requestSeries struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
 }
 
 // New creates the app's collectors and registers them with reg. It panics
@@ -196,29 +213,18 @@ func (m *Metrics) RequestDone(route, method string, code int, d time.Duration) {
 	if m == nil {
 		return
 	}
-	method = methodLabel(method)
 	m.httpInFlight.Dec()
-	m.httpRequests.WithLabelValues(route, method, statusLabel(code)).Inc()
-	m.httpDuration.WithLabelValues(route, method).Observe(d.Seconds())
-}
-
-// statusLabel avoids strconv's allocation for the usual codes.
-func statusLabel(code int) string {
-	switch code {
-	case http.StatusOK:
-		return "200"
-	case http.StatusSeeOther:
-		return "303"
-	case http.StatusNotModified:
-		return "304"
-	case http.StatusUnauthorized:
-		return "401"
-	case http.StatusForbidden:
-		return "403"
-	case http.StatusNotFound:
-		return "404"
+	key := requestKey{route, methodLabel(method), code}
+	s, ok := m.series.Load(key)
+	if !ok {
+		s, _ = m.series.LoadOrStore(key, &requestSeries{
+			count:    m.httpRequests.WithLabelValues(key.route, key.method, strconv.Itoa(code)),
+			duration: m.httpDuration.WithLabelValues(key.route, key.method),
+		})
 	}
-	return strconv.Itoa(code)
+	rs := s.(*requestSeries)
+	rs.count.Inc()
+	rs.duration.Observe(d.Seconds())
 }
 
 // SignIn records a sign-in attempt by method (SignInButton...) and its
