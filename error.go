@@ -22,7 +22,7 @@ const (
 	ECONFLICT     = "conflict"     // state does not allow it (409)
 	ETOOLARGE     = "too_large"    // request body over the limit (413)
 	EUPSTREAM     = "upstream"     // Google unreachable or failing (502)
-	EUNAVAILABLE  = "unavailable"  // our own storage unreachable: try again (503)
+	EUNAVAILABLE  = "unavailable"  // our own storage unreachable or busy; retry later (503)
 	EINTERNAL     = "internal"     // a bug or an unexpected failure (500)
 )
 

@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"example.com/signin/internal/grant"
+	"example.com/signin/internal/seal"
 )
 
 // Selectors of the pages under test: the contract between the templates,
@@ -477,9 +478,14 @@ func (s *stack) redirectModePost(ctx context.Context, t *testing.T, credential, 
 }
 
 // records reads every credential record in dir (the file backend's
-// one-JSON-file-per-user format), checking each file's mode.
+// one-JSON-file-per-user format), checking each file's mode and that its
+// tokens are sealed, and opens them with the key file the server made.
 func records(t *testing.T, dir string) map[string]*grant.Record {
 	t.Helper()
+	keys, err := seal.LoadKeys(func(string) string { return "" }, filepath.Join(dir, seal.DefaultKeyFileName), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -505,6 +511,14 @@ func records(t *testing.T, dir string) map[string]*grant.Record {
 		}
 		if mode := info.Mode().Perm(); mode != 0o600 {
 			t.Errorf("credential file %s has mode %#o, want 0600", path, mode)
+		}
+		for _, tok := range []*string{&rec.Token.AccessToken, &rec.Token.RefreshToken} {
+			if *tok != "" && !seal.IsSealed(*tok) {
+				t.Errorf("credential file %s holds a token in the clear", path)
+			}
+			if *tok, err = keys.Open(rec.Sub, *tok); err != nil {
+				t.Errorf("credential file %s: %v", path, err)
+			}
 		}
 		recs[rec.Sub] = &rec
 	}

@@ -151,7 +151,7 @@ func (s *stack) env() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		switch k, _, _ := strings.Cut(kv, "="); k {
-		case "GOOGLE_EMULATOR_HOST", "SESSION_KEYS":
+		case "GOOGLE_EMULATOR_HOST", "SESSION_KEYS", "SIGNIN_ENCRYPTION_KEYS", "DATABASE_URL":
 			continue
 		}
 		env = append(env, kv)
@@ -164,9 +164,15 @@ func (s *stack) env() []string {
 // exit code, stdout and stderr.
 func (s *stack) offlineFetch(ctx context.Context, t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	return s.offlineFetchEnv(ctx, t, s.env(), args...)
+}
+
+// offlineFetchEnv is offlineFetch with the given environment.
+func (s *stack) offlineFetchEnv(ctx context.Context, t *testing.T, env []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	cmd := exec.CommandContext(ctx, binaries.offlineFetch, append([]string{"-credentials", s.CredDir}, args...)...)
 	cmd.Dir = s.WorkDir
-	cmd.Env = s.env()
+	cmd.Env = env
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()

@@ -8,6 +8,7 @@
 //
 //	google-emulator [-addr 127.0.0.1:9022] [-clients client_secrets.json,...]
 //	                [-state emulator-state.json] [-access-token-ttl 3599s] [-revoke-on-code-reuse]
+//	                [-key-max-age 6h] [-control-host name,...]
 package main
 
 import (
@@ -32,10 +33,16 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
+	defer stop()
+	cfg, err := ParseFlags(os.Args[1:], os.Stdout, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err == nil {
+		err = Run(ctx, cfg)
+	}
 	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
+	case err == nil:
 	case errors.As(err, new(usageError)):
 		fmt.Fprintln(os.Stderr, "google-emulator:", err)
 		os.Exit(2)
@@ -50,11 +57,13 @@ type usageError struct{ error }
 
 func (e usageError) Unwrap() error { return e.error }
 
-// options is the parsed command line.
-type options struct {
-	addr    string
-	cfg     emulator.Config
-	version bool // print the version and exit
+// Config is everything the command needs from its flags.
+type Config struct {
+	Addr     string
+	Emulator emulator.Config
+	Stdout   io.Writer // where the listening address and clients are printed
+	Stderr   io.Writer // logs
+	Version  bool      // -version: print the build's version and exit
 }
 
 // listFlag collects a repeatable flag whose values may also be
@@ -72,17 +81,20 @@ func (l *listFlag) Set(v string) error {
 	return nil
 }
 
-// parseFlags turns the arguments into options, reading the client files.
-func parseFlags(args []string, stderr io.Writer) (options, error) {
+// ParseFlags turns the arguments into a Config, reading the client files.
+func ParseFlags(args []string, stdout, stderr io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("google-emulator", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var o options
+	o := Config{Stdout: stdout, Stderr: stderr}
 	var clients listFlag
-	fs.StringVar(&o.addr, "addr", "127.0.0.1:9022", "`host:port` to listen on")
+	fs.StringVar(&o.Addr, "addr", "127.0.0.1:9022", "`host:port` to listen on")
 	fs.Var(&clients, "clients", "client_secrets.json `files` (Google's format) of the OAuth clients to accept; repeatable or comma-separated (default: the demo client only)")
-	fs.StringVar(&o.cfg.StateFile, "state", "", "`file` keeping users, grants and keys across restarts (mode 0600)")
-	fs.DurationVar(&o.cfg.AccessTokenTTL, "access-token-ttl", 3599*time.Second, "lifetime of issued access tokens")
-	fs.BoolVar(&o.cfg.RevokeOnCodeReuse, "revoke-on-code-reuse", false, "a replayed code also revokes the tokens it issued (RFC 6749 4.1.2; Google does not)")
+	fs.StringVar(&o.Emulator.StateFile, "state", "", "`file` keeping users, grants and keys across restarts (mode 0600)")
+	fs.DurationVar(&o.Emulator.AccessTokenTTL, "access-token-ttl", 3599*time.Second, "lifetime of issued access tokens")
+	fs.DurationVar(&o.Emulator.KeyMaxAge, "key-max-age", 6*time.Hour, "max-age of the key sets; a rotation's new key signs one max-age after it is published")
+	var controlHosts listFlag
+	fs.Var(&controlHosts, "control-host", "further host `names` under which the control API answers (besides loopback ones and the -addr host), e.g. a container's name; repeatable or comma-separated")
+	fs.BoolVar(&o.Emulator.RevokeOnCodeReuse, "revoke-on-code-reuse", false, "a replayed code also revokes the tokens it issued (RFC 6749 4.1.2; Google does not)")
 	showVersion := version.AddFlag(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: google-emulator [flags]\n\nRuns a local stand-in for Google Sign-In. Point apps at it with GOOGLE_EMULATOR_HOST=host:port.\n\n")
@@ -95,16 +107,26 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, usageError{err}
 	}
 	if *showVersion {
-		o.version = true
+		o.Version = true
 		return o, nil
 	}
 	if fs.NArg() > 0 {
 		return o, usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
-	if _, _, err := net.SplitHostPort(o.addr); err != nil {
-		return o, usageError{fmt.Errorf("-addr %q: %w", o.addr, err)}
+	host, _, err := net.SplitHostPort(o.Addr)
+	if err != nil {
+		return o, usageError{fmt.Errorf("-addr %q: %w", o.Addr, err)}
 	}
-	if o.cfg.AccessTokenTTL <= 0 {
+	if host != "" {
+		// The control API answers under loopback names and the listen
+		// address, and under no other Host (DNS rebinding).
+		o.Emulator.ControlHosts = append(o.Emulator.ControlHosts, host)
+	}
+	o.Emulator.ControlHosts = append(o.Emulator.ControlHosts, controlHosts...)
+	if o.Emulator.KeyMaxAge < time.Second {
+		return o, usageError{fmt.Errorf("-key-max-age must be at least 1s")}
+	}
+	if o.Emulator.AccessTokenTTL <= 0 {
 		return o, usageError{fmt.Errorf("-access-token-ttl must be positive")}
 	}
 	for _, path := range clients {
@@ -112,7 +134,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		if err != nil {
 			return o, usageError{err}
 		}
-		o.cfg.Clients = append(o.cfg.Clients, c)
+		o.Emulator.Clients = append(o.Emulator.Clients, c)
 	}
 	return o, nil
 }
@@ -149,25 +171,22 @@ func readClientSecrets(path string) (emulator.Client, error) {
 	return emulator.Client{ID: e.ClientID, Secret: e.ClientSecret, JavaScriptOrigins: e.JavaScriptOrigins, RedirectURIs: e.RedirectURIs}, nil
 }
 
-// run serves the emulator until ctx ends, then shuts down gracefully.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	o, err := parseFlags(args, stderr)
-	if err != nil {
-		return err
-	}
-	if o.version {
+// Run serves the emulator until ctx ends, then shuts down gracefully.
+func Run(ctx context.Context, o Config) error {
+	stdout := o.Stdout
+	if o.Version {
 		fmt.Fprint(stdout, version.String("google-emulator"))
 		return nil
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	o.cfg.Logger = log
-	emu, err := emulator.New(o.cfg)
+	log := slog.New(slog.NewTextHandler(o.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	o.Emulator.Logger = log
+	emu, err := emulator.New(o.Emulator)
 	if err != nil {
 		return usageError{err}
 	}
 	defer emu.Close()
 
-	ln, err := net.Listen("tcp", o.addr)
+	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
 		return err
 	}
@@ -180,12 +199,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	host := ln.Addr().String()
 	fmt.Fprintf(stdout, "Google emulator listening on http://%s\n", host)
-	if o.cfg.Clients == nil {
+	if o.Emulator.Clients == nil {
 		// The demo client's secret is public by design: it only opens the
 		// emulator, so printing it helps and leaks nothing.
 		fmt.Fprintf(stdout, "  demo client id: %s\n  demo client secret: %s\n", emulator.DemoClientID, emulator.DemoClientSecret)
 	} else {
-		for _, c := range o.cfg.Clients {
+		for _, c := range o.Emulator.Clients {
 			fmt.Fprintf(stdout, "  client id: %s\n", c.ID)
 		}
 	}

@@ -51,36 +51,45 @@ func TestParseFlags(t *testing.T) {
 		{name: "not json", args: []string{"-clients", notJSON}, wantErr: true},
 		{name: "bad addr", args: []string{"-addr", "9022"}, wantErr: true},
 		{name: "zero ttl", args: []string{"-access-token-ttl", "0s"}, wantErr: true},
+		{name: "key max-age under a second", args: []string{"-key-max-age", "500ms"}, wantErr: true},
 		{name: "unknown flag", args: []string{"-port", "1"}, wantErr: true},
 		{name: "stray argument", args: []string{"serve"}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			o, err := parseFlags(tt.args, io.Discard)
+			o, err := ParseFlags(tt.args, io.Discard, io.Discard)
 			if tt.wantErr {
 				if err == nil || !errors.As(err, new(usageError)) {
-					t.Fatalf("parseFlags(%q) = %v, want a usage error", tt.args, err)
+					t.Fatalf("ParseFlags(%q) = %v, want a usage error", tt.args, err)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("parseFlags(%q): %v", tt.args, err)
+				t.Fatalf("ParseFlags(%q): %v", tt.args, err)
 			}
 			var ids []string
-			for _, c := range o.cfg.Clients {
+			for _, c := range o.Emulator.Clients {
 				ids = append(ids, c.ID)
 			}
-			if o.addr != tt.addr || o.cfg.AccessTokenTTL != tt.ttl || o.cfg.StateFile != tt.state || strings.Join(ids, ",") != strings.Join(tt.clientIDs, ",") {
-				t.Errorf("got addr %q ttl %v state %q clients %v", o.addr, o.cfg.AccessTokenTTL, o.cfg.StateFile, ids)
+			if o.Addr != tt.addr || o.Emulator.AccessTokenTTL != tt.ttl || o.Emulator.StateFile != tt.state || strings.Join(ids, ",") != strings.Join(tt.clientIDs, ",") {
+				t.Errorf("got addr %q ttl %v state %q clients %v", o.Addr, o.Emulator.AccessTokenTTL, o.Emulator.StateFile, ids)
 			}
 		})
 	}
 
-	o, _ := parseFlags([]string{"-clients", web}, io.Discard)
-	if c := o.cfg.Clients[0]; c.Secret != "GOCSPX-1" || len(c.JavaScriptOrigins) != 1 || len(c.RedirectURIs) != 0 {
+	if o, _ := ParseFlags([]string{"-addr", "emu.internal:9022", "-control-host", "a.example,b.example"}, io.Discard, io.Discard); strings.Join(o.Emulator.ControlHosts, ",") != "emu.internal,a.example,b.example" {
+		t.Errorf("control hosts %q", o.Emulator.ControlHosts)
+	}
+
+	if o, _ := ParseFlags([]string{"-key-max-age", "3s"}, io.Discard, io.Discard); o.Emulator.KeyMaxAge != 3*time.Second {
+		t.Errorf("-key-max-age 3s: %v", o.Emulator.KeyMaxAge)
+	}
+
+	o, _ := ParseFlags([]string{"-clients", web}, io.Discard, io.Discard)
+	if c := o.Emulator.Clients[0]; c.Secret != "GOCSPX-1" || len(c.JavaScriptOrigins) != 1 || len(c.RedirectURIs) != 0 {
 		t.Errorf("client read as %+v", c)
 	}
-	if _, err := parseFlags([]string{"-h"}, io.Discard); !errors.Is(err, flag.ErrHelp) {
+	if _, err := ParseFlags([]string{"-h"}, io.Discard, io.Discard); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("-h: %v", err)
 	}
 }
@@ -91,7 +100,11 @@ func TestRunServesAndStops(t *testing.T) {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-addr", "127.0.0.1:0"}, pw, io.Discard)
+		cfg, err := ParseFlags([]string{"-addr", "127.0.0.1:0"}, pw, io.Discard)
+		if err == nil {
+			err = Run(ctx, cfg)
+		}
+		done <- err
 		pw.Close()
 	}()
 
@@ -134,7 +147,11 @@ func TestRunServesAndStops(t *testing.T) {
 
 func TestVersionFlag(t *testing.T) {
 	var out, errb strings.Builder
-	if err := run(context.Background(), []string{"-version"}, &out, &errb); err != nil {
+	cfg, err := ParseFlags([]string{"-version", "-addr", "not an address"}, &out, &errb)
+	if err != nil {
+		t.Fatalf("-version: %v", err)
+	}
+	if err := Run(context.Background(), cfg); err != nil {
 		t.Fatalf("-version: %v", err)
 	}
 	if !strings.HasPrefix(out.String(), "google-emulator ") || errb.Len() != 0 {

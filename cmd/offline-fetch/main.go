@@ -27,7 +27,7 @@ import (
 	"example.com/signin/internal/grant"
 	"example.com/signin/internal/metrics"
 	"example.com/signin/internal/offline"
-	"example.com/signin/internal/store/file"
+	"example.com/signin/internal/store"
 	"example.com/signin/internal/version"
 )
 
@@ -139,7 +139,7 @@ Flags:
 		cfg.Version = true
 		return cfg, nil
 	}
-	if err := cfg.Parsed(fs); err != nil {
+	if err := cfg.Parsed(fs, getenv); err != nil {
 		return cfg, err
 	}
 	// Zero would mean "default" to the engine; on the command line it
@@ -175,14 +175,19 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 			return offline.Summary{}, configError{fmt.Errorf("demo mode: no Google emulator answers at %s (%v): start `go run ./cmd/signin` or `go run ./cmd/google-emulator` first", google.EmulatorAddr, err)}
 		}
 	}
-	st, err := file.Open(file.Config{Dir: cfg.CredentialsDir, Logger: logger.With("component", "store")})
+	st, err := store.Open(ctx, store.Config{DatabaseURL: cfg.Database, Dir: cfg.CredentialsDir, Logger: logger.With("component", "store")})
+	if err != nil {
+		return offline.Summary{}, configError{err}
+	}
+	defer st.Close()
+	sealKeys, err := cfg.SealingKeys(cfg.Getenv, logger)
 	if err != nil {
 		return offline.Summary{}, configError{err}
 	}
 	g := auth.NewGoogle(auth.GoogleConfig{Client: google.Client, HTTPClient: google.Net.HTTPClient(), Logger: logger, Metrics: cfg.Metrics})
 	return offline.Run(ctx, offline.Config{
 		FetcherConfig: offline.FetcherConfig{
-			Grants:         grant.New(grant.Config{Store: st, Google: g, Logger: logger}),
+			Grants:         grant.New(grant.Config{Store: grant.Sealed(st, sealKeys), Google: g, Logger: logger}),
 			HTTPClient:     google.Net.HTTPClient(),
 			RequestTimeout: cfg.RequestTimeout,
 			MaxRetries:     cfg.MaxRetries,

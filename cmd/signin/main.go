@@ -32,7 +32,7 @@ import (
 	"example.com/signin/internal/httpserve"
 	"example.com/signin/internal/metrics"
 	"example.com/signin/internal/offline"
-	"example.com/signin/internal/store/file"
+	"example.com/signin/internal/store"
 	"example.com/signin/internal/version"
 	"example.com/signin/internal/web"
 )
@@ -99,7 +99,7 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 
 Serves the Google Sign-In app. Without client_secrets.json it runs a demo
 on the built-in Google emulator. Environment: SESSION_KEYS (session
-secrets, newest first), GOOGLE_EMULATOR_HOST (send Google calls to an
+secrets, newest first), DATABASE_URL (as -database), GOOGLE_EMULATOR_HOST (send Google calls to an
 emulator at host:port).
 
 Flags:
@@ -125,7 +125,7 @@ Flags:
 		cfg.Version = true
 		return cfg, nil
 	}
-	if err := cfg.Parsed(fs); err != nil {
+	if err := cfg.Parsed(fs, getenv); err != nil {
 		return cfg, err
 	}
 	for _, id := range strings.Split(*other, ",") {
@@ -185,11 +185,22 @@ func Run(ctx context.Context, cfg Config) error {
 		defer stopMetrics()
 	}
 
+	if cfg.Database != "" && strings.TrimSpace(cfg.Getenv(config.EnvSessionKeys)) == "" {
+		// Each replica would make its own key file, and none could read
+		// another's cookies.
+		return fmt.Errorf("with -database (or %s), set %s: every replica must share the session keys", config.EnvDatabaseURL, config.EnvSessionKeys)
+	}
 	keys, err := config.SessionKeys(cfg.Getenv, cfg.SessionKeyFile)
 	if err != nil {
 		return err
 	}
-	st, err := file.Open(file.Config{Dir: cfg.CredentialsDir, Logger: logger.With("component", "store")})
+	st, err := store.Open(ctx, store.Config{DatabaseURL: cfg.Database, Dir: cfg.CredentialsDir, Logger: logger.With("component", "store")})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	logger.Info("store", "backend", st.Describe())
+	sealKeys, err := cfg.SealingKeys(cfg.Getenv, logger)
 	if err != nil {
 		return err
 	}
@@ -205,7 +216,16 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	g := auth.NewGoogle(auth.GoogleConfig{Client: google.Client, HTTPClient: google.Net.HTTPClient(), Logger: logger, Metrics: m})
-	grants := grant.New(grant.Config{Store: st, Google: g, Logger: logger})
+	risc, err := auth.NewRISCVerifier(auth.RISCVerifierConfig{
+		ClientIDs:  append([]string{google.Client.ID}, cfg.OtherClientIDs...),
+		HTTPClient: google.Net.HTTPClient(),
+		Logger:     logger.With("component", "risc"),
+		Metrics:    m,
+	})
+	if err != nil {
+		return err
+	}
+	grants := grant.New(grant.Config{Store: grant.Sealed(st, sealKeys), Google: g, Logger: logger})
 	srv, err := web.New(web.Config{
 		ClientID: google.Client.ID,
 		Grants:   grants,
@@ -220,6 +240,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Net:           google.Net,
 		SessionKeys:   keys,
 		Sessions:      st,
+		RISC:          risc,
 		SessionMaxAge: cfg.SessionMaxAge,
 		SecureCookies: cfg.SecureCookies,
 		Demo:          google.Demo,

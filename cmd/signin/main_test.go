@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -280,5 +282,61 @@ func decode(t *testing.T, c *http.Client, req *http.Request, out any) {
 	}
 	if err := json.Unmarshal(b, out); err != nil {
 		t.Fatalf("%s %s: %v in %s", req.Method, req.URL, err, b)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for the server's logger and the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestStoreWarningsReachTheLog: the file store's documented warnings (here,
+// a credentials directory others could read, tightened to 0700) arrive in
+// signin's log.
+func TestStoreWarningsReachTheLog(t *testing.T) {
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "credentials")
+	if err := os.Mkdir(creds, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(creds, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	cfg, err := ParseFlags([]string{"-addr", "127.0.0.1:0", "-credentials", creds, "-emulator-addr", "127.0.0.1:0",
+		"-client-secrets", filepath.Join(dir, "client_secrets.json")}, func(string) string { return "" }, &logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.SecretsExplicit = false // demo mode
+	ready := make(chan string, 1)
+	cfg.Ready = func(u string) { ready <- u }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "credentials directory was accessible to other users") || !strings.Contains(logs.String(), "component=store") {
+		t.Errorf("the store's warning is not in the log:\n%s", logs.String())
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"testing"
 	"time"
+	"unsafe"
 
 	"example.com/signin/internal/auth/authtest"
 )
@@ -162,5 +163,12 @@ func TestCacheTTL(t *testing.T) {
 				t.Errorf("cacheTTL = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// The padding comment on cacheShard holds: one shard per cache line.
+func TestCacheShardSize(t *testing.T) {
+	if n := unsafe.Sizeof(cacheShard{}); n != 64 {
+		t.Errorf("cacheShard is %d bytes, want 64", n)
 	}
 }

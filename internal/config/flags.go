@@ -4,6 +4,10 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"path/filepath"
+	"strings"
+
+	"example.com/signin/internal/seal"
 )
 
 // Common is the configuration both commands take from the same flags, so
@@ -14,7 +18,10 @@ type Common struct {
 	// file is then an error, not demo mode.
 	SecretsExplicit bool
 	CredentialsDir  string
-	LogLevel        slog.Level
+	// Database is a PostgreSQL URL: -database, else $DATABASE_URL. Empty
+	// means the file store in CredentialsDir.
+	Database string
+	LogLevel slog.Level
 
 	logLevel string
 }
@@ -24,13 +31,21 @@ type Common struct {
 func (c *Common) Register(fs *flag.FlagSet, defaultLogLevel string) {
 	fs.StringVar(&c.ClientSecrets, "client-secrets", DefaultClientSecrets, "Google OAuth client file (the JSON downloaded from the Cloud console); absent at this default path: demo mode on the emulator")
 	fs.StringVar(&c.CredentialsDir, "credentials", "credentials", "directory of stored offline credentials (created 0700)")
+	fs.StringVar(&c.Database, "database", "", "PostgreSQL URL (postgres://user@host:5432/db?sslmode=disable) for credentials and sessions, shared by replicas; default $"+EnvDatabaseURL+", else the files in -credentials")
 	fs.StringVar(&c.logLevel, "log-level", defaultLogLevel, "log level: debug, info, warn, error")
 }
 
+// EnvDatabaseURL is read when -database is not given.
+const EnvDatabaseURL = "DATABASE_URL"
+
 // Parsed finishes what Register began, once fs has parsed the arguments:
-// it rejects stray arguments, notes whether -client-secrets was given and
+// it rejects stray arguments, notes whether -client-secrets was given,
+// takes the database from the environment when -database is absent and
 // reads the log level.
-func (c *Common) Parsed(fs *flag.FlagSet) error {
+func (c *Common) Parsed(fs *flag.FlagSet, getenv func(string) string) error {
+	if c.Database == "" {
+		c.Database = strings.TrimSpace(getenv(EnvDatabaseURL))
+	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
@@ -43,4 +58,16 @@ func (c *Common) Parsed(fs *flag.FlagSet) error {
 		return fmt.Errorf("-log-level: %w", err)
 	}
 	return nil
+}
+
+// SealingKeys returns the keys that seal tokens at rest: those of
+// SIGNIN_ENCRYPTION_KEYS, or, on one machine, the key file beside the
+// credentials (created on first start, with a warning to set the variable
+// in production). With a database every process must share the keys, so
+// the variable is then required.
+func (c *Common) SealingKeys(getenv func(string) string, logger *slog.Logger) (*seal.Keyring, error) {
+	if c.Database != "" && strings.TrimSpace(getenv(seal.EnvKeys)) == "" {
+		return nil, fmt.Errorf("with -database (or %s), set %s: every process must share the keys that seal tokens", EnvDatabaseURL, seal.EnvKeys)
+	}
+	return seal.LoadKeys(getenv, filepath.Join(c.CredentialsDir, seal.DefaultKeyFileName), logger)
 }

@@ -2,6 +2,10 @@ package emulator_test
 
 import (
 	"context"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"net/http"
 	"net/url"
@@ -135,29 +139,68 @@ func TestCertsAndKeyRotation(t *testing.T) {
 	}
 	oldToken := e.offlineTokens(t).str("id_token")
 
-	newKid, err := e.emu.RotateKey()
-	if err != nil || newKid == oldKid {
-		t.Fatalf("RotateKey: %q, %v", newKid, err)
+	// A rotation publishes the new key first and signs with it later.
+	rot, err := e.emu.RotateKey()
+	if err != nil || rot.Kid == oldKid || rot.Signing || !rot.InKeySet || rot.SignsFrom.Sub(rot.Published) != 6*time.Hour {
+		t.Fatalf("RotateKey: %+v, %v", rot, err)
 	}
-	r = e.get(t, "/oauth2/v3/certs", "")
+	newKid := rot.Kid
+	if got := certKids(t, e); got != newKid+","+oldKid {
+		t.Errorf("kids after rotation = %v, want [%s %s]", got, newKid, oldKid)
+	}
+	if h := jwtHeader(t, e.offlineTokensFor(t, graceSub).str("id_token")); h["kid"] != oldKid {
+		t.Errorf("token signed by %v right after the rotation, want the old key %s", h["kid"], oldKid)
+	}
+	e.emu.ShiftClock(6*time.Hour - time.Second)
+	if _, kid := e.emu.SigningKey(); kid != oldKid {
+		t.Errorf("new key signs before its time")
+	}
+	e.emu.ShiftClock(time.Second)
+	if h := jwtHeader(t, e.offlineTokensFor(t, graceSub).str("id_token")); h["kid"] != newKid {
+		t.Errorf("new token signed by %v, want %s", h["kid"], newKid)
+	}
+	// The replaced key stays published for the ID token lifetime plus
+	// max-age, then retires.
+	e.emu.ShiftClock(7*time.Hour - time.Second)
+	if got := certKids(t, e); got != newKid+","+oldKid {
+		t.Errorf("kids before the old key retires = %v", got)
+	}
+	e.emu.ShiftClock(time.Second)
+	if got := certKids(t, e); got != newKid {
+		t.Errorf("kids after the old key retired = %v, want %s", got, newKid)
+	}
+	if r := e.get(t, "/tokeninfo?id_token="+oldToken, ""); r.status != 400 {
+		t.Errorf("tokeninfo of a token signed by a retired key: %s", r.raw)
+	}
+	if age, _ := strconv.Atoi(e.get(t, "/oauth2/v3/certs", "").header.Get("Age")); age != 0 {
+		t.Errorf("Age %d right after the key set changed", age)
+	}
+	e.emu.ShiftClock(7 * time.Hour)
+	if age, _ := strconv.Atoi(e.get(t, "/oauth2/v3/certs", "").header.Get("Age")); age >= 21600 || age < 3600 {
+		t.Errorf("Age %d, want 1h (7h modulo max-age)", age)
+	}
+
+	// An immediate rotation signs at once; the replaced key stays.
+	now, err := e.emu.RotateKeyNow()
+	if err != nil || !now.Signing {
+		t.Fatalf("RotateKeyNow: %+v, %v", now, err)
+	}
+	if h := jwtHeader(t, e.offlineTokensFor(t, graceSub).str("id_token")); h["kid"] != now.Kid {
+		t.Errorf("token signed by %v right after an immediate rotation, want %s", h["kid"], now.Kid)
+	}
+	if got := certKids(t, e); got != now.Kid+","+newKid {
+		t.Errorf("kids after an immediate rotation = %v", got)
+	}
+}
+
+func certKids(t *testing.T, e *env) string {
+	t.Helper()
+	r := e.get(t, "/oauth2/v3/certs", "")
 	var kids []string
 	for _, k := range r.body["keys"].([]any) {
 		kids = append(kids, k.(map[string]any)["kid"].(string))
 	}
-	if strings.Join(kids, ",") != newKid+","+oldKid {
-		t.Errorf("kids after rotation = %v, want [%s %s]", kids, newKid, oldKid)
-	}
-	if h := jwtHeader(t, e.offlineTokensFor(t, graceSub).str("id_token")); h["kid"] != newKid {
-		t.Errorf("new token signed by %v, want %s", h["kid"], newKid)
-	}
-	if r := e.get(t, "/tokeninfo?id_token="+oldToken, ""); r.status != 200 {
-		t.Errorf("token signed by the previous key no longer verifies: %s", r.raw)
-	}
-
-	e.emu.ShiftClock(7 * time.Hour)
-	if age, _ := strconv.Atoi(e.get(t, "/oauth2/v3/certs", "").header.Get("Age")); age >= 21600 {
-		t.Errorf("Age %d not below max-age", age)
-	}
+	return strings.Join(kids, ",")
 }
 
 func (e *env) offlineTokensFor(t *testing.T, sub string) response {
@@ -434,5 +477,43 @@ func TestConcurrentUse(t *testing.T) {
 	st := e.emu.Stats()
 	if st.Grants["refresh_token"] != 5*len(users) || st.Revocations != len(users) {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestPEMCerts: /oauth2/v1/certs serves the JWKS's keys as X.509
+// certificates, as Google does for its Node and Python libraries, with the
+// same caching headers.
+func TestPEMCerts(t *testing.T) {
+	e := newEnv(t, emulator.Config{})
+	if _, err := e.emu.RotateKey(); err != nil {
+		t.Fatal(err)
+	}
+	jwks := e.get(t, "/oauth2/v3/certs", "")
+	r := e.get(t, "/oauth2/v1/certs", "")
+	if r.status != 200 || r.header.Get("Cache-Control") != jwks.header.Get("Cache-Control") || r.header.Get("Age") == "" {
+		t.Fatalf("PEM certs: %d %v %s", r.status, r.header, r.raw)
+	}
+	keys := jwks.body["keys"].([]any)
+	if len(r.body) != len(keys) || len(keys) != 2 {
+		t.Fatalf("PEM certs hold %d keys, JWKS %d", len(r.body), len(keys))
+	}
+	for _, k := range keys {
+		k := k.(map[string]any)
+		p, _ := r.body[k["kid"].(string)].(string)
+		block, rest := pem.Decode([]byte(p))
+		if block == nil || block.Type != "CERTIFICATE" || len(strings.TrimSpace(string(rest))) != 0 {
+			t.Fatalf("kid %s: not one PEM certificate: %q", k["kid"], p)
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatalf("kid %s: %v", k["kid"], err)
+		}
+		pub, ok := cert.PublicKey.(*rsa.PublicKey)
+		if !ok || base64.RawURLEncoding.EncodeToString(pub.N.Bytes()) != k["n"] {
+			t.Errorf("kid %s: the certificate's key is not the JWK's", k["kid"])
+		}
+		if err := cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature); err != nil {
+			t.Errorf("kid %s: not self-signed: %v", k["kid"], err)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -159,31 +160,63 @@ func (e *Emulator) mintIDToken(clientID, sub, nonce, base string) (string, error
 // RevokeUser ends every grant of the user, for all clients, as if they had
 // removed the apps' access in their Google Account. Their refresh and
 // access tokens stop working and the next consent yields a refresh token
-// again.
+// again. Each client with a RISC receiver that the user had granted email
+// or profile gets a tokens-revoked event, delivered in the background
+// (WaitRISC waits for it).
 func (e *Emulator) RevokeUser(sub string) {
 	e.revokeUser(sub)
 }
 
 func (e *Emulator) revokeUser(sub string) int {
 	e.mu.Lock()
+	audience := e.id.riscAudience(sub)
 	n := e.id.revokeUser(sub)
 	e.mu.Unlock()
 	if n > 0 {
 		e.changed()
 	}
+	// Google tells each app that loses access, by Cross-Account Protection.
+	e.notifyTokensRevoked(sub, audience)
 	return n
 }
 
-// RotateKey makes a new signing key current and returns its kid. The
-// previous key stays in the JWKS until the next rotation, so tokens it
-// signed keep verifying.
-func (e *Emulator) RotateKey() (string, error) {
-	kid, err := e.keys.rotate(e.now())
-	if err == nil {
-		e.changed()
-	}
-	return kid, err
+// RotateKey rotates the signing key as Google does: the new key is
+// published now and signs from KeySigningDelay later (by the emulator's
+// clock, so ShiftClock brings that moment forward); the key it replaces
+// keeps signing until then and stays published KeyRetireAfter longer. It
+// returns the new key. An app that honours the key set's max-age never
+// meets a kid it has not fetched.
+func (e *Emulator) RotateKey() (KeyInfo, error) {
+	now := e.now()
+	return e.rotateKey(now, now.Add(e.cfg.KeySigningDelay))
 }
+
+// RotateKeyNow makes a new key sign immediately, which Google never does:
+// the first token it signs carries a kid no cached key set holds. It is
+// for testing that path on purpose. The replaced key stays published
+// KeyRetireAfter longer.
+func (e *Emulator) RotateKeyNow() (KeyInfo, error) {
+	now := e.now()
+	return e.rotateKey(now, now)
+}
+
+func (e *Emulator) rotateKey(now, signsFrom time.Time) (KeyInfo, error) {
+	k, err := e.keys.rotate(now, signsFrom)
+	if err != nil {
+		return KeyInfo{}, err
+	}
+	e.changed()
+	for _, ki := range e.keys.info(now) {
+		if ki.Kid == k.kid {
+			return ki, nil
+		}
+	}
+	return KeyInfo{Kid: k.kid, Published: now.UTC(), SignsFrom: signsFrom.UTC()}, nil
+}
+
+// Keys lists the signing keys the emulator holds, oldest first, with
+// their schedule at the emulator's clock.
+func (e *Emulator) Keys() []KeyInfo { return e.keys.info(e.now()) }
 
 // InjectFault queues a fault for the next Count requests to f.Endpoint. It
 // panics if the fault names an unknown endpoint or does nothing: that is a
@@ -220,7 +253,7 @@ func (e *Emulator) SetAccessTokenTTL(d time.Duration) {
 }
 
 // Reset forgets every grant, token, code, added user, fault, latency, clock
-// shift and counter, and restores the configured users and token lifetime.
+// shift, counter and RISC receiver (ending deliveries under way), and restores the configured users and token lifetime.
 // Signing keys are kept, so key sets cached by apps stay valid.
 func (e *Emulator) Reset() {
 	id := newIdentity()
@@ -232,13 +265,18 @@ func (e *Emulator) Reset() {
 	e.mu.Unlock()
 	e.faults.reset()
 	e.stats.reset()
+	e.risc.reset()
 	e.clockShift.Store(0)
 	e.ttl.Store(int64(e.cfg.AccessTokenTTL))
 	e.changed()
 }
 
 // Stats returns the counters since start or the last Reset.
-func (e *Emulator) Stats() Stats { return e.stats.snapshot() }
+func (e *Emulator) Stats() Stats {
+	s := e.stats.snapshot()
+	s.RISC = e.risc.snapshot()
+	return s
+}
 
 // ---- HTTP control API ------------------------------------------------------
 
@@ -286,6 +324,7 @@ func (e *Emulator) installControl(mux *http.ServeMux) {
 	h("POST /emulator/v1/codes", e.ctlMintCode)
 	h("POST /emulator/v1/id-tokens", e.ctlMintIDToken)
 	h("POST /emulator/v1/keys/rotate", e.ctlRotateKey)
+	h("GET /emulator/v1/keys", e.ctlKeys)
 	h("POST /emulator/v1/faults", e.ctlFault)
 	h("POST /emulator/v1/latency", e.ctlLatency)
 	h("GET /emulator/v1/clock", e.ctlClock)
@@ -293,27 +332,64 @@ func (e *Emulator) installControl(mux *http.ServeMux) {
 	h("POST /emulator/v1/access-token-ttl", e.ctlTTL)
 	h("POST /emulator/v1/reset", e.ctlReset)
 	h("GET /emulator/v1/stats", e.ctlStats)
+	h("POST /emulator/v1/risc/receivers", e.ctlRISCRegister)
+	h("GET /emulator/v1/risc/receivers", e.ctlRISCReceivers)
+	h("DELETE /emulator/v1/risc/receivers/{client_id}", e.ctlRISCRemove)
+	h("POST /emulator/v1/risc/events", e.ctlRISCEvent)
+	h("GET /emulator/v1/risc/deliveries", e.ctlRISCDeliveries)
 	h("/emulator/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeControlError(w, http.StatusNotFound, "not_found", "no such control API call: "+r.Method+" "+r.URL.Path)
 	})
 }
 
-// controlGuard refuses browsers on other sites: a page must not be able to
-// mint tokens by posting to a developer's emulator. Tools (curl, Go tests)
-// send no Origin and pass.
+// controlGuard lets only local tools use the control API: a web page must
+// not be able to mint tokens by posting to a developer's emulator. The Host
+// must be a loopback name or address (or one of Config.ControlHosts), which
+// defeats DNS rebinding (a page at rebind.example whose name now points at
+// 127.0.0.1 still sends Host: rebind.example); and a browser request must
+// come from the emulator's own origin. Tools (curl, Go tests) send no
+// Origin and pass.
 func (e *Emulator) controlGuard(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
+		if !e.controlHostAllowed(r.Host) {
+			writeControlError(w, http.StatusForbidden, "forbidden", "the control API answers only on a loopback host name or address (see Config.ControlHosts)")
+			return
+		}
 		if o := r.Header.Get("Origin"); o != "" && o != e.baseURL(r) {
 			writeControlError(w, http.StatusForbidden, "forbidden", "the control API does not answer cross-origin browser requests")
 			return
 		}
-		if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" && s != "none" {
 			writeControlError(w, http.StatusForbidden, "forbidden", "the control API does not answer cross-site browser requests")
 			return
 		}
 		next(w, r)
 	})
+}
+
+// controlHostAllowed reports whether a Host header names this machine:
+// localhost (or a name under .localhost), a loopback or unspecified IP
+// literal, or one of Config.ControlHosts (with or without the port).
+func (e *Emulator) controlHostAllowed(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	if ip := net.ParseIP(host); ip != nil && (ip.IsLoopback() || ip.IsUnspecified()) {
+		return true
+	}
+	for _, allowed := range e.cfg.ControlHosts {
+		allowed = strings.ToLower(allowed)
+		if allowed == strings.ToLower(hostport) || strings.Trim(allowed, "[]") == host {
+			return true
+		}
+	}
+	return false
 }
 
 // decode reads a JSON body strictly (unknown fields are refused, so a typo
@@ -412,12 +488,26 @@ func (e *Emulator) ctlMintIDToken(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *Emulator) ctlRotateKey(w http.ResponseWriter, r *http.Request) {
-	kid, err := e.RotateKey()
+	var req struct {
+		Immediate bool `json:"immediate"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	rotate := e.RotateKey
+	if req.Immediate {
+		rotate = e.RotateKeyNow
+	}
+	ki, err := rotate()
 	if err != nil {
 		writeControlError(w, http.StatusInternalServerError, "internal", err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"kid": kid})
+	writeJSON(w, http.StatusOK, ki)
+}
+
+func (e *Emulator) ctlKeys(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"keys": e.Keys()})
 }
 
 func (e *Emulator) ctlFault(w http.ResponseWriter, r *http.Request) {

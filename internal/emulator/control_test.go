@@ -1,6 +1,7 @@
 package emulator_test
 
 import (
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -129,4 +130,58 @@ func TestControlAPIRefusesBadInput(t *testing.T) {
 			t.Errorf("got %d, want 403", r.status)
 		}
 	})
+}
+
+// TestControlAPIRefusesOtherHostsAndSites: the control API answers only
+// under a loopback host name or address (or a configured one), so a DNS
+// rebinding page cannot reach it, and never a cross-site browser request.
+// Google's endpoints answer under any host.
+func TestControlAPIRefusesOtherHostsAndSites(t *testing.T) {
+	e := newEnv(t, emulator.Config{ControlHosts: []string{"emulator.internal", "gw.example:9022"}})
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(e.srv.URL, "http://"))
+	tests := []struct {
+		name, host string
+		header     map[string]string
+		want       int
+	}{
+		{"127.0.0.1", "127.0.0.1:" + port, nil, 200},
+		{"localhost", "localhost:" + port, nil, 200},
+		{"LOCALHOST, trailing dot", "LOCALHOST.:" + port, nil, 200},
+		{"a .localhost name", "emu.localhost:" + port, nil, 200},
+		{"other loopback address", "127.0.0.2:" + port, nil, 200},
+		{"IPv6 loopback", "[::1]:" + port, nil, 200},
+		{"wildcard address", "0.0.0.0:" + port, nil, 200},
+		{"configured name, any port", "emulator.internal:" + port, nil, 200},
+		{"configured host:port", "gw.example:9022", nil, 200},
+		{"configured host:port, other port", "gw.example:" + port, nil, 403},
+		{"DNS rebinding", "rebind.example:" + port, map[string]string{"Origin": "http://rebind.example:" + port}, 403},
+		{"DNS rebinding, no Origin", "rebind.example:" + port, nil, 403},
+		{"LAN address", "192.168.1.20:" + port, nil, 403},
+		{"name ending in localhost", "evillocalhost:" + port, nil, 403},
+		{"own origin", "127.0.0.1:" + port, map[string]string{"Origin": "http://127.0.0.1:" + port, "Sec-Fetch-Site": "same-origin"}, 200},
+		{"typed into the address bar", "localhost:" + port, map[string]string{"Sec-Fetch-Site": "none"}, 200},
+		{"other loopback origin", "127.0.0.1:" + port, map[string]string{"Origin": "http://localhost:9021"}, 403},
+		{"opaque origin", "127.0.0.1:" + port, map[string]string{"Origin": "null"}, 403},
+		{"cross-site without Origin", "127.0.0.1:" + port, map[string]string{"Sec-Fetch-Site": "cross-site"}, 403},
+		{"same-site without Origin", "127.0.0.1:" + port, map[string]string{"Sec-Fetch-Site": "same-site"}, 403},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, e.url("/emulator/v1/id-tokens"), strings.NewReader(`{"client_id":"`+demoID+`","sub":"`+adaSub+`"}`))
+			req.Host = tt.host
+			for k, v := range tt.header {
+				req.Header.Set(k, v)
+			}
+			r := do(t, req)
+			if r.status != tt.want || (tt.want == 403 && (r.str("error") != "forbidden" || r.str("credential") != "")) {
+				t.Errorf("got %d %s, want %d", r.status, r.raw, tt.want)
+			}
+		})
+	}
+	// Google's own endpoints are not the control API: any host.
+	req, _ := http.NewRequest(http.MethodGet, e.url("/oauth2/v3/certs"), nil)
+	req.Host = "www.googleapis.com"
+	if r := do(t, req); r.status != 200 {
+		t.Errorf("certs under Google's host name: %d", r.status)
+	}
 }

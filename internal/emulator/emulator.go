@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"context"
 	"crypto/rsa"
 	"errors"
 	"fmt"
@@ -31,17 +32,18 @@ const (
 	EndpointAuth      = "auth"      // /o/oauth2/v2/auth and /o/oauth2/auth (the account chooser and consent pages)
 	EndpointToken     = "token"     // POST /token
 	EndpointRevoke    = "revoke"    // POST /revoke
-	EndpointCerts     = "certs"     // GET /oauth2/v3/certs
+	EndpointCerts     = "certs"     // GET /oauth2/v3/certs (JWKS) and /oauth2/v1/certs (PEM)
 	EndpointTokenInfo = "tokeninfo" // /tokeninfo and /oauth2/v3/tokeninfo
 	EndpointPeople    = "people"    // GET /v1/people/me
 	EndpointGSI       = "gsi"       // /gsi/client, /gsi/style, /gsi/select, /gsi/revoke
 	EndpointUserInfo  = "userinfo"  // /v1/userinfo and /oauth2/v3/userinfo
+	EndpointRISC      = "risc"      // GET /.well-known/risc-configuration
 )
 
 // endpointNames lists every endpoint a fault or latency may name.
 var endpointNames = []string{
 	EndpointDiscovery, EndpointAuth, EndpointToken, EndpointRevoke, EndpointCerts,
-	EndpointTokenInfo, EndpointPeople, EndpointGSI, EndpointUserInfo,
+	EndpointTokenInfo, EndpointPeople, EndpointGSI, EndpointUserInfo, EndpointRISC,
 }
 
 func knownEndpoint(name string) bool {
@@ -90,9 +92,29 @@ type Config struct {
 	// AccessTokenTTL is the lifetime of access tokens; 0 means 3599s, as
 	// Google.
 	AccessTokenTTL time.Duration
-	// KeyMaxAge is the max-age the JWKS is served with; 0 means 6 hours,
-	// about what Google sends.
+	// KeyMaxAge is the max-age the key sets (/oauth2/v3/certs and
+	// /oauth2/v1/certs) are served with; 0 means 6 hours, about what Google
+	// sends.
 	KeyMaxAge time.Duration
+	// KeySigningDelay is how long after RotateKey publishes a new key it
+	// starts signing; 0 means KeyMaxAge, the least that lets every key set
+	// cached under max-age hold the key before a token it signed arrives.
+	KeySigningDelay time.Duration
+	// KeyRetireAfter is how long a replaced key stays published once its
+	// successor signs; 0 means the ID token lifetime (1 hour) plus
+	// KeyMaxAge, so tokens it signed verify until they expire.
+	KeyRetireAfter time.Duration
+	// ControlHosts are host names (or host:port) besides loopback ones
+	// under which the control API answers, such as the address the
+	// emulator listens on. Any other Host header is refused, which defeats
+	// DNS rebinding.
+	ControlHosts []string
+	// RISCMaxAttempts bounds the POSTs of one security event token to a
+	// receiver; 0 means 5.
+	RISCMaxAttempts int
+	// RISCRetryBackoff is the wait before the first retry of a security
+	// event delivery; it doubles for each further one. 0 means 500ms.
+	RISCRetryBackoff time.Duration
 	// StateFile, when set, is where users, grants, tokens and signing keys
 	// are kept (JSON, mode 0600), so a demo survives restarts. Call Close
 	// to flush it.
@@ -142,6 +164,7 @@ type Emulator struct {
 	keys     *keyring
 	faults   *faultBox
 	stats    *statsBox
+	risc     *riscBox
 	pages    *template.Template
 	gisParts [2][]byte // /gsi/client split around the origin placeholder
 
@@ -164,7 +187,7 @@ func New(cfg Config) (*Emulator, error) {
 	if cfg.Users == nil {
 		cfg.Users = DefaultUsers()
 	}
-	if cfg.AccessTokenTTL < 0 || cfg.KeyMaxAge < 0 {
+	if cfg.AccessTokenTTL < 0 || cfg.KeyMaxAge < 0 || cfg.KeySigningDelay < 0 || cfg.KeyRetireAfter < 0 || cfg.RISCMaxAttempts < 0 || cfg.RISCRetryBackoff < 0 {
 		return nil, errors.New("emulator: negative duration in Config")
 	}
 	if cfg.AccessTokenTTL == 0 {
@@ -172,6 +195,18 @@ func New(cfg Config) (*Emulator, error) {
 	}
 	if cfg.KeyMaxAge == 0 {
 		cfg.KeyMaxAge = defaultKeyMaxAge
+	}
+	if cfg.KeySigningDelay == 0 {
+		cfg.KeySigningDelay = cfg.KeyMaxAge
+	}
+	if cfg.KeyRetireAfter == 0 {
+		cfg.KeyRetireAfter = idTokenLifetime + cfg.KeyMaxAge
+	}
+	if cfg.RISCMaxAttempts == 0 {
+		cfg.RISCMaxAttempts = defaultRISCMaxAttempts
+	}
+	if cfg.RISCRetryBackoff == 0 {
+		cfg.RISCRetryBackoff = defaultRISCRetryBackoff
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -184,6 +219,7 @@ func New(cfg Config) (*Emulator, error) {
 		keyAge:  cfg.KeyMaxAge,
 		faults:  newFaultBox(),
 		stats:   newStatsBox(),
+		risc:    newRISCBox(cfg.RISCMaxAttempts, cfg.RISCRetryBackoff),
 	}
 	for _, c := range cfg.Clients {
 		if c.ID == "" || c.Secret == "" {
@@ -223,10 +259,10 @@ func New(cfg Config) (*Emulator, error) {
 		}
 	}
 	if saved != nil && len(saved.Keys) > 0 {
-		if e.keys, err = restoreKeyring(saved.Keys, e.now()); err != nil {
+		if e.keys, err = restoreKeyring(saved.Keys, cfg.KeyRetireAfter); err != nil {
 			return nil, fmt.Errorf("emulator: state file %s: %w", cfg.StateFile, err)
 		}
-	} else if e.keys, err = newKeyring(e.now()); err != nil {
+	} else if e.keys, err = newKeyring(e.now(), cfg.KeyRetireAfter); err != nil {
 		return nil, err
 	}
 	if saved != nil {
@@ -241,10 +277,14 @@ func New(cfg Config) (*Emulator, error) {
 	return e, nil
 }
 
-// Close flushes the state file, if any, and stops the goroutine that writes
-// it. The emulator's handlers keep working, but further changes are no
-// longer saved.
+// Close ends security event deliveries under way, flushes the state file,
+// if any, and stops the goroutine that writes it. The emulator's handlers
+// keep working, but further changes are no longer saved.
 func (e *Emulator) Close() error {
+	e.risc.mu.Lock()
+	e.risc.cancel()
+	e.risc.mu.Unlock()
+	_ = e.WaitRISC(context.Background()) // quick: every delivery was just cancelled
 	if e.saver == nil {
 		return nil
 	}
@@ -273,6 +313,7 @@ func (e *Emulator) Handler() http.Handler {
 	ep := e.endpoint
 
 	mux.Handle("GET /.well-known/openid-configuration", ep(EndpointDiscovery, e.handleDiscovery))
+	mux.Handle("GET /.well-known/risc-configuration", ep(EndpointRISC, e.handleRISCConfiguration))
 
 	mux.Handle("GET /o/oauth2/v2/auth", ep(EndpointAuth, e.handleAuth))
 	mux.Handle("POST /o/oauth2/v2/auth", ep(EndpointAuth, e.handleAuth))
@@ -285,6 +326,7 @@ func (e *Emulator) Handler() http.Handler {
 	mux.HandleFunc("OPTIONS /revoke", e.handlePreflight)
 
 	mux.Handle("GET /oauth2/v3/certs", ep(EndpointCerts, e.handleCerts))
+	mux.Handle("GET /oauth2/v1/certs", ep(EndpointCerts, e.handlePEMCerts))
 
 	for _, p := range []string{"/tokeninfo", "/oauth2/v3/tokeninfo"} {
 		mux.Handle("GET "+p, ep(EndpointTokenInfo, e.handleTokenInfo))
@@ -347,6 +389,6 @@ func (e *Emulator) defaultBase() string {
 // so adversarial tests can forge variants (other algorithms, claims or
 // kids) that only the signature check would otherwise catch.
 func (e *Emulator) SigningKey() (*rsa.PrivateKey, string) {
-	k := e.keys.current()
+	k := e.keys.current(e.now())
 	return k.priv, k.kid
 }

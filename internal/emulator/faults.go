@@ -117,6 +117,7 @@ type Stats struct {
 	Endpoints   map[string]EndpointStats `json:"endpoints"`   // by endpoint name
 	Grants      map[string]int           `json:"grants"`      // successful token grants by grant_type
 	Revocations int                      `json:"revocations"` // successful revocations at /revoke and GIS revoke
+	RISC        RISCStats                `json:"risc"`        // security event deliveries
 }
 
 // EndpointStats counts one endpoint's requests and their statuses. Status 0

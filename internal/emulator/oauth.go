@@ -413,6 +413,8 @@ func bearer(r *http.Request) string {
 }
 
 // handleTokenInfo is Google's debugging endpoint: every value is a string.
+// The token comes in the query, a form body, or an Authorization: Bearer
+// header (access tokens).
 func (e *Emulator) handleTokenInfo(w http.ResponseWriter, r *http.Request) {
 	allowCORS(w, r)
 	w.Header().Set("Cache-Control", "no-cache, no-store, max-age=0, must-revalidate")
@@ -428,10 +430,17 @@ func (e *Emulator) handleTokenInfo(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	if form.Get("id_token") == "" && form.Get("access_token") == "" {
+		// Google also takes the access token as a bearer credential, which
+		// is how Node's getTokenInfo sends it (POST, empty body).
+		if tok := bearer(r); tok != "" {
+			form.Set("access_token", tok)
+		}
+	}
 	invalid := func() { writeOAuthError(w, http.StatusBadRequest, "invalid_token", "Invalid Value") }
 	switch {
 	case form.Get("id_token") != "":
-		h, claims, err := e.keys.verifyJWT(form.Get("id_token"))
+		h, claims, err := e.keys.verifyJWT(form.Get("id_token"), e.now())
 		if err != nil {
 			invalid()
 			return

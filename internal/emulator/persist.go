@@ -24,7 +24,7 @@ type stateFile struct {
 	Version int          `json:"version"`
 	Users   []User       `json:"users"`
 	Grants  []savedGrant `json:"grants"`
-	Keys    []savedKey   `json:"keys"` // current first
+	Keys    []savedKey   `json:"keys"`
 }
 
 type savedGrant struct {
@@ -50,9 +50,10 @@ type savedAccess struct {
 }
 
 type savedKey struct {
-	Kid     string    `json:"kid"`
-	PKCS8   []byte    `json:"pkcs8"`
-	Created time.Time `json:"created"`
+	Kid       string    `json:"kid"`
+	PKCS8     []byte    `json:"pkcs8"`
+	Created   time.Time `json:"created"`
+	SignsFrom time.Time `json:"signs_from,omitzero"` // zero: from Created
 }
 
 const maxStateFile = 256 << 20

@@ -346,6 +346,23 @@ func TestTokenInfo(t *testing.T) {
 		t.Errorf("access_token info: %d %s", r.status, r.raw)
 	}
 
+	// The three ways Google takes the token: query (above), form body and
+	// Authorization: Bearer (Node's getTokenInfo: POST, empty body).
+	r = e.postForm(t, "/tokeninfo", url.Values{"access_token": {tok.str("access_token")}})
+	if r.status != 200 || r.str("sub") != adaSub {
+		t.Errorf("access_token info from a form body: %d %s", r.status, r.raw)
+	}
+	req, _ := http.NewRequest(http.MethodPost, e.url("/tokeninfo"), http.NoBody)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded;charset=UTF-8")
+	req.Header.Set("Authorization", "Bearer "+tok.str("access_token"))
+	if r := do(t, req); r.status != 200 || r.str("sub") != adaSub || r.str("scope") == "" {
+		t.Errorf("access_token info from a Bearer header: %d %s", r.status, r.raw)
+	}
+	req, _ = http.NewRequest(http.MethodGet, e.url("/oauth2/v3/tokeninfo"), nil)
+	req.Header.Set("Authorization", "Bearer ya29.nope")
+	wantOAuthError(t, do(t, req), 400, "invalid_token", "Invalid Value")
+	wantOAuthError(t, e.postForm(t, "/tokeninfo", nil), 400, "invalid_request", "")
+
 	for _, bad := range []string{"id_token=abc.def.ghi", "access_token=ya29.nope", "id_token=" + tok.str("id_token") + "x"} {
 		wantOAuthError(t, e.get(t, "/tokeninfo?"+bad, ""), 400, "invalid_token", "Invalid Value")
 	}

@@ -55,8 +55,16 @@ type Record struct {
 	Status        Status     `json:"status"`                   // active or revoked
 	RevokedReason string     `json:"revoked_reason,omitempty"` // Google's error, when revoked
 	RevokedAt     *time.Time `json:"revoked_at,omitempty"`
-	CreatedAt     time.Time  `json:"created_at"`
-	UpdatedAt     time.Time  `json:"updated_at"`
+	// DisabledAt is set while Google says the account is disabled (a
+	// Cross-Account Protection event): sign-in is refused until Google
+	// enables it again. Such a record may hold no token.
+	DisabledAt     *time.Time `json:"disabled_at,omitempty"`
+	DisabledReason string     `json:"disabled_reason,omitempty"`
+	// RefreshedAt is when Google last gave this grant's tokens (an
+	// exchange or a refresh).
+	RefreshedAt *time.Time `json:"refreshed_at,omitempty"`
+	CreatedAt   time.Time  `json:"created_at"`
+	UpdatedAt   time.Time  `json:"updated_at"`
 }
 
 // Token is the stored form of an oauth2.Token. It is our own type so that the

@@ -2,6 +2,7 @@ package grant
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"time"
@@ -146,10 +147,15 @@ type Identity struct {
 // the grant active again; without one, a stored record keeps its refresh
 // token and gets the new access token; with neither, nothing is written and
 // the user has no offline access (OfflineNone: ask again with
-// prompt=consent). It returns what the grant allows afterwards.
+// prompt=consent). It returns what the grant allows afterwards. A user
+// whose account Google disabled is refused (CodeAccountDisabled) and
+// nothing is written.
 func (g *Grants) SaveExchange(ctx context.Context, sub string, who Identity, tok *oauth2.Token) (Offline, error) {
 	var status Offline
 	_, err := g.store.Update(ctx, sub, func(cur *Record) (*Record, error) {
+		if err := CheckEnabled(cur); err != nil {
+			return nil, err
+		}
 		if cur == nil {
 			if tok.RefreshToken == "" {
 				status = OfflineNone
@@ -192,6 +198,8 @@ func (g *Grants) merge(cur *Record, t *oauth2.Token) {
 		cur.RevokedAt = nil
 	}
 	cur.Token = nt
+	now := g.now().UTC()
+	cur.RefreshedAt = &now
 	if scopes := auth.GrantedScopes(t); len(scopes) > 0 {
 		cur.Scopes = scopes
 	}
@@ -265,4 +273,83 @@ func sameToken(a, b Token) bool {
 
 func sameScopes(a, b []string) bool {
 	return strings.Join(a, " ") == strings.Join(b, " ")
+}
+
+// MarkRevoked records that Google no longer honours sub's grant (a
+// Cross-Account Protection event said so), with reason, so that the page
+// offers to reconnect and offline-fetch skips the user. It says whether
+// there was an active grant to mark.
+func (g *Grants) MarkRevoked(ctx context.Context, sub, reason string) (bool, error) {
+	marked := false
+	_, err := g.store.Update(ctx, sub, func(cur *Record) (*Record, error) {
+		if cur == nil || cur.Status == StatusRevoked || cur.Token.RefreshToken == "" {
+			return nil, nil
+		}
+		g.markRevoked(cur, reason)
+		marked = true
+		return cur, nil
+	})
+	return marked, err
+}
+
+// MarkRevokedByToken marks revoked the grant whose refresh token matches
+// (Google names a revoked token by a prefix or a hash, never by its user),
+// and returns that user's sub, or "" when no stored grant matches. It reads
+// every record: such events are rare, and the store keeps no second copy
+// of any token to index.
+func (g *Grants) MarkRevokedByToken(ctx context.Context, matches func(refreshToken string) bool, reason string) (string, error) {
+	var found string
+	err := g.store.List(ctx, func(rec *Record, err error) error {
+		if err != nil || rec.Token.RefreshToken == "" || !matches(rec.Token.RefreshToken) {
+			return nil // an unreadable record holds no token that could match
+		}
+		found = rec.Sub
+		return errStopList
+	})
+	if err != nil && !errors.Is(err, errStopList) {
+		return "", err
+	}
+	if found == "" {
+		return "", nil
+	}
+	_, err = g.MarkRevoked(ctx, found, reason)
+	return found, err
+}
+
+var errStopList = errors.New("found")
+
+// SetDisabled records whether Google says sub's account is disabled, and
+// why. While it is, sign-in is refused (see Record.DisabledAt). A user
+// with no record gets one holding no token.
+func (g *Grants) SetDisabled(ctx context.Context, sub string, disabled bool, reason string) error {
+	_, err := g.store.Update(ctx, sub, func(cur *Record) (*Record, error) {
+		switch {
+		case cur == nil && !disabled:
+			return nil, nil
+		case cur == nil:
+			cur = &Record{Sub: sub, Status: StatusActive}
+		}
+		if disabled {
+			now := g.now().UTC()
+			cur.DisabledAt, cur.DisabledReason = &now, reason
+		} else {
+			cur.DisabledAt, cur.DisabledReason = nil, ""
+		}
+		return cur, nil
+	})
+	return err
+}
+
+// CodeAccountDisabled is the error code of a sign-in refused because Google
+// said the account is disabled.
+const CodeAccountDisabled = "account_disabled"
+
+// CheckEnabled refuses a user whose account Google disabled: EFORBIDDEN
+// account_disabled.
+func CheckEnabled(rec *Record) error {
+	if rec != nil && rec.DisabledAt != nil {
+		return signin.Errorf(signin.EFORBIDDEN, CodeAccountDisabled,
+			"Google has disabled this account (%s); signing in is refused until Google enables it again.", rec.DisabledReason)
+	}
+	return nil
 }

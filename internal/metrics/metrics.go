@@ -148,9 +148,11 @@ var outcomes = set(
 	"google_unavailable", "google_client_misconfigured", "google_request_rejected", "no_id_token",
 	"rate_limited", "timeout", "people_unauthorized", "insufficient_scope",
 	"offline_access_required", "offline_access_revoked", "reconnect_required", "corrupt_record",
-	"account_mismatch", "csrf", "signed_out", "too_large",
-	// RISC.
-	"invalid_set", "duplicate", "ignored",
+	"account_mismatch", "account_disabled", "csrf", "signed_out", "too_large",
+	"store_unavailable", "database_unavailable", "record_busy",
+	// RISC: what the server did about an event.
+	"invalid_set", "duplicate", "sessions_ended", "no_sessions", "grant_revoked", "no_match",
+	"disabled", "enabled", "unknown_user", "no_subject", "logged",
 )
 
 // riscTypes is the closed set of RISC event types: Google's short names.
@@ -299,9 +301,11 @@ func (m *Metrics) SessionsEnded(cause string, n int) {
 }
 
 // RISCEvent records a RISC event: typ is Google's short name of its type
-// (auth.EventSessionsRevoked...; anything else counts as "other"), outcome
-// "ok", "duplicate" (a jti seen before), "ignored" (a type the app does not
-// act on) or an error code.
+// (auth.EventSessionsRevoked...; anything else, and a token that did not
+// verify, counts as "other"), outcome what the server did ("duplicate" for
+// a jti seen before, "sessions_ended", "grant_revoked", "disabled",
+// "logged", ...) or the error code that stopped it ("invalid_set",
+// "google_unavailable", ...).
 func (m *Metrics) RISCEvent(typ, outcome string) {
 	if m == nil {
 		return

@@ -182,6 +182,9 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 	stopProgress := r.progress()
 
 	dispatch := func(rec *grant.Record) error {
+		if rec.Offline() == grant.OfflineNone {
+			return nil // no grant: a record kept for another reason (an account Google disabled)
+		}
 		if rec.Status == grant.StatusRevoked {
 			r.skipped.Add(1)
 			r.out.skipped(rec)

@@ -186,3 +186,20 @@ func truncate(s string, n int) string {
 	}
 	return s
 }
+
+// With returns a Keyring that seals with r's newest key and opens with the
+// keys of both r and other (r's first). An import from another store uses
+// it to open what that store's keys sealed.
+func (r *Keyring) With(other *Keyring) *Keyring {
+	out := &Keyring{ids: append([]string(nil), r.ids...), aeads: make(map[string]cipher.AEAD, len(r.ids)+len(other.ids))}
+	for id, a := range r.aeads {
+		out.aeads[id] = a
+	}
+	for _, id := range other.ids {
+		if _, ok := out.aeads[id]; !ok {
+			out.ids = append(out.ids, id)
+			out.aeads[id] = other.aeads[id]
+		}
+	}
+	return out
+}

@@ -354,3 +354,19 @@ func BenchmarkSeal(b *testing.B) {
 		}
 	}
 }
+
+func TestKeyringWith(t *testing.T) {
+	a, b := mustKeyring(t, key(1)), mustKeyring(t, key(2))
+	fromB, err := b.Seal("s", "tok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	both := a.With(b)
+	if got, err := both.Open("s", fromB); err != nil || got != "tok" {
+		t.Errorf("With does not open the other ring's value: %q %v", got, err)
+	}
+	v, _ := both.Seal("s", "tok")
+	if KeyID(v) != a.Newest() {
+		t.Errorf("With seals with %s, want the first ring's newest %s", KeyID(v), a.Newest())
+	}
+}

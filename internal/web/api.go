@@ -153,8 +153,11 @@ func (s *Server) handleTokenSignin(w http.ResponseWriter, r *http.Request) (err 
 	if err != nil {
 		return err
 	}
-	status, err := s.offlineStatus(r.Context(), c.Sub)
+	rec, status, err := s.cfg.Grants.Lookup(r.Context(), c.Sub)
 	if err != nil {
+		return err
+	}
+	if err := grant.CheckEnabled(rec); err != nil {
 		return err
 	}
 	u := userFromClaims(c, s.cfg.Now())
@@ -357,8 +360,12 @@ func (s *Server) endUserSessions(ctx context.Context, sub, cause string) (int, e
 }
 
 // sessionsEnded records that n sessions of sub ended for cause
-// (metrics.CauseSignOut...): an audit line and the metric.
+// (metrics.CauseSignOut...): an audit line and the metric; nothing when
+// there were none.
 func (s *Server) sessionsEnded(ctx context.Context, sub, cause string, n int) {
+	if n <= 0 {
+		return
+	}
 	s.audit(ctx, auditSessionsEnded, sub, slog.String("cause", cause), slog.Int("sessions", n))
 	s.cfg.Metrics.SessionsEnded(cause, n)
 }

@@ -656,6 +656,7 @@ func TestAPIProfile(t *testing.T) {
 		{"revoked", &grant.Record{Sub: "s1", Status: grant.StatusRevoked, Token: grant.Token{RefreshToken: "rt"}}, nil, 409, "reconnect_required"},
 		{"google down", &grant.Record{Sub: "s1", Status: grant.StatusActive}, signin.Errorf(signin.EUPSTREAM, "google_unavailable", "down"), 502, "google_unavailable"},
 		{"ok", &grant.Record{Sub: "s1", Name: "Ada", Email: "a@example.com", Status: grant.StatusActive, Token: grant.Token{RefreshToken: "rt"}}, nil, 200, ""},
+		{"database down", &grant.Record{Sub: "s1", Status: grant.StatusActive}, signin.Errorf(signin.EUNAVAILABLE, "database_unavailable", "down"), 503, "database_unavailable"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

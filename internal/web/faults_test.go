@@ -223,7 +223,7 @@ func TestFaultsCertsDuringKeyRotation(t *testing.T) {
 	oldToken := re.idToken(u.Sub)
 	mustStatus(t, re.browser().xhr("/tokensignin", url.Values{"credential": {oldToken}}), http.StatusOK)
 
-	if _, err := re.emu.RotateKey(); err != nil {
+	if _, err := re.emu.RotateKeyNow(); err != nil {
 		t.Fatal(err)
 	}
 	newToken := re.idToken(u.Sub)

@@ -18,7 +18,8 @@ import (
 )
 
 // middleware wraps the router in the chain every request goes through,
-// outermost first.
+// listed innermost first: a request meets securityHeaders first and
+// originForm last, just before the router.
 func (s *Server) middleware(h http.Handler) http.Handler {
 	h = originForm(h)
 	h = s.crossOrigin(h)

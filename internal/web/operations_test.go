@@ -249,3 +249,44 @@ func TestGoogleFailuresAreWarnings(t *testing.T) {
 		t.Errorf("logged at ERROR:\n%s", re.logs)
 	}
 }
+
+// RISC events are counted by type and what the server did, and the
+// sessions they end by cause.
+func TestRISCMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	re := newRealEnv(t, &realConfig{Metrics: metrics.New(reg)})
+	if _, err := re.emu.RegisterRISCReceiver(emulator.RISCReceiver{ClientID: emulator.DemoClientID, URL: re.srv.URL + "/risc"}); err != nil {
+		t.Fatal(err)
+	}
+	_, sub := connected(t, re, "risc.metrics@example.com")
+	re.send(t, emulator.RISCEvent{Type: "sessions-revoked", Sub: sub})
+	re.send(t, emulator.RISCEvent{Type: "sessions-revoked", Sub: sub}) // no session left
+	if status := re.postSET(t, "not.a.set"); status != http.StatusBadRequest {
+		t.Fatalf("forged SET: %d", status)
+	}
+	fams := metricstest.Gather(t, reg)
+	for _, tc := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"signin_risc_events_total", []string{"type", "sessions-revoked", "outcome", "sessions_ended"}, 1},
+		{"signin_risc_events_total", []string{"type", "sessions-revoked", "outcome", "no_sessions"}, 1},
+		{"signin_risc_events_total", []string{"type", "other", "outcome", "invalid_set"}, 1},
+		{"signin_sessions_ended_total", []string{"cause", "risc"}, 1},
+		{"signin_http_requests_total", []string{"route", "/risc", "code", "202"}, 2},
+	} {
+		if got := fams.Value(tc.name, tc.labels...); got != tc.want {
+			t.Errorf("%s%v = %v, want %v; series %v", tc.name, tc.labels, got, tc.want, fams.Series(tc.name))
+		}
+	}
+	ended := 0
+	for _, rec := range logLines(t, re.logs, "audit") {
+		if rec["event"] == "sessions_ended" && rec["cause"] == "risc" && rec["sub"] == sub {
+			ended++
+		}
+	}
+	if ended != 1 {
+		t.Errorf("%d sessions_ended audit lines for risc, want 1", ended)
+	}
+}

@@ -100,15 +100,31 @@ func (s *Server) renderPage(w http.ResponseWriter, r *http.Request, status int, 
 		s.logRenderError(r, name, err)
 		return err
 	}
+	var key pageKey
+	c, cache := data.(cacheable)
+	if cache && s.assets != nil {
+		key = pageKey{name, c.cacheKey()}
+		if html := s.pages.get(key); html != nil {
+			return writePage(w, r, status, html)
+		}
+	}
 	var buf bytes.Buffer
+	buf.Grow(8 << 10)
 	if err := t.ExecuteTemplate(&buf, "base", data); err != nil {
 		s.logRenderError(r, name, err)
 		return err
 	}
+	if cache && s.assets != nil {
+		s.pages.put(key, buf.Bytes())
+	}
+	return writePage(w, r, status, buf.Bytes())
+}
+
+func writePage(w http.ResponseWriter, r *http.Request, status int, html []byte) error {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
-		_, _ = buf.WriteTo(w)
+		_, _ = w.Write(html)
 	}
 	return nil
 }
@@ -217,6 +233,27 @@ type indexData struct {
 	Offline      grant.Offline // none, active, revoked, unreadable
 	Profile      *profileView  // the server's People API fetch, when active
 	ProfileError string        // why the profile could not be fetched
+}
+
+// indexKey is everything the index page shows, by value.
+type indexKey struct {
+	page                pageData
+	user                userView
+	offline             grant.Offline
+	profile             profileView
+	hasUser, hasProfile bool
+	profileError        string
+}
+
+func (d indexData) cacheKey() any {
+	k := indexKey{page: d.pageData, offline: d.Offline, profileError: d.ProfileError}
+	if d.User != nil {
+		k.user, k.hasUser = *d.User, true
+	}
+	if d.Profile != nil {
+		k.profile, k.hasProfile = *d.Profile, true
+	}
+	return k
 }
 
 // handleIndex serves the server-side flow page. Signed out, it offers the

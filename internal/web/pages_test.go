@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -506,4 +507,30 @@ func TestIndexProfileFetchHasDeadline(t *testing.T) {
 	b := e.browser()
 	b.signIn("s1", "a@example.com", "A")
 	mustID(t, parseHTML(t, b.get("/").body), "profile-error")
+}
+
+// TestPageCacheServesEachContentItsOwnPage: two users, and one user before
+// and after enabling offline access, each see their own page, though pages
+// are rendered once per content.
+func TestPageCacheServesEachContentItsOwnPage(t *testing.T) {
+	e := newTestEnv(t)
+	ada, bob := e.browser(), e.browser()
+	mustStatus(t, ada.xhr("/tokensignin", url.Values{"credential": {e.addUser("s1", "ada@example.com", "Ada")}}), http.StatusOK)
+	mustStatus(t, bob.xhr("/tokensignin", url.Values{"credential": {e.addUser("s2", "bob@example.com", "Bob")}}), http.StatusOK)
+	for range 2 {
+		for b, want := range map[*browser]string{ada: "Ada", bob: "Bob"} {
+			if got := textOf(mustID(t, parseHTML(t, b.get("/").body), "user-name")); got != want {
+				t.Errorf("page shows %q, want %q", got, want)
+			}
+		}
+	}
+	if n := len(e.server.pages.m); n != 2 {
+		t.Errorf("%d pages cached for two users' identical views, want 2", n)
+	}
+	e.addCode("code-1", "s1", "at-1", "rt-1")
+	mustStatus(t, ada.xhr("/connect", url.Values{"code": {"code-1"}}), http.StatusOK)
+	doc := parseHTML(t, ada.get("/").body)
+	if st, _ := attr(mustID(t, doc, "offline-status"), "data-state"); st != "active" {
+		t.Errorf("after connect the page shows offline state %q", st)
+	}
 }

@@ -37,6 +37,12 @@ func (s *Server) router() http.Handler {
 	r.Handle("/api/me", s.api(s.handleMe)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/api/profile", s.api(s.handleProfile)).Methods(http.MethodGet)
 
+	// Google's Cross-Account Protection events: server to server, the
+	// body a signed JWT (no cookies, nothing a browser could forge).
+	if s.cfg.RISC != nil {
+		r.Handle("/risc", s.api(s.handleRISC)).Methods(http.MethodPost)
+	}
+
 	r.Handle("/healthz", http.HandlerFunc(handleHealthz)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/readyz", http.HandlerFunc(s.handleReadyz)).Methods(http.MethodGet, http.MethodHead)
 	r.PathPrefix("/static/").Handler(s.page(s.handleStatic)).Methods(http.MethodGet, http.MethodHead)
@@ -66,7 +72,7 @@ func pathFormat(r *http.Request) errorFormat {
 	switch {
 	case strings.HasPrefix(r.URL.Path, "/api/"),
 		r.URL.Path == "/tokensignin" && !isGISRedirectPost(r),
-		r.URL.Path == "/connect", r.URL.Path == "/disconnect", r.URL.Path == "/signout":
+		r.URL.Path == "/connect", r.URL.Path == "/disconnect", r.URL.Path == "/signout", r.URL.Path == "/risc":
 		return formatJSON
 	}
 	return formatHTML

@@ -85,7 +85,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Keys: a rotation while the certs endpoint is down.
-	if _, err := re.emu.RotateKey(); err != nil {
+	if _, err := re.emu.RotateKeyNow(); err != nil {
 		t.Fatal(err)
 	}
 	re.clock.Advance(2 * time.Minute)

@@ -94,6 +94,9 @@ type Config struct {
 	// SecureCookies sets the Secure flag on cookies; set it when the server
 	// is reached over HTTPS.
 	SecureCookies bool
+	// RISC verifies Google's Cross-Account Protection events for POST
+	// /risc; nil leaves the route out.
+	RISC RISCVerifier
 	// Demo shows a banner saying that Google is emulated and the accounts
 	// are test accounts.
 	Demo bool
@@ -130,7 +133,9 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	sessions *sessionStore
-	profiles *profileCache // the page's recent People API fetches
+	profiles *profileCache  // the page's recent People API fetches
+	pages    *pageCache     // rendered pages, by content
+	jtis     *auth.JTICache // RISC events already acted on, by jti
 	cop      *http.CrossOriginProtection
 	csp      policies
 	// assets are the parsed templates and static files; nil in dev mode,
@@ -183,6 +188,8 @@ func New(cfg Config) (*Server, error) {
 		log:      cfg.Logger,
 		sessions: sm,
 		profiles: newProfileCache(cfg.Now),
+		pages:    newPageCache(),
+		jtis:     auth.NewJTICache(0, 0, cfg.Now),
 		cop:      http.NewCrossOriginProtection(),
 		csp:      newPolicies(cfg.Net),
 	}

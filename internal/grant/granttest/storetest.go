@@ -78,6 +78,8 @@ func testRoundTrip(t *testing.T, st grant.Store) {
 	ctx := t.Context()
 	before := time.Now().Add(-time.Second)
 	want := NewRecord("109876543210987654321", time.Now().Add(time.Hour))
+	disabled := time.Now().UTC().Truncate(time.Microsecond)
+	want.DisabledAt, want.DisabledReason = &disabled, "hijacking"
 	saved := Put(t, st, want)
 	if saved.Version != grant.RecordVersion || saved.Sub != want.Sub || saved.Status != grant.StatusActive {
 		t.Errorf("saved record: version %d sub %q status %q; want %d %q %q", saved.Version, saved.Sub, saved.Status, grant.RecordVersion, want.Sub, grant.StatusActive)
@@ -310,15 +312,17 @@ func Equal(a, b *grant.Record) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	ta, tb := a.RevokedAt, b.RevokedAt
-	if (ta == nil) != (tb == nil) || (ta != nil && !ta.Equal(*tb)) {
-		return false
+	for _, p := range [][2]*time.Time{{a.RevokedAt, b.RevokedAt}, {a.DisabledAt, b.DisabledAt}, {a.RefreshedAt, b.RefreshedAt}} {
+		ta, tb := p[0], p[1]
+		if (ta == nil) != (tb == nil) || (ta != nil && !ta.Equal(*tb)) {
+			return false
+		}
 	}
 	return a.Version == b.Version && a.Sub == b.Sub && a.Email == b.Email && a.Name == b.Name &&
 		strings.Join(a.Scopes, " ") == strings.Join(b.Scopes, " ") &&
 		a.Token.AccessToken == b.Token.AccessToken && a.Token.RefreshToken == b.Token.RefreshToken &&
 		a.Token.TokenType == b.Token.TokenType && a.Token.Expiry.Equal(b.Token.Expiry) &&
-		a.Status == b.Status && a.RevokedReason == b.RevokedReason &&
+		a.Status == b.Status && a.RevokedReason == b.RevokedReason && a.DisabledReason == b.DisabledReason &&
 		a.CreatedAt.Equal(b.CreatedAt) && a.UpdatedAt.Equal(b.UpdatedAt)
 }
 

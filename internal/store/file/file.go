@@ -168,6 +168,24 @@ func Open(cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// Describe names the store for start-up logs.
+func (s *Store) Describe() string { return "files in " + s.dir }
+
+// Ping reports whether the credentials directory is still there.
+func (s *Store) Ping(ctx context.Context) error {
+	fi, err := os.Stat(s.dir)
+	if err == nil && !fi.IsDir() {
+		err = fmt.Errorf("%s is not a directory", s.dir)
+	}
+	if err != nil {
+		return signin.Wrap(err, signin.EUNAVAILABLE, "store_unavailable", "The credentials directory cannot be read.")
+	}
+	return nil
+}
+
+// Close does nothing: the file store holds no resources between calls.
+func (s *Store) Close() {}
+
 // Get returns sub's record without taking the lock: writes are atomic
 // renames, so it sees a whole record, old or new.
 func (s *Store) Get(ctx context.Context, sub string) (*grant.Record, error) {

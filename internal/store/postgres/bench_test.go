@@ -1,0 +1,58 @@
+package postgres
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"example.com/signin/internal/grant"
+	"example.com/signin/internal/grant/granttest"
+	"example.com/signin/internal/pgtest"
+)
+
+// One row; each operation is a round trip (Get, LoadSession) or a
+// transaction of four (Update: begin with settings, lock the row, write,
+// commit) to a local server.
+
+func BenchmarkGet(b *testing.B) {
+	s := mustOpen(b, pgtest.URL(b))
+	const sub = "109876543210987654321"
+	granttest.Put(b, s, granttest.NewRecord(sub, time.Now()))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Get(b.Context(), sub); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkUpdate(b *testing.B) {
+	s := mustOpen(b, pgtest.URL(b))
+	const sub = "109876543210987654321"
+	granttest.Put(b, s, granttest.NewRecord(sub, time.Now()))
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		_, err := s.Update(b.Context(), sub, func(cur *grant.Record) (*grant.Record, error) {
+			cur.Token.AccessToken = fmt.Sprint("at-", i)
+			return cur, nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkLoadSession(b *testing.B) {
+	s := mustOpen(b, pgtest.URL(b))
+	if err := s.CreateSession(b.Context(), "session-id", "1", make([]byte, 200), time.Now().Add(time.Hour)); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, _, err := s.LoadSession(b.Context(), "session-id"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

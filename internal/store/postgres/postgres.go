@@ -1,0 +1,351 @@
+// Package postgres keeps offline credentials (a grant.Store) and server-side
+// sessions in PostgreSQL, so that several replicas of signin, and
+// offline-fetch runs, can share one database.
+//
+// Open connects (waiting while the database is down), applies the schema
+// migrations embedded in the binary under an advisory lock (so replicas
+// starting together migrate once), and refuses a database whose schema is
+// newer than the binary knows.
+//
+// Updates of one user are serialised by a row lock (SELECT ... FOR UPDATE)
+// held by the transaction that writes: the lock and the write cannot part,
+// so a holder that loses its lock (its session ended) cannot write either,
+// and no waiter acts on a token the holder is replacing.
+//
+// Errors are *signin.Error. The database being unreachable, restarting or a
+// user's lock not coming in time are kind signin.EUNAVAILABLE (503, try
+// again; nothing was written). The database URL's password never appears in
+// an error or a log line.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"example.com/signin"
+)
+
+// Config configures Open.
+type Config struct {
+	// URL is the database, as a libpq URL
+	// (postgres://user:password@host:5432/dbname?sslmode=verify-full) or
+	// keyword/value string.
+	URL string
+
+	// Logger receives the store's few log lines (waiting for the database,
+	// migrations applied, failed session cleanup). Nil: none.
+	Logger *slog.Logger
+
+	// MaxConns bounds the connection pool. 0: pgxpool's default (4, or the
+	// number of CPUs if more).
+	MaxConns int32
+
+	// LockTimeout is how long Update and Delete wait for a user's lock,
+	// which another replica may hold while it refreshes the user's token at
+	// Google. Past it they fail with EUNAVAILABLE, code "record_busy". 0:
+	// 30 seconds. Callers should bound their Google calls well below it.
+	LockTimeout time.Duration
+
+	// HoldTimeout bounds how long an Update may keep a user's lock (how long
+	// fn may take). Past it PostgreSQL ends the session, the lock goes to a
+	// waiter and the holder's write fails: nothing is written from a stale
+	// read. It only guards against a holder that hangs; callers must give
+	// the Google call inside fn a deadline well below it, so that a
+	// refreshed token is never thrown away. 0: 2 minutes.
+	HoldTimeout time.Duration
+
+	// MaxWait bounds how long Open waits for an unreachable database,
+	// retrying with backoff and logging each wait. 0: until ctx ends.
+	MaxWait time.Duration
+
+	// Now is the clock: records' CreatedAt and UpdatedAt, session expiry.
+	// Nil: time.Now.
+	Now func() time.Time
+}
+
+// Store is a grant.Store, and a session store, on PostgreSQL. It is safe for
+// concurrent use.
+type Store struct {
+	pool        *pgxpool.Pool
+	log         *slog.Logger
+	target      string // the database, without its password, for logs
+	redact      func(string) string
+	lockTimeout string // for set_config, in milliseconds
+	holdTimeout string
+	now         func() time.Time
+
+	cleanupMu   sync.Mutex
+	lastCleanup time.Time
+}
+
+// Open connects to cfg.URL, waiting while the database cannot be reached
+// (until ctx ends or cfg.MaxWait passes), applies the embedded migrations
+// and returns the store. A database whose schema is newer than this program
+// is refused (code "schema_too_new"); so are a malformed URL and refused
+// credentials, at once.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	redact := redactor(cfg.URL)
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	pcfg, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		return nil, redactErr(signin.Wrap(unwrapParse(err), signin.EINVALID, "invalid_database_url",
+			"The database URL cannot be parsed (it is not shown: it may hold a password)."), redact)
+	}
+	if pcfg.ConnConfig.ConnectTimeout == 0 { // not in the URL (connect_timeout)
+		// A host that drops packets would otherwise hold each attempt for
+		// minutes, and Open's log line with it.
+		pcfg.ConnConfig.ConnectTimeout = 10 * time.Second
+	}
+	if cfg.MaxConns > 0 {
+		pcfg.MaxConns = cfg.MaxConns
+	}
+	lock, hold := cfg.LockTimeout, cfg.HoldTimeout
+	if lock <= 0 {
+		lock = 30 * time.Second
+	}
+	if hold <= 0 {
+		hold = 2 * time.Minute
+	}
+	s := &Store{
+		log:         log,
+		redact:      redact,
+		lockTimeout: fmt.Sprint(lock.Milliseconds()),
+		holdTimeout: fmt.Sprint(hold.Milliseconds()),
+		now:         cfg.Now,
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.pool, err = pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, s.fail(ctx, err, "cannot set up the database pool")
+	}
+	s.target = describe(pcfg.ConnConfig.Config)
+	if err := s.waitReachable(ctx, s.target, cfg.MaxWait); err != nil {
+		s.pool.Close()
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// describe names the database for log lines: user, host, port and database
+// name, never the password.
+func describe(c pgconn.Config) string {
+	return (&url.URL{Scheme: "postgres", User: url.User(c.User),
+		Host: net.JoinHostPort(c.Host, fmt.Sprint(c.Port)), Path: "/" + c.Database}).String()
+}
+
+// waitReachable pings the database until it answers, logging each wait.
+// Errors that waiting cannot cure (refused credentials, no such database)
+// end it at once.
+func (s *Store) waitReachable(ctx context.Context, target string, maxWait time.Duration) error {
+	if maxWait > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, maxWait)
+		defer cancel()
+	}
+	wait := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := s.pool.Ping(ctx)
+		if err == nil {
+			if attempt > 1 {
+				s.log.Info("database reachable", "database", target, "attempts", attempt)
+			}
+			return nil
+		}
+		mapped := s.fail(ctx, err, "cannot connect to the database "+target)
+		if ctx.Err() != nil {
+			return redactErr(signin.Wrap(errors.Join(ctx.Err(), err), signin.EUNAVAILABLE, CodeUnavailable,
+				fmt.Sprintf("Gave up waiting for the database %s after %d attempts.", target, attempt)), s.redact)
+		}
+		if signin.ErrorKind(mapped) != signin.EUNAVAILABLE {
+			return mapped // refused credentials, no such database: waiting will not help
+		}
+		s.log.Warn("database not reachable; waiting before trying again",
+			"database", target, "attempt", attempt, "retry_in", wait, "error", mapped.Error())
+		select {
+		case <-ctx.Done():
+			return redactErr(signin.Wrap(errors.Join(ctx.Err(), err), signin.EUNAVAILABLE, CodeUnavailable,
+				fmt.Sprintf("Gave up waiting for the database %s after %d attempts.", target, attempt)), s.redact)
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 5*time.Second)
+	}
+}
+
+// Describe names the store for start-up logs, without the password.
+func (s *Store) Describe() string { return "PostgreSQL " + s.target }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return s.fail(ctx, err, "cannot reach the database")
+	}
+	return nil
+}
+
+// Close closes every connection. The store cannot be used afterwards.
+func (s *Store) Close() { s.pool.Close() }
+
+// Error codes of this package, besides store's.
+const (
+	CodeUnavailable  = "database_unavailable" // cannot reach the database, or it is restarting
+	CodeRecordBusy   = "record_busy"          // a user's lock did not come within LockTimeout
+	CodeSchemaTooNew = "schema_too_new"       // the database was migrated by a newer program
+)
+
+// fail turns an error from pgx into a *signin.Error, with what as the
+// message of unexpected failures. The end of ctx is returned as it is
+// (wrapped), as the file store does.
+func (s *Store) fail(ctx context.Context, err error, what string) error {
+	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err)) {
+		return redactErr(fmt.Errorf("%s: %w", what, ctx.Err()), s.redact)
+	}
+	var out *signin.Error
+	switch {
+	case errors.As(err, &out):
+		return redactErr(err, s.redact)
+	case isBusy(err):
+		out = signin.Wrap(err, signin.EUNAVAILABLE, CodeRecordBusy,
+			"Another request is updating these credentials; try again.")
+	case isUnavailable(err):
+		out = signin.Wrap(err, signin.EUNAVAILABLE, CodeUnavailable,
+			"The database is unavailable; try again shortly.")
+	default:
+		out = signin.Wrap(err, signin.EINTERNAL, "", what)
+	}
+	return redactErr(out, s.redact)
+}
+
+// isBusy reports a lock wait that ran into lock_timeout.
+func isBusy(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "55P03" // lock_not_available
+}
+
+// isUnavailable reports an error of reaching the database rather than of
+// the statement: no connection, a connection lost, the server shutting down
+// or starting up, out of connections.
+func isUnavailable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "57P01", "57P02", "57P03", // admin_shutdown, crash_shutdown, cannot_connect_now
+			"53300", // too_many_connections
+			"25P03": // idle_in_transaction_session_timeout: the session was ended
+			return true
+		}
+		return strings.HasPrefix(pgErr.Code, "08") // connection_exception
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connectErr) || errors.As(err, &netErr) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		pgconn.SafeToRetry(err) || pgconn.Timeout(err) ||
+		strings.Contains(err.Error(), "conn closed") // pgx's error for a connection it closed after a failure
+}
+
+// redactor returns a function that masks the password of rawURL wherever it
+// appears, literally or URL-escaped.
+func redactor(rawURL string) func(string) string {
+	var secrets []string
+	if u, err := url.Parse(rawURL); err == nil && u.User != nil {
+		if pw, ok := u.User.Password(); ok {
+			secrets = append(secrets, pw)
+		}
+	}
+	for _, re := range passwordPatterns {
+		for _, m := range re.FindAllStringSubmatch(rawURL, -1) {
+			secrets = append(secrets, m[1])
+			if un, err := url.PathUnescape(m[1]); err == nil {
+				secrets = append(secrets, un)
+			}
+		}
+	}
+	var pairs []string
+	for _, s := range secrets {
+		if s == "" {
+			continue
+		}
+		pairs = append(pairs, s, "xxxxx", url.QueryEscape(s), "xxxxx", url.PathEscape(s), "xxxxx")
+	}
+	if len(pairs) == 0 {
+		return func(s string) string { return s }
+	}
+	r := strings.NewReplacer(pairs...)
+	return r.Replace
+}
+
+// passwordPatterns find a password in a URL that net/url cannot parse, or in
+// a keyword/value string.
+var passwordPatterns = []*regexp.Regexp{
+	regexp.MustCompile(`://[^:/@\s]*:([^@\s]+)@`),
+	regexp.MustCompile(`password\s*=\s*'((?:[^'\\]|\\.)*)'`),
+	regexp.MustCompile(`password\s*=\s*([^'\s]\S*)`),
+}
+
+// redactedError is an error whose message has the password masked. Its
+// chain is kept for errors.Is and As.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// redactErr masks the password in err's message. A *signin.Error stays one
+// (its cause masked), so that signin.ErrorKind and friends see it.
+func redactErr(err error, redact func(string) string) error {
+	if err == nil {
+		return nil
+	}
+	var se *signin.Error
+	if errors.As(err, &se) && se == err {
+		c := *se
+		c.Message = redact(c.Message)
+		if c.Err != nil {
+			c.Err = &redactedError{msg: redact(c.Err.Error()), err: c.Err}
+		}
+		return &c
+	}
+	if msg := err.Error(); redact(msg) != msg {
+		return &redactedError{msg: redact(msg), err: err}
+	}
+	return err
+}
+
+// unwrapParse drops pgx's rendering of the connection string from a parse
+// error, and net/url's, keeping the reason.
+func unwrapParse(err error) error {
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) && pe.Unwrap() != nil {
+		err = pe.Unwrap()
+	} else if errors.As(err, &pe) {
+		return errors.New("malformed connection string")
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

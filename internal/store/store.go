@@ -1,0 +1,60 @@
+// Package store opens the configured backend for users' grants and the web
+// server's sessions: PostgreSQL when a database URL is given (several
+// replicas of signin, offline-fetch on other machines), else the file store
+// in the credentials directory (one machine; the default). The backends
+// live in the subpackages file and postgres; both pass grant/granttest and
+// store/sessiontest.
+package store
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"example.com/signin/internal/grant"
+	"example.com/signin/internal/store/file"
+	"example.com/signin/internal/store/postgres"
+)
+
+// Backend is a store of grants and server-side sessions.
+type Backend interface {
+	grant.Store
+	CreateSession(ctx context.Context, id, sub string, data []byte, expires time.Time) error
+	LoadSession(ctx context.Context, id string) (sub string, data []byte, expires time.Time, err error)
+	DeleteSession(ctx context.Context, id string) error
+	DeleteUserSessions(ctx context.Context, sub string) (int, error)
+	// Ping reports whether the store answers.
+	Ping(ctx context.Context) error
+	// Close releases the store's resources (the database pool).
+	Close()
+	// Describe is a one-line, secret-free description for start-up logs.
+	Describe() string
+}
+
+// Config says which backend to open.
+type Config struct {
+	// DatabaseURL is a libpq URL (postgres://user@host:5432/db). Empty
+	// means the file store.
+	DatabaseURL string
+	// Dir is the credentials directory of the file store.
+	Dir string
+	// Logger receives the backend's warnings. Nil discards.
+	Logger *slog.Logger
+}
+
+// Open opens the backend cfg names. With a database it waits for it to come
+// up (logging why) until ctx ends, and applies the schema migrations.
+func Open(ctx context.Context, cfg Config) (Backend, error) {
+	if cfg.DatabaseURL != "" {
+		st, err := postgres.Open(ctx, postgres.Config{URL: cfg.DatabaseURL, Logger: cfg.Logger})
+		if err != nil {
+			return nil, err
+		}
+		return st, nil
+	}
+	st, err := file.Open(file.Config{Dir: cfg.Dir, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
