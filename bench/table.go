@@ -233,7 +233,18 @@ func (r *report) sessionRows() []row {
 }
 
 func (r *report) requestRows() []row {
-	var out []row
+	pg, mem := "BenchmarkRequest/postgres/api-me/server-loopback", "BenchmarkRequest/postgres-grants/api-me/server-loopback"
+	pgNs, ok1 := r.get(pg, 1, "ns/op")
+	memNs, ok2 := r.get(mem, 1, "ns/op")
+	out := []row{{
+		what:  "GET /api/me over loopback HTTP, grants in PostgreSQL: sessions in PostgreSQL vs in memory (a cookie session's cost), -cpu 1",
+		ours:  r.timeAllocs(pg, 1),
+		base:  "sessions in memory " + r.timeAllocs(mem, 1),
+		peers: "—",
+		ratio: r.ratio(pg, mem, 1),
+		goal:  ">= 0.8x the throughput",
+		met:   verdict(ok1 && ok2, memNs/pgNs >= 0.8),
+	}}
 	for _, q := range []struct{ name, what string }{
 		{"api-me", "GET /api/me with a session, full middleware chain (CPU per request), -cpu 1"},
 		{"index", "GET / signed in with offline access, page rendered (CPU per request), -cpu 1"},
@@ -274,7 +285,22 @@ func (r *report) connectRows() []row {
 			goal:  "—",
 			met:   "—",
 		},
+		{
+			what:  "POST /connect, server's own time, grants and sessions in PostgreSQL (SIGNIN_TEST_DATABASE_URL or a throwaway server), -cpu 1",
+			ours:  r.timeAllocs("BenchmarkConnect/own-postgres", 1),
+			base:  "memory stores " + r.timeAllocs(own, 1),
+			peers: "—",
+			ratio: r.ratio("BenchmarkConnect/own-postgres", own, 1),
+			goal:  "< 2 ms",
+			met:   r.under("BenchmarkConnect/own-postgres", 2e6),
+		},
 	}
+}
+
+// under is the verdict of "name's ns/op is under limit".
+func (r *report) under(name string, limit float64) string {
+	ns, ok := r.get(name, 1, "ns/op")
+	return verdict(ok, ns < limit)
 }
 
 func (r *report) scaleRows() []row {

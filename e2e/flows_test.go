@@ -29,6 +29,7 @@ const (
 	selSigninOffline = "#signin-offline"
 	selEnableOffline = "#enable-offline"
 	selSignout       = "#signout"
+	selSignoutAll    = "#signout-everywhere"
 	selDisconnect    = "#disconnect"
 	selTokenSignin   = "#token-signin"
 	selTokenSignout  = "#token-signout"
@@ -602,4 +603,34 @@ func fetchedEmail(t *testing.T, out, sub, email string) bool {
 		}
 	}
 	return false
+}
+
+// TestSignOutEverywhere: the page's "Sign out everywhere" button ends the
+// user's other sessions too (here, one made from another client), not only
+// the browser's.
+func TestSignOutEverywhere(t *testing.T) {
+	s := startStack(t)
+	b := newBrowser(t, s)
+	ctx := b.scenario()
+	ada := account{Email: adaEmail}
+	user := s.Emu.user(t, ada.Email)
+	b.navigate(ctx, s.AppURL+"/", "signed-out")
+	b.popup(ctx, selGISButton, ada)
+	b.waitState(ctx, "signed-in")
+
+	// Another device: a session of its own.
+	other := newClient()
+	if st, _, err := other.post(ctx, s.AppURL, "/tokensignin", url.Values{"credential": {s.Emu.mintIDToken(ctx, t, user.Sub)}}); err != nil || st != http.StatusOK {
+		t.Fatalf("second sign-in: %d %v", st, err)
+	}
+	if st, _, _ := other.get(ctx, s.AppURL, "/api/me"); st != http.StatusOK {
+		t.Fatalf("second session: %d", st)
+	}
+
+	b.click(ctx, selSignoutAll)
+	b.waitState(ctx, "signed-out")
+	if st, _, _ := other.get(ctx, s.AppURL, "/api/me"); st != http.StatusUnauthorized {
+		t.Errorf("the other device after sign-out everywhere: %d, want 401", st)
+	}
+	b.assertNoConsoleErrors()
 }

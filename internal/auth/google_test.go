@@ -255,7 +255,7 @@ func TestExchangeErrors(t *testing.T) {
 			kind: signin.EUPSTREAM, code: "google_unavailable"},
 		{name: "connection dropped", respond: dropConnection,
 			kind: signin.EUPSTREAM, code: "google_unavailable"},
-		{name: "timeout", respond: hang, timeout: 50 * time.Millisecond,
+		{name: "timeout", respond: hang, timeout: 500 * time.Millisecond,
 			kind: signin.EUPSTREAM, code: "google_unavailable"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -195,30 +195,12 @@ func (s *keySet) maybeFetch(ctx context.Context, seen *keyVersion) (*keyVersion,
 // fetch gets the JWKS and builds a key version and its idtoken.Validator.
 func (s *keySet) fetch(ctx context.Context) (*keyVersion, time.Duration, error) {
 	s.fetches.Add(1)
-	// The fetch is shared by every waiter, so one caller's cancellation
-	// must not fail it for the others.
+	body, header, err := fetchDocument(ctx, s.client, s.url, maxJWKSBytes, "the key set")
+	if err != nil {
+		return nil, 0, err
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
-	if err != nil {
-		return nil, 0, err
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes+1))
-	if err != nil {
-		return nil, 0, fmt.Errorf("reading the key set: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, 0, fmt.Errorf("certs endpoint answered HTTP %d", resp.StatusCode)
-	}
-	if len(body) > maxJWKSBytes {
-		return nil, 0, fmt.Errorf("key set larger than %d bytes", maxJWKSBytes)
-	}
 	kids, clean, err := parseJWKS(body)
 	if err != nil {
 		return nil, 0, err
@@ -227,8 +209,39 @@ func (s *keySet) fetch(ctx context.Context) (*keyVersion, time.Duration, error) 
 	if err != nil {
 		return nil, 0, fmt.Errorf("idtoken.NewValidator: %w", err)
 	}
-	ttl := cacheTTL(resp.Header, s.minTTL)
+	ttl := cacheTTL(header, s.minTTL)
 	return &keyVersion{kids: kids, validator: v, pub: rsaPublicKeys(clean)}, ttl, nil
+}
+
+// fetchDocument GETs a JSON document of Google's (a key set, a
+// configuration) of at most max bytes, and returns it with the answer's
+// headers (for Cache-Control). The fetch is shared by every waiter, so one
+// caller's cancellation must not fail it for the others: it runs on its own
+// timeout.
+func fetchDocument(ctx context.Context, c *http.Client, url string, max int, what string) ([]byte, http.Header, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(max)+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading %s: %w", what, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, nil, fmt.Errorf("fetching %s: HTTP %d", what, resp.StatusCode)
+	}
+	if len(body) > max {
+		return nil, nil, fmt.Errorf("%s is larger than %d bytes", what, max)
+	}
+	return body, resp.Header, nil
 }
 
 // jwk is the part of a JSON Web Key that RS256 verification uses.

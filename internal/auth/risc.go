@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net/http"
@@ -618,28 +617,9 @@ func (d *riscDiscovery) maybeFetch(ctx context.Context) (*riscConfig, error) {
 
 func (d *riscDiscovery) fetch(ctx context.Context) (*riscConfig, time.Duration, error) {
 	d.fetches.Add(1)
-	// Shared by every waiter: one caller's cancellation must not fail it.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.url, nil)
+	body, header, err := fetchDocument(ctx, d.client, d.url, maxRISCConfigBytes, "the RISC configuration")
 	if err != nil {
 		return nil, 0, err
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := d.client.Do(req)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxRISCConfigBytes+1))
-	if err != nil {
-		return nil, 0, fmt.Errorf("reading the RISC configuration: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, 0, fmt.Errorf("RISC configuration endpoint answered HTTP %d", resp.StatusCode)
-	}
-	if len(body) > maxRISCConfigBytes {
-		return nil, 0, fmt.Errorf("RISC configuration larger than %d bytes", maxRISCConfigBytes)
 	}
 	var doc struct {
 		Issuer  string `json:"issuer"`
@@ -656,7 +636,7 @@ func (d *riscDiscovery) fetch(ctx context.Context) (*riscConfig, time.Duration, 
 	if u, err := url.Parse(doc.JWKSURI); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, 0, fmt.Errorf("RISC configuration's jwks_uri %q is not an http(s) URL", truncate(doc.JWKSURI))
 	}
-	return &riscConfig{issuer: doc.Issuer, jwksURI: doc.JWKSURI}, cacheTTL(resp.Header, d.minTTL), nil
+	return &riscConfig{issuer: doc.Issuer, jwksURI: doc.JWKSURI}, cacheTTL(header, d.minTTL), nil
 }
 
 // Defaults of NewJTICache.

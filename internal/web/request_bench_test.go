@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +23,9 @@ import (
 	"example.com/signin/internal/grant"
 	"example.com/signin/internal/grant/granttest"
 	"example.com/signin/internal/metrics"
+	"example.com/signin/internal/pgtest"
 	"example.com/signin/internal/store/file"
+	"example.com/signin/internal/store/postgres"
 )
 
 // The request benchmarks measure the server's own CPU per request: the
@@ -130,9 +133,31 @@ func serveLoop(b *testing.B, h http.Handler, r *http.Request) {
 //   - api-me: GET /api/me with a session cookie (session decode, a store
 //     read, JSON);
 //   - index: GET / signed in with offline access (session decode, a store
-//     read, the profile from a fake People API, the page template).
+//     read, the profile from a fake People API, the page template);
+//   - api-me-postgres: api-me with the grants and sessions in PostgreSQL
+//     (skipped without a database; see internal/pgtest).
 func BenchmarkRequest(b *testing.B) {
-	st := &granttest.Memory{}
+	benchRequests(b, "", &granttest.Memory{}, newMemSessions(), []string{"api-me", "index"})
+	// Grants in PostgreSQL, sessions in memory (what a cookie session
+	// costs: no store read) or in PostgreSQL: the ratio of the two is what
+	// server-side sessions cost.
+	for _, name := range []string{"postgres-grants", "postgres"} {
+		b.Run(name, func(b *testing.B) {
+			pg, err := postgres.Open(b.Context(), postgres.Config{URL: pgtest.URL(b)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(pg.Close)
+			var sessions SessionStore = pg
+			if name == "postgres-grants" {
+				sessions = newMemSessions()
+			}
+			benchRequests(b, "", pg, sessions, []string{"api-me"})
+		})
+	}
+}
+
+func benchRequests(b *testing.B, suffix string, st grant.Store, sessions SessionStore, which []string) {
 	if _, err := st.Update(context.Background(), benchSub, func(*grant.Record) (*grant.Record, error) {
 		return &grant.Record{Email: "ada.lovelace@example.com", Name: "Ada Lovelace", Status: grant.StatusActive,
 			Scopes: []string{"openid", "https://www.googleapis.com/auth/userinfo.email", "https://www.googleapis.com/auth/userinfo.profile"},
@@ -141,6 +166,7 @@ func BenchmarkRequest(b *testing.B) {
 		b.Fatal(err)
 	}
 	cfg := benchConfig(b, st)
+	cfg.Sessions = sessions
 	s := benchNewServer(b, cfg)
 	cfg.Metrics = metrics.New(prometheus.NewRegistry())
 	sm := benchNewServer(b, cfg) // the same keys and sessions: the same cookie works
@@ -157,6 +183,10 @@ func BenchmarkRequest(b *testing.B) {
 		{"api-me", "/api/me", `"offline_status":"active"`},
 		{"index", "/", "ada.lovelace@example.com"},
 	} {
+		if !slices.Contains(which, tc.name) {
+			continue
+		}
+		tc.name += suffix
 		r := httptest.NewRequest(http.MethodGet, tc.path, nil)
 		r.Header.Set("Cookie", cookie)
 		r.Header.Set("Accept", "text/html,application/json;q=0.9,*/*;q=0.8")
@@ -275,13 +305,25 @@ func BenchmarkConnect(b *testing.B) {
 			}
 			return st
 		}},
+		{"own-postgres", &http.Client{Transport: instantTokenEndpoint(resp)}, func(b *testing.B) grant.Store {
+			pg, err := postgres.Open(b.Context(), postgres.Config{URL: pgtest.URL(b)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(pg.Close)
+			return pg
+		}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			v, err := auth.NewVerifier(auth.VerifierConfig{Audiences: []string{testClientID}, HTTPClient: http.DefaultClient, CertsURL: iss.CertsURL()})
 			if err != nil {
 				b.Fatal(err)
 			}
-			cfg := benchConfig(b, tc.store(b))
+			st := tc.store(b)
+			cfg := benchConfig(b, st)
+			if ss, ok := st.(SessionStore); ok {
+				cfg.Sessions = ss // the database's sessions with its grants
+			}
 			cfg.Verifier = v
 			cfg.Google = auth.NewGoogle(auth.GoogleConfig{Client: &auth.Client{ID: testClientID, Secret: "bench-secret"}, HTTPClient: tc.hc})
 			h := benchNewServer(b, cfg).Handler()
@@ -309,3 +351,7 @@ func BenchmarkConnect(b *testing.B) {
 		})
 	}
 }
+
+// TestMain stops the throwaway PostgreSQL server the database benchmarks
+// may have started.
+func TestMain(m *testing.M) { pgtest.Main(m) }
