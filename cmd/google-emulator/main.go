@@ -20,7 +20,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -29,6 +28,7 @@ import (
 
 	"example.com/signin/internal/emulator"
 	"example.com/signin/internal/httpserve"
+	"example.com/signin/internal/version"
 )
 
 func main() {
@@ -63,6 +63,7 @@ type Config struct {
 	Emulator emulator.Config
 	Stdout   io.Writer // where the listening address and clients are printed
 	Stderr   io.Writer // logs
+	Version  bool      // -version: print the build's version and exit
 }
 
 // listFlag collects a repeatable flag whose values may also be
@@ -94,6 +95,7 @@ func ParseFlags(args []string, stdout, stderr io.Writer) (Config, error) {
 	var controlHosts listFlag
 	fs.Var(&controlHosts, "control-host", "further host `names` under which the control API answers (besides loopback ones and the -addr host), e.g. a container's name; repeatable or comma-separated")
 	fs.BoolVar(&o.Emulator.RevokeOnCodeReuse, "revoke-on-code-reuse", false, "a replayed code also revokes the tokens it issued (RFC 6749 4.1.2; Google does not)")
+	showVersion := version.AddFlag(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: google-emulator [flags]\n\nRuns a local stand-in for Google Sign-In. Point apps at it with GOOGLE_EMULATOR_HOST=host:port.\n\n")
 		fs.PrintDefaults()
@@ -103,6 +105,10 @@ func ParseFlags(args []string, stdout, stderr io.Writer) (Config, error) {
 			return o, err
 		}
 		return o, usageError{err}
+	}
+	if *showVersion {
+		o.Version = true
+		return o, nil
 	}
 	if fs.NArg() > 0 {
 		return o, usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
@@ -168,6 +174,10 @@ func readClientSecrets(path string) (emulator.Client, error) {
 // Run serves the emulator until ctx ends, then shuts down gracefully.
 func Run(ctx context.Context, o Config) error {
 	stdout := o.Stdout
+	if o.Version {
+		fmt.Fprint(stdout, version.String("google-emulator"))
+		return nil
+	}
 	log := slog.New(slog.NewTextHandler(o.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	o.Emulator.Logger = log
 	emu, err := emulator.New(o.Emulator)
@@ -180,16 +190,12 @@ func Run(ctx context.Context, o Config) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           emu.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		// Injected delays may be long; this still ends a stuck write.
-		WriteTimeout:   5 * time.Minute,
-		IdleTimeout:    2 * time.Minute,
-		MaxHeaderBytes: 64 << 10,
-		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := httpserve.NewServer(emu.Handler(), log, 10*time.Second)
+	srv.ReadTimeout = 30 * time.Second
+	// Injected delays may be long; this still ends a stuck write.
+	srv.WriteTimeout = 5 * time.Minute
+	srv.IdleTimeout = 2 * time.Minute
+	srv.MaxHeaderBytes = 64 << 10
 
 	host := ln.Addr().String()
 	fmt.Fprintf(stdout, "Google emulator listening on http://%s\n", host)

@@ -144,3 +144,17 @@ func TestRunServesAndStops(t *testing.T) {
 		t.Errorf("output does not name the demo client:\n%s\n%s", first, rest)
 	}
 }
+
+func TestVersionFlag(t *testing.T) {
+	var out, errb strings.Builder
+	cfg, err := ParseFlags([]string{"-version", "-addr", "not an address"}, &out, &errb)
+	if err != nil {
+		t.Fatalf("-version: %v", err)
+	}
+	if err := Run(context.Background(), cfg); err != nil {
+		t.Fatalf("-version: %v", err)
+	}
+	if !strings.HasPrefix(out.String(), "google-emulator ") || errb.Len() != 0 {
+		t.Errorf("-version printed %q, stderr %q", out.String(), errb.String())
+	}
+}

@@ -22,12 +22,16 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"example.com/signin/internal/auth"
 	"example.com/signin/internal/config"
 	"example.com/signin/internal/googlenet"
 	"example.com/signin/internal/grant"
+	"example.com/signin/internal/metrics"
 	"example.com/signin/internal/offline"
 	"example.com/signin/internal/store"
+	"example.com/signin/internal/version"
 )
 
 func main() {
@@ -47,6 +51,13 @@ type Config struct {
 	Progress       bool
 	Getenv         func(string) string
 	Stdout, Stderr io.Writer
+	// Version: print the build's version and exit (-version).
+	Version bool
+	// MetricsTextfile, when set, is where the run's metrics are written
+	// for node_exporter's textfile collector (-metrics-textfile).
+	MetricsTextfile string
+	// Metrics counts the run's calls to Google; nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // Main parses args, runs, and returns the exit status.
@@ -62,16 +73,37 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		fmt.Fprintln(stderr, "offline-fetch:", err)
 		return 2
 	}
+	if cfg.Version {
+		fmt.Fprint(stdout, version.String("offline-fetch"))
+		return 0
+	}
 	cfg.Progress = terminal
+	if cfg.MetricsTextfile != "" {
+		cfg.Metrics = metrics.New(prometheus.NewRegistry())
+	}
+	start := time.Now()
 	sum, err := Run(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "offline-fetch:", err)
 	}
+	code := offline.ExitCode(sum, err)
 	var cerr configError
 	if errors.As(err, &cerr) {
-		return 2
+		code = 2
 	}
-	return offline.ExitCode(sum, err)
+	if cfg.MetricsTextfile != "" {
+		run := metrics.OfflineRun{
+			Users: map[string]int{"ok": sum.OK, "revoked": sum.Revoked, "failed": sum.Failed,
+				"skipped": sum.Skipped, "interrupted": sum.Interrupted},
+			Start: start, End: time.Now(), Success: code == 0,
+		}
+		if err := metrics.WriteOfflineTextfile(cfg.MetricsTextfile, run, cfg.Metrics); err != nil {
+			// Not silent: the monitoring would show a stale run.
+			fmt.Fprintln(stderr, "offline-fetch:", err)
+			code = max(code, 1)
+		}
+	}
+	return code
 }
 
 // flagError is an error the flag package has already printed, with the
@@ -110,11 +142,17 @@ Flags:
 	fs.IntVar(&cfg.Concurrency, "concurrency", offline.DefaultConcurrency, fmt.Sprintf("users processed at once (1 to %d)", offline.MaxConcurrency))
 	fs.DurationVar(&cfg.RequestTimeout, "timeout", offline.DefaultRequestTimeout, "timeout of each request to Google, each retry included")
 	fs.IntVar(&cfg.MaxRetries, "retries", offline.DefaultMaxRetries, "retries of a request answered 429 or 5xx or failing in the network (0: none)")
+	fs.StringVar(&cfg.MetricsTextfile, "metrics-textfile", "", "at the end, write the run's metrics to this `file` (node_exporter textfile format, e.g. /var/lib/node_exporter/textfile/signin_offline_fetch.prom)")
+	showVersion := version.AddFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
 		}
 		return cfg, flagError{err}
+	}
+	if *showVersion {
+		cfg.Version = true
+		return cfg, nil
 	}
 	if err := cfg.Parsed(fs, getenv); err != nil {
 		return cfg, err
@@ -168,7 +206,7 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 	if err != nil {
 		return offline.Summary{}, configError{err}
 	}
-	g := auth.NewGoogle(auth.GoogleConfig{Client: google.Client, HTTPClient: google.Net.HTTPClient(), Logger: logger})
+	g := auth.NewGoogle(auth.GoogleConfig{Client: google.Client, HTTPClient: google.Net.HTTPClient(), Logger: logger, Metrics: cfg.Metrics})
 	return offline.Run(ctx, offline.Config{
 		FetcherConfig: offline.FetcherConfig{
 			Grants:         grant.New(grant.Config{Store: grant.Sealed(st, sealKeys), Google: g, Logger: logger}),

@@ -28,14 +28,18 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"example.com/signin/internal/auth"
 	"example.com/signin/internal/config"
 	"example.com/signin/internal/emulator"
 	"example.com/signin/internal/googlenet"
 	"example.com/signin/internal/grant"
 	"example.com/signin/internal/httpserve"
+	"example.com/signin/internal/metrics"
 	"example.com/signin/internal/offline"
 	"example.com/signin/internal/store"
+	"example.com/signin/internal/version"
 	"example.com/signin/internal/web"
 )
 
@@ -58,6 +62,10 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stderr
 	case err != nil:
 		fmt.Fprintln(stderr, "signin:", err)
 		return 2
+	}
+	if cfg.Version {
+		fmt.Print(version.String("signin"))
+		return 0
 	}
 	if err := Run(ctx, cfg); err != nil {
 		fmt.Fprintln(stderr, "signin:", err)
@@ -93,6 +101,14 @@ type Config struct {
 	// headers before the connection is closed (the slow-loris defence).
 	// Zero means httpserve.DefaultReadHeaderTimeout. Not a flag: tests shorten it.
 	ReadHeaderTimeout time.Duration
+	// Version: print the build's version and exit (-version).
+	Version bool
+	// MetricsAddr, when set, is where /metrics is served, on a listener
+	// of its own (-metrics-addr).
+	MetricsAddr string
+	// MetricsReady, if set, is called with the metrics listener's URL
+	// once it listens (tests use it with MetricsAddr "127.0.0.1:0").
+	MetricsReady func(metricsURL string)
 }
 
 // ParseFlags turns command-line arguments and the environment into a Config.
@@ -124,11 +140,17 @@ Flags:
 	fs.BoolVar(&cfg.SecureCookies, "secure-cookies", false, "mark cookies Secure (set this when served over HTTPS)")
 	fs.StringVar(&cfg.EmulatorAddr, "emulator-addr", config.DefaultEmulatorAddr, "demo mode: address of the in-process Google emulator")
 	fs.StringVar(&cfg.DevDir, "dev", "", "development: read templates and static files from this module directory on every request")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on this address (host:port), a listener of its own; default: off")
+	showVersion := version.AddFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
 		}
 		return cfg, flagError{err}
+	}
+	if *showVersion {
+		cfg.Version = true
+		return cfg, nil
 	}
 	if err := cfg.Parsed(fs, getenv); err != nil {
 		return cfg, err
@@ -153,6 +175,9 @@ Flags:
 				return cfg, fmt.Errorf("-dev %s: no %s directory there: give this module's directory, where go.mod is (-dev . from the module's root)", cfg.DevDir, sub+string(filepath.Separator))
 			}
 		}
+	}
+	if cfg.MetricsAddr != "" && cfg.MetricsAddr == cfg.Addr {
+		return cfg, fmt.Errorf("-metrics-addr %s: metrics are never served on the public address", cfg.MetricsAddr)
 	}
 	return cfg, nil
 }
@@ -193,6 +218,18 @@ func Run(ctx context.Context, cfg Config) error {
 		logger.Info(google.Describe())
 	}
 
+	var m *metrics.Metrics
+	if cfg.MetricsAddr != "" {
+		reg := prometheus.NewRegistry()
+		m = metrics.New(reg)
+		metrics.RegisterRuntime(reg)
+		stopMetrics, err := serveMetrics(ctx, cfg, reg, logger)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
+
 	if cfg.Database != "" && strings.TrimSpace(cfg.Getenv(config.EnvSessionKeys)) == "" {
 		// Each replica would make its own key file, and none could read
 		// another's cookies.
@@ -220,15 +257,17 @@ func Run(ctx context.Context, cfg Config) error {
 		ClockSkew:    cfg.ClockSkew,
 		HTTPClient:   google.Net.HTTPClient(),
 		Logger:       logger,
+		Metrics:      m,
 	})
 	if err != nil {
 		return err
 	}
-	g := auth.NewGoogle(auth.GoogleConfig{Client: google.Client, HTTPClient: google.Net.HTTPClient(), Logger: logger})
+	g := auth.NewGoogle(auth.GoogleConfig{Client: google.Client, HTTPClient: google.Net.HTTPClient(), Logger: logger, Metrics: m})
 	risc, err := auth.NewRISCVerifier(auth.RISCVerifierConfig{
 		ClientIDs:  append([]string{google.Client.ID}, cfg.OtherClientIDs...),
 		HTTPClient: google.Net.HTTPClient(),
 		Logger:     logger.With("component", "risc"),
+		Metrics:    m,
 	})
 	if err != nil {
 		return err
@@ -254,6 +293,8 @@ func Run(ctx context.Context, cfg Config) error {
 		Demo:          google.Demo,
 		DevDir:        cfg.DevDir,
 		Logger:        logger,
+		Metrics:       m,
+		Ready:         st.Ping,
 	})
 	if err != nil {
 		return err
@@ -288,6 +329,32 @@ func checkWritable(dir string) error {
 	}
 	f.Close()
 	return os.Remove(f.Name())
+}
+
+// serveMetrics serves reg at /metrics on cfg.MetricsAddr, a listener apart
+// from the app's, until ctx ends or stop is called; stop waits for it to
+// shut down.
+func serveMetrics(ctx context.Context, cfg Config, reg *prometheus.Registry, logger *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("-metrics-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler(reg))
+	u := "http://" + ln.Addr().String() + "/metrics"
+	logger.Info("serving metrics", "url", u)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := httpserve.Serve(ctx, ln, httpserve.NewServer(mux, logger.With("component", "metrics"), cfg.ReadHeaderTimeout)); err != nil {
+			logger.Error("metrics listener stopped", "err", err)
+		}
+	}()
+	if cfg.MetricsReady != nil {
+		cfg.MetricsReady(u)
+	}
+	return func() { cancel(); <-done }, nil
 }
 
 // startDemoEmulator runs the Google emulator in this process for demo mode.

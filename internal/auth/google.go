@@ -18,6 +18,7 @@ import (
 
 	"example.com/signin"
 	"example.com/signin/internal/googlenet"
+	"example.com/signin/internal/metrics"
 )
 
 // maxCodeLen bounds a one-time authorization code. Google documents codes
@@ -38,15 +39,19 @@ type GoogleConfig struct {
 	HTTPClient *http.Client
 	// Logger receives configuration problems (never tokens). Nil discards.
 	Logger *slog.Logger
+	// Metrics counts the exchanges, refreshes and revocations sent to
+	// Google, by outcome. Nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // Google talks to Google's OAuth 2.0 endpoints for the app: it exchanges
 // one-time codes from the GIS code client and revokes grants. It is safe for
 // concurrent use.
 type Google struct {
-	conf   oauth2.Config // never handed out; OAuth2Config returns a copy
-	http   *http.Client
-	logger *slog.Logger
+	conf    oauth2.Config // never handed out; OAuth2Config returns a copy
+	http    *http.Client
+	logger  *slog.Logger
+	metrics *metrics.Metrics
 }
 
 // NewGoogle returns a Google for cfg. It panics if cfg.Client is nil, which
@@ -80,8 +85,9 @@ func NewGoogle(cfg GoogleConfig) *Google {
 				AuthStyle: oauth2.AuthStyleInParams,
 			},
 		},
-		http:   hc,
-		logger: logger,
+		http:    hc,
+		logger:  logger,
+		metrics: cfg.Metrics,
 	}
 }
 
@@ -114,7 +120,11 @@ func (g *Google) Exchange(ctx context.Context, code string) (*oauth2.Token, erro
 	}
 	tok, err := g.conf.Exchange(g.Context(ctx), code)
 	if err != nil {
-		return nil, mapTokenError(g.logger, "exchange", err)
+		err = mapTokenError(g.logger, "exchange", err)
+	}
+	g.metrics.Exchange(err)
+	if err != nil {
+		return nil, err
 	}
 	return tok, nil
 }
@@ -131,7 +141,11 @@ func (g *Google) Refresh(ctx context.Context, refreshToken string) (*oauth2.Toke
 	}
 	tok, err := g.conf.TokenSource(g.Context(ctx), &oauth2.Token{RefreshToken: refreshToken}).Token()
 	if err != nil {
-		return nil, mapTokenError(g.logger, "refresh", err)
+		err = mapTokenError(g.logger, "refresh", err)
+	}
+	g.metrics.Refresh(err)
+	if err != nil {
+		return nil, err
 	}
 	return tok, nil
 }
@@ -145,7 +159,7 @@ func mapTokenError(logger *slog.Logger, op string, err error) error {
 	if !errors.As(err, &re) {
 		// Network errors, timeouts, cancellations and answers that are not
 		// JSON: x/oauth2 returns plain errors for those.
-		return &signin.Error{Kind: signin.EUPSTREAM, Code: "google_unavailable", Message: "Google could not be reached; please try again", Err: fmt.Errorf("token endpoint (%s): %w", op, err)}
+		return &signin.Error{Kind: signin.EUPSTREAM, Code: "google_unavailable", Message: "Google could not be reached; please try again", Err: atEndpoint(EndpointToken, fmt.Errorf("token endpoint (%s): %w", op, err))}
 	}
 	status := 0
 	if re.Response != nil {
@@ -153,7 +167,8 @@ func mapTokenError(logger *slog.Logger, op string, err error) error {
 	}
 	// RetrieveError's own message quotes the whole response body when there
 	// is no error code; ours says only what the logs need.
-	cause := &GoogleError{Op: op, Status: status, Code: re.ErrorCode, Description: printableLine(re.ErrorDescription, maxDescriptionLen), err: re}
+	var cause error = &GoogleError{Op: op, Status: status, Code: re.ErrorCode, Description: printableLine(re.ErrorDescription, maxDescriptionLen), err: re}
+	cause = atEndpoint(EndpointToken, cause)
 	switch {
 	case re.ErrorCode == "invalid_grant" && op == "exchange":
 		return &signin.Error{Kind: signin.EINVALID, Code: "invalid_grant", Message: "the sign-in code was not accepted by Google (expired or already used); please try again", Err: cause}
@@ -173,12 +188,13 @@ func mapTokenError(logger *slog.Logger, op string, err error) error {
 	}
 }
 
-// GoogleError is an error answer from Google's token endpoint, decided once
+// GoogleError is an error answer from Google's token endpoint (or its
+// revoke endpoint, Op "revoke"), decided once
 // here, as x/oauth2's RetrieveError is, but without quoting the answer's
 // body. It sits in the chain of the *signin.Error that Exchange and Refresh
 // return; InvalidGrant finds it.
 type GoogleError struct {
-	Op          string // "exchange" or "refresh"
+	Op          string // "exchange", "refresh" or "revoke"
 	Status      int    // HTTP status
 	Code        string // OAuth error code, such as "invalid_grant"
 	Description string // Google's error_description: one printable line, bounded
@@ -191,6 +207,9 @@ const maxDescriptionLen = 256
 
 func (e *GoogleError) Error() string {
 	s := fmt.Sprintf("token endpoint (%s): HTTP %d", e.Op, e.Status)
+	if e.Op == "revoke" {
+		s = fmt.Sprintf("revoke: HTTP %d", e.Status)
+	}
 	if e.Code != "" {
 		s += ": " + e.Code
 	}
@@ -240,6 +259,12 @@ func (g *Google) Revoke(ctx context.Context, token string) error {
 	if token == "" {
 		return &signin.Error{Kind: signin.EINVALID, Code: "invalid_token", Message: "there is no token to revoke"}
 	}
+	err := g.revoke(ctx, token)
+	g.metrics.Revocation(err)
+	return err
+}
+
+func (g *Google) revoke(ctx context.Context, token string) error {
 	// The token goes in the body, never in the URL, so that it cannot end
 	// up in an error message or a proxy's log.
 	body := url.Values{"token": {token}}.Encode()
@@ -265,14 +290,51 @@ func (g *Google) Revoke(ctx context.Context, token string) error {
 		return nil // already revoked or expired: nothing left to revoke
 	}
 	if code != "" {
-		return revokeUnavailable(fmt.Errorf("revoke: HTTP %d: %s", resp.StatusCode, code))
+		return revokeUnavailable(&GoogleError{Op: "revoke", Status: resp.StatusCode, Code: code})
 	}
-	return revokeUnavailable(fmt.Errorf("revoke: HTTP %d", resp.StatusCode))
+	return revokeUnavailable(&GoogleError{Op: "revoke", Status: resp.StatusCode})
 }
 
 func revokeUnavailable(err error) error {
-	return &signin.Error{Kind: signin.EUPSTREAM, Code: "google_unavailable", Message: "Google could not be reached to revoke access; please try again", Err: err}
+	return &signin.Error{Kind: signin.EUPSTREAM, Code: "google_unavailable", Message: "Google could not be reached to revoke access; please try again", Err: atEndpoint(EndpointRevoke, err)}
 }
+
+// Google's endpoints, as FailedEndpoint names them.
+const (
+	EndpointToken  = "token"  // code exchanges and refreshes
+	EndpointRevoke = "revoke" // revocations
+	EndpointCerts  = "certs"  // the signing keys (ID tokens and RISC)
+)
+
+// FailedEndpoint says which of Google's endpoints an error from this
+// package came from (EndpointToken, ...; "" when none did) and Google's
+// OAuth error code when Google answered with one: what an operator needs
+// in the log line of a failed call.
+func FailedEndpoint(err error) (endpoint, googleCode string) {
+	var ee *endpointError
+	if errors.As(err, &ee) {
+		endpoint = ee.endpoint
+	}
+	var ge *GoogleError
+	if errors.As(err, &ge) {
+		googleCode = ge.Code
+	}
+	return endpoint, googleCode
+}
+
+// endpointError marks a cause with the endpoint that failed. It adds
+// nothing to the message.
+type endpointError struct {
+	endpoint string
+	err      error
+}
+
+func atEndpoint(endpoint string, err error) error {
+	return &endpointError{endpoint: endpoint, err: err}
+}
+
+func (e *endpointError) Error() string { return e.err.Error() }
+func (e *endpointError) Unwrap() error { return e.err }
 
 // oauthErrorCode returns the "error" of a JSON OAuth error answer, or "".
 func oauthErrorCode(body []byte) string {

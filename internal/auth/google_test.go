@@ -64,8 +64,8 @@ func (f *fakeGoogle) requests() []recordedRequest {
 }
 
 // newGoogle returns an auth.Google whose calls googlenet routes to f, and
-// the buffer its logs go to.
-func newGoogle(t *testing.T, f *fakeGoogle) (*auth.Google, *bytes.Buffer) {
+// the buffer its logs go to, changed by each of opts.
+func newGoogle(t *testing.T, f *fakeGoogle, opts ...func(*auth.GoogleConfig)) (*auth.Google, *bytes.Buffer) {
 	t.Helper()
 	u, _ := url.Parse(f.srv.URL)
 	n, err := googlenet.New(u.Host, googlenet.Options{})
@@ -73,12 +73,15 @@ func newGoogle(t *testing.T, f *fakeGoogle) (*auth.Google, *bytes.Buffer) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	g := auth.NewGoogle(auth.GoogleConfig{
+	cfg := auth.GoogleConfig{
 		Client:     &auth.Client{ID: webID, Secret: testClientSecret},
 		HTTPClient: n.HTTPClient(),
 		Logger:     slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
-	return g, &logs
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return auth.NewGoogle(cfg), &logs
 }
 
 func answer(status int, contentType, body string) func(http.ResponseWriter, *http.Request) {

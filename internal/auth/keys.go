@@ -22,7 +22,9 @@ import (
 	"google.golang.org/api/idtoken"
 	"google.golang.org/api/option"
 
+	"example.com/signin"
 	"example.com/signin/internal/googlenet"
+	"example.com/signin/internal/metrics"
 )
 
 // Limits on what the certs endpoint may send.
@@ -62,6 +64,7 @@ type keySet struct {
 	minRefetch time.Duration
 	now        func() time.Time
 	logger     *slog.Logger
+	metrics    *metrics.Metrics // counts fetches by outcome; nil counts nothing
 
 	cur     atomic.Pointer[keyVersion] // nil until the first successful fetch
 	flight  singleflight.Group
@@ -157,6 +160,11 @@ func (s *keySet) maybeFetch(ctx context.Context, seen *keyVersion) (*keyVersion,
 	s.mu.Unlock()
 
 	k, ttl, err := s.fetch(ctx)
+	if err != nil {
+		s.metrics.KeyFetch(signin.Wrap(err, signin.EUPSTREAM, "google_unavailable", "Google's signing keys could not be fetched"))
+	} else {
+		s.metrics.KeyFetch(nil)
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -169,9 +177,10 @@ func (s *keySet) maybeFetch(ctx context.Context, seen *keyVersion) (*keyVersion,
 	s.lastErr = err
 	if err != nil {
 		if cur != nil {
-			s.logger.Warn("refreshing Google's signing keys failed; keeping the previous ones", "url", s.url, "error", err)
+			s.logger.Warn("refreshing Google's signing keys failed; keeping the previous ones", "endpoint", EndpointCerts, "url", s.url, "error", err)
 		} else {
-			s.logger.Error("fetching Google's signing keys failed", "url", s.url, "error", err)
+			// Google failing is a warning; the requests it fails say so too.
+			s.logger.Warn("fetching Google's signing keys failed", "endpoint", EndpointCerts, "url", s.url, "error", err)
 		}
 		return cur, err
 	}

@@ -26,6 +26,7 @@ import (
 
 	"example.com/signin"
 	"example.com/signin/internal/googlenet"
+	"example.com/signin/internal/metrics"
 )
 
 // Cross-Account Protection (RISC): Google POSTs a Security Event Token (SET,
@@ -156,6 +157,8 @@ type RISCVerifierConfig struct {
 	// a configuration mistake) and fetch failures; nil discards. Tokens
 	// are never logged.
 	Logger *slog.Logger
+	// Metrics counts the key fetches. Nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // RISCVerifier verifies the Security Event Tokens Google sends to the
@@ -170,6 +173,7 @@ type RISCVerifier struct {
 	minRefetch time.Duration
 	now        func() time.Time
 	logger     *slog.Logger
+	metrics    *metrics.Metrics
 	discovery  *riscDiscovery
 	headers    headerCache
 
@@ -203,6 +207,7 @@ func NewRISCVerifier(cfg RISCVerifierConfig) (*RISCVerifier, error) {
 		minRefetch: cmp.Or(cfg.MinRefetchInterval, DefaultMinRefetchInterval),
 		now:        cfg.Now,
 		logger:     cfg.Logger,
+		metrics:    cfg.Metrics,
 	}
 	if v.now == nil {
 		v.now = time.Now
@@ -302,6 +307,7 @@ func (v *RISCVerifier) keysFor(jwksURI string) *keySet {
 			minRefetch: v.minRefetch,
 			now:        v.now,
 			logger:     v.logger,
+			metrics:    v.metrics,
 		}
 	}
 	return v.keys

@@ -20,6 +20,7 @@ import (
 
 	"example.com/signin"
 	"example.com/signin/internal/googlenet"
+	"example.com/signin/internal/metrics"
 )
 
 // maxTokenLen bounds an ID token. Google's are about 1 KiB; the front door
@@ -79,6 +80,9 @@ type VerifierConfig struct {
 	// Logger receives key fetch failures; nil discards. Tokens are never
 	// logged.
 	Logger *slog.Logger
+	// Metrics counts key fetches and the verified-token cache's hits and
+	// misses. Nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // Verifier verifies Google ID tokens completely: idtoken's signature and
@@ -96,6 +100,7 @@ type Verifier struct {
 	keys         *keySet
 	cache        *verifiedCache // nil when disabled
 	bufs         sync.Pool      // *[]byte, for hashing tokens without an allocation
+	metrics      *metrics.Metrics
 
 	headers headerCache // header segments that passed the front door
 
@@ -147,6 +152,7 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 		hostedDomain: strings.TrimSpace(cfg.HostedDomain),
 		skew:         int64(skew / time.Second),
 		now:          now,
+		metrics:      cfg.Metrics,
 		keys: &keySet{
 			client:     hc,
 			url:        certsURL,
@@ -154,6 +160,7 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 			minRefetch: cmp.Or(cfg.MinRefetchInterval, DefaultMinRefetchInterval),
 			now:        now,
 			logger:     logger,
+			metrics:    cfg.Metrics,
 		},
 	}
 	if len(auds) == 1 {
@@ -194,8 +201,10 @@ func (v *Verifier) VerifyCached(ctx context.Context, rawToken string) (*Claims, 
 	}
 	key := v.tokenKey(rawToken)
 	if c, ok := v.cache.get(&key, v.now()); ok {
+		v.metrics.VerifiedCache(true)
 		return c, nil
 	}
+	v.metrics.VerifiedCache(false)
 	c, err := v.Verify(ctx, rawToken, "")
 	if err != nil {
 		return nil, err
@@ -228,10 +237,10 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, error) {
 	}
 	keys, err := v.keys.forKid(ctx, kid)
 	if errors.Is(err, errUnknownKid) {
-		return nil, invalidToken(err)
+		return nil, invalidToken(refused(RefusedSignature, err))
 	}
 	if err != nil {
-		return nil, &signin.Error{Kind: signin.EUPSTREAM, Code: "google_unavailable", Message: "Google's sign-in keys could not be fetched; please try again", Err: err}
+		return nil, &signin.Error{Kind: signin.EUPSTREAM, Code: "google_unavailable", Message: "Google's sign-in keys could not be fetched; please try again", Err: atEndpoint(EndpointCerts, err)}
 	}
 	// The payload is decoded once, by idtoken, and our checks run on what it
 	// returns: decoding it ourselves first cost as much again as everything
@@ -250,12 +259,12 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, error) {
 			return nil, invalidToken(err)
 		}
 		if !slices.Contains(v.audiences, aud) {
-			return nil, invalidToken(fmt.Errorf("aud %q is not one of this app's client ids", truncate(aud)))
+			return nil, invalidToken(refused(RefusedAudience, fmt.Errorf("aud %q is not one of this app's client ids", truncate(aud))))
 		}
 	}
 	p, err := keys.validator.Validate(ctx, raw, aud)
 	if err != nil {
-		return nil, invalidToken(err)
+		return nil, invalidToken(refused(idtokenRefusal(err), err))
 	}
 	c, err := v.checkClaims(p.Claims, v.now())
 	if err != nil {
@@ -280,6 +289,56 @@ func tokenAudience(raw string) (string, error) {
 		return "", fmt.Errorf("payload: aud: %w", err)
 	}
 	return p.Aud, nil
+}
+
+// Why a token was refused, as Refusal names it: a closed set, for logs
+// and metrics.
+const (
+	RefusedExpired   = "expired"    // exp has passed
+	RefusedAudience  = "audience"   // aud or azp is not one of the app's client ids
+	RefusedClockSkew = "clock_skew" // iat or nbf is further ahead than the allowed skew: a clock is wrong
+	RefusedIssuer    = "issuer"     // iss is not Google
+	RefusedSignature = "signature"  // not signed by a key Google publishes
+	RefusedOther     = "other"      // malformed, hosted domain, nonce, missing claims
+)
+
+// Refusal says why Verify (or VerifyCached) refused a token: one of the
+// Refused* reasons, or "" when err is not a refusal (nil, or Google's keys
+// could not be fetched).
+func Refusal(err error) string {
+	if signin.ErrorCode(err) != "invalid_token" {
+		return ""
+	}
+	var r *refusal
+	if errors.As(err, &r) {
+		return r.reason
+	}
+	return RefusedOther
+}
+
+// refusal marks a cause with the reason Refusal gives. It adds nothing to
+// the message.
+type refusal struct {
+	reason string
+	err    error
+}
+
+func refused(reason string, err error) error { return &refusal{reason: reason, err: err} }
+
+func (r *refusal) Error() string { return r.err.Error() }
+func (r *refusal) Unwrap() error { return r.err }
+
+// idtokenRefusal classifies idtoken's errors, which are plain strings.
+func idtokenRefusal(err error) string {
+	switch msg := err.Error(); {
+	case strings.Contains(msg, "token expired"):
+		return RefusedExpired
+	case strings.Contains(msg, "audience"):
+		return RefusedAudience
+	case strings.Contains(msg, "signature"), strings.Contains(msg, "verification error"), strings.Contains(msg, "cert"):
+		return RefusedSignature
+	}
+	return RefusedOther
 }
 
 func invalidToken(cause error) error {
@@ -445,26 +504,26 @@ func (v *Verifier) checkClaims(m map[string]any, now time.Time) (*Claims, error)
 	t := now.Unix()
 	switch {
 	case c.Issuer != issuerHTTPS && c.Issuer != issuerBare:
-		return nil, fmt.Errorf("iss %q is not Google", truncate(c.Issuer))
+		return nil, refused(RefusedIssuer, fmt.Errorf("iss %q is not Google", truncate(c.Issuer)))
 	case !slices.Contains(v.audiences, c.Audience):
-		return nil, fmt.Errorf("aud %q is not one of this app's client ids", truncate(c.Audience))
+		return nil, refused(RefusedAudience, fmt.Errorf("aud %q is not one of this app's client ids", truncate(c.Audience)))
 	case c.AuthorizedParty != "" && !slices.Contains(v.audiences, c.AuthorizedParty):
-		return nil, fmt.Errorf("azp %q is not one of this app's client ids", truncate(c.AuthorizedParty))
+		return nil, refused(RefusedAudience, fmt.Errorf("azp %q is not one of this app's client ids", truncate(c.AuthorizedParty)))
 	case !validSub(c.Sub):
 		// sub names the user's credentials file, among other things.
 		return nil, errors.New("sub is missing or not a Google user id")
 	case !hasExp:
 		return nil, errors.New("exp is missing")
 	case t >= exp: // RFC 7519: valid only before exp (idtoken allows exp itself)
-		return nil, errors.New("token expired")
+		return nil, refused(RefusedExpired, errors.New("token expired"))
 	case !hasIat:
 		return nil, errors.New("iat is missing")
 	case iat > t+v.skew:
-		return nil, errors.New("iat is in the future")
+		return nil, refused(RefusedClockSkew, errors.New("iat is in the future"))
 	case iat > exp:
 		return nil, errors.New("iat is after exp")
 	case hasNbf && nbf > t+v.skew:
-		return nil, errors.New("token not valid yet (nbf)")
+		return nil, refused(RefusedClockSkew, errors.New("token not valid yet (nbf)"))
 	}
 	if v.hostedDomain != "" {
 		if !strings.EqualFold(c.HostedDomain, v.hostedDomain) {

@@ -262,6 +262,18 @@ func (g *Grants) Disconnect(ctx context.Context, sub string) (revoked bool, err 
 	return revoked, nil
 }
 
+// Audit events of a grant: one info line each, message "audit", with the
+// event and the user's sub (the web server logs the others in the same
+// shape); never a token.
+const (
+	auditGrantRevoked         = "grant_revoked_by_google" // reason: Google's description
+	auditRefreshTokenReplaced = "refresh_token_replaced"  // a refresh answer carried a new refresh token
+)
+
+func (g *Grants) audit(ctx context.Context, event, sub string, attrs ...slog.Attr) {
+	g.log.LogAttrs(ctx, slog.LevelInfo, "audit", append([]slog.Attr{slog.String("event", event), slog.String("sub", sub)}, attrs...)...)
+}
+
 // markRevoked records that Google refused cur's grant, with Google's reason.
 func (g *Grants) markRevoked(cur *Record, reason string) {
 	now := g.now().UTC()

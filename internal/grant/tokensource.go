@@ -98,6 +98,8 @@ func (s *TokenSource) Refresh(rejected *oauth2.Token) (*oauth2.Token, error) {
 func (s *TokenSource) update(usable func(*oauth2.Token) bool) (*oauth2.Token, error) {
 	var got *oauth2.Token
 	var revoked error
+	var reason string // Google's, when it refused the grant
+	replaced := false // Google sent a new refresh token
 	_, err := s.g.store.Update(s.ctx, s.sub, func(cur *Record) (*Record, error) {
 		if cur == nil {
 			return nil, signin.Errorf(signin.ENOTFOUND, "", "No offline access is stored for this user.")
@@ -116,7 +118,7 @@ func (s *TokenSource) update(usable func(*oauth2.Token) bool) (*oauth2.Token, er
 		}
 		nt, err := s.g.google.Refresh(s.ctx, saved.RefreshToken)
 		if ge, dead := auth.InvalidGrant(err); dead {
-			reason := ge.Description
+			reason = ge.Description
 			if reason == "" {
 				reason = ge.Code
 			}
@@ -130,6 +132,7 @@ func (s *TokenSource) update(usable func(*oauth2.Token) bool) (*oauth2.Token, er
 		s.refreshed = true
 		before, scopes := cur.Token, cur.Scopes
 		s.g.merge(cur, nt)
+		replaced = cur.Token.RefreshToken != before.RefreshToken
 		got = cur.Token.OAuth2()
 		if sameToken(before, cur.Token) && sameScopes(scopes, cur.Scopes) {
 			return nil, nil
@@ -138,7 +141,10 @@ func (s *TokenSource) update(usable func(*oauth2.Token) bool) (*oauth2.Token, er
 	})
 	if err == nil && revoked != nil {
 		err = revoked
-		s.g.log.LogAttrs(s.ctx, slog.LevelWarn, "Google refused a stored grant; marked revoked", slog.String("sub", s.sub))
+		s.g.audit(s.ctx, auditGrantRevoked, s.sub, slog.String("reason", reason))
+	}
+	if err == nil && replaced {
+		s.g.audit(s.ctx, auditRefreshTokenReplaced, s.sub)
 	}
 	if err != nil {
 		if signin.ErrorCode(err) == CodeOfflineAccessRevoked {

@@ -1,6 +1,7 @@
 // Package httpserve runs the commands' HTTP servers one way: timeouts on
 // every phase of a request, so slow or stalled clients cannot hold
-// connections, and a graceful shutdown when the context ends.
+// connections, and a graceful shutdown when the context ends, logged in one
+// line with how many requests it waited for.
 package httpserve
 
 import (
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,12 +23,13 @@ const ShutdownGrace = 5 * time.Second
 
 // NewServer returns an http.Server for h with the project's timeouts.
 // readHeaderTimeout zero means DefaultReadHeaderTimeout (tests shorten it).
+// Serve logs its shutdown to logger.
 func NewServer(h http.Handler, logger *slog.Logger, readHeaderTimeout time.Duration) *http.Server {
 	if readHeaderTimeout <= 0 {
 		readHeaderTimeout = DefaultReadHeaderTimeout
 	}
 	return &http.Server{
-		Handler:           h,
+		Handler:           &tracker{next: h, log: logger},
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      45 * time.Second, // above the timeouts of calls to Google
@@ -36,10 +39,34 @@ func NewServer(h http.Handler, logger *slog.Logger, readHeaderTimeout time.Durat
 	}
 }
 
+// tracker counts the requests in flight, for the shutdown's log line.
+type tracker struct {
+	next   http.Handler
+	log    *slog.Logger
+	active atomic.Int64
+}
+
+func (t *tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	t.active.Add(1)
+	defer t.active.Add(-1)
+	t.next.ServeHTTP(w, r)
+}
+
 // Serve runs hs on ln until ctx is done, then shuts it down, giving
-// in-flight requests ShutdownGrace to finish. It returns nil after a clean
-// shutdown.
+// in-flight requests ShutdownGrace to finish, and logs one line: how many
+// requests were drained (answered during the shutdown) and, if the grace
+// ran out, how many were abandoned. It returns nil after a clean shutdown.
+// A server not made by NewServer is served the same way, with its logs
+// discarded.
 func Serve(ctx context.Context, ln net.Listener, hs *http.Server) error {
+	t, ok := hs.Handler.(*tracker)
+	if !ok {
+		t = &tracker{next: hs.Handler, log: slog.New(slog.DiscardHandler)}
+		if t.next == nil {
+			t.next = http.DefaultServeMux // what http.Server does with a nil Handler
+		}
+		hs.Handler = t
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -47,11 +74,23 @@ func Serve(ctx context.Context, ln net.Listener, hs *http.Server) error {
 		return err
 	case <-ctx.Done():
 	}
+	start := time.Now()
+	inFlight := t.active.Load()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
 	defer cancel()
-	if err := hs.Shutdown(shutdownCtx); err != nil {
+	err := hs.Shutdown(shutdownCtx)
+	left := t.active.Load()
+	attrs := []slog.Attr{
+		slog.String("addr", ln.Addr().String()),
+		slog.Int64("drained", max(inFlight-left, 0)),
+		slog.Duration("took", time.Since(start)),
+	}
+	if err != nil {
+		t.log.LogAttrs(context.Background(), slog.LevelWarn, "shut down before every request was answered",
+			append(attrs, slog.Int64("abandoned", left), slog.String("error", err.Error()))...)
 		return err
 	}
+	t.log.LogAttrs(context.Background(), slog.LevelInfo, "shut down", attrs...)
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

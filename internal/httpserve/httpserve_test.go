@@ -1,11 +1,13 @@
 package httpserve
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -33,7 +35,7 @@ func TestNewServerTimeouts(t *testing.T) {
 }
 
 // Cancelling the context shuts the server down cleanly, after the request
-// in flight has been answered.
+// in flight has been answered, and says so in one line.
 func TestServeShutsDownGracefully(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -47,7 +49,8 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- Serve(ctx, ln, NewServer(h, slog.New(slog.NewTextHandler(io.Discard, nil)), 0)) }()
+	var logs bytes.Buffer
+	go func() { served <- Serve(ctx, ln, NewServer(h, slog.New(slog.NewTextHandler(&logs, nil)), 0)) }()
 
 	got := make(chan string, 1)
 	go func() {
@@ -67,5 +70,9 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	}
 	if body := <-got; body != "done" {
 		t.Errorf("in-flight request got %q, want it answered", body)
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], "level=INFO msg=\"shut down\"") || !strings.Contains(lines[0], " drained=1 ") {
+		t.Errorf("shutdown logged %q, want one line with drained=1", logs.String())
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"example.com/signin"
 	"example.com/signin/internal/auth"
 	"example.com/signin/internal/grant"
+	"example.com/signin/internal/metrics"
 )
 
 // userJSON is the user object of the API.
@@ -74,8 +75,9 @@ func (s *Server) verify(ctx context.Context, raw string) (*auth.Claims, error) {
 // mobile app's backend calls carry the ID token on every request, so it is
 // verified through the verified-token cache), else from the session. A
 // request with an Authorization header never falls back to the session.
-func (s *Server) identify(r *http.Request) (sessionUser, error) {
+func (s *Server) identify(r *http.Request) (u sessionUser, err error) {
 	if h := r.Header.Get("Authorization"); h != "" {
+		defer func() { s.cfg.Metrics.SignIn(metrics.SignInBearer, err) }()
 		scheme, tok, ok := strings.Cut(h, " ")
 		tok = strings.TrimSpace(tok)
 		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
@@ -100,6 +102,22 @@ func (s *Server) identify(r *http.Request) (sessionUser, error) {
 	return u, nil
 }
 
+// Audit events: one info line each, message "audit", with the event, the
+// user's sub and what else tells what happened; never a token.
+const (
+	auditSignIn        = "sign_in"                // method: button, redirect or connect
+	auditOfflineAccess = "offline_access_granted" // refresh_token: new or kept
+	auditDisconnect    = "disconnect"             // revoked: whether Google was asked to revoke
+	auditSessionsEnded = "sessions_ended"         // cause, sessions: how many
+)
+
+// audit logs an audit event about sub.
+func (s *Server) audit(ctx context.Context, event, sub string, attrs ...slog.Attr) {
+	s.log.LogAttrs(ctx, slog.LevelInfo, "audit", append([]slog.Attr{
+		slog.String("event", event), slog.String("sub", sub), slog.String("request_id", requestID(ctx)),
+	}, attrs...)...)
+}
+
 func errSignedOut() error {
 	return signin.Errorf(signin.EUNAUTHORIZED, "signed_out", "You are not signed in.")
 }
@@ -110,11 +128,16 @@ func errSignedOut() error {
 // From our page's GIS callback (an XHR with X-Requested-With) it answers 200
 // with the user. From GIS redirect mode (Google posts the form to our
 // login_uri) it requires GIS's double-submit cookie and answers 303 to /.
-func (s *Server) handleTokenSignin(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) handleTokenSignin(w http.ResponseWriter, r *http.Request) (err error) {
+	redirect := isGISRedirectPost(r)
+	method := metrics.SignInButton
+	if redirect {
+		method = metrics.SignInRedirect
+	}
+	defer func() { s.cfg.Metrics.SignIn(method, err) }()
 	if err := parseForm(r); err != nil {
 		return err
 	}
-	redirect := isGISRedirectPost(r)
 	if redirect {
 		// The cross-origin check let this request through on the promise
 		// that this check is made (see Server.crossOrigin).
@@ -141,6 +164,7 @@ func (s *Server) handleTokenSignin(w http.ResponseWriter, r *http.Request) error
 	if err := s.sessions.start(w, r, u); err != nil {
 		return err
 	}
+	s.audit(r.Context(), auditSignIn, u.Sub, slog.String("method", method))
 	if redirect {
 		// A constant target: nothing the request says is ever followed.
 		http.Redirect(w, r, "/", http.StatusSeeOther)
@@ -175,7 +199,7 @@ func checkGCSRF(r *http.Request) error {
 //
 // Nothing is stored and no session is made unless the exchange and the
 // verification succeed and the account is the session's own.
-func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) (err error) {
 	if err := parseForm(r); err != nil {
 		return err
 	}
@@ -186,6 +210,10 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) error {
 	current, signedIn, err := s.sessions.load(r)
 	if err != nil {
 		return err
+	}
+	if !signedIn {
+		// Signed out, this is a sign-in too (necessary offline access).
+		defer func() { s.cfg.Metrics.SignIn(metrics.SignInConnect, err) }()
 	}
 
 	tok, err := s.cfg.Google.Exchange(r.Context(), code)
@@ -202,6 +230,12 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) error {
 	}
 	c, err := s.verify(r.Context(), raw)
 	if err != nil {
+		// Google redeemed the code: the user consented for nothing, and
+		// will again. Say why, so a wrong clock or client id is found.
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "connect: the ID token Google returned with the tokens was refused",
+			slog.String("request_id", requestID(r.Context())),
+			slog.String("reason", auth.Refusal(err)),
+			slog.String("error", err.Error()))
 		return err
 	}
 	if signedIn && current.Sub != c.Sub {
@@ -216,12 +250,20 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.profiles.forget(c.Sub)
+	if status == grant.OfflineActive {
+		kept := "new"
+		if tok.RefreshToken == "" {
+			kept = "kept"
+		}
+		s.audit(r.Context(), auditOfflineAccess, c.Sub, slog.String("refresh_token", kept))
+	}
 	u := current
 	if !signedIn {
 		u = userFromClaims(c, s.cfg.Now())
 		if err := s.sessions.start(w, r, u); err != nil {
 			return err
 		}
+		s.audit(r.Context(), auditSignIn, u.Sub, slog.String("method", metrics.SignInConnect))
 	}
 	writeJSON(w, http.StatusOK, newMeJSON(u, status))
 	return nil
@@ -248,7 +290,8 @@ func (s *Server) handleDisconnect(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	s.profiles.forget(u.Sub)
-	if err := s.endEverywhere(w, r, u.Sub, "disconnect"); err != nil {
+	s.audit(r.Context(), auditDisconnect, u.Sub, slog.Bool("revoked", revoked))
+	if err := s.endEverywhere(w, r, u.Sub, metrics.CauseDisconnect); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, struct {
@@ -266,23 +309,26 @@ func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	everywhere := r.PostForm.Get("everywhere") == "1"
+	// The session is read once per request (gorilla's registry), so end
+	// below finds this same one.
+	u, signedIn, err := s.sessions.load(r)
+	if err != nil {
+		return err
+	}
 	ended := 1
 	if everywhere {
-		u, ok, err := s.sessions.load(r)
-		if err != nil {
-			return err
-		}
-		if !ok {
+		if !signedIn {
 			return errSignedOut()
 		}
-		if ended, err = s.sessions.endUser(r.Context(), u.Sub); err != nil {
+		if ended, err = s.endUserSessions(r.Context(), u.Sub, metrics.CauseSignOutEverywhere); err != nil {
 			return err
 		}
-		s.log.LogAttrs(r.Context(), slog.LevelInfo, "sessions ended", slog.String("sub", u.Sub),
-			slog.String("cause", "signout_everywhere"), slog.Int("sessions", ended))
 	}
 	if err := s.sessions.end(w, r); err != nil {
 		return err
+	}
+	if signedIn && !everywhere {
+		s.sessionsEnded(r.Context(), u.Sub, metrics.CauseSignOut, 1)
 	}
 	writeJSON(w, http.StatusOK, struct {
 		SignedOut  bool `json:"signed_out"`
@@ -294,13 +340,34 @@ func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) error {
 
 // endEverywhere ends every session of sub and the request's cookie.
 func (s *Server) endEverywhere(w http.ResponseWriter, r *http.Request, sub, cause string) error {
-	n, err := s.sessions.endUser(r.Context(), sub)
-	if err != nil {
+	if _, err := s.endUserSessions(r.Context(), sub, cause); err != nil {
 		return err
 	}
-	s.log.LogAttrs(r.Context(), slog.LevelInfo, "sessions ended", slog.String("sub", sub),
-		slog.String("cause", cause), slog.Int("sessions", n))
 	return s.sessions.end(w, r)
+}
+
+// endUserSessions ends every session of sub, on every replica, for cause
+// (metrics.CauseRISC when Google says the account was compromised, say),
+// with its audit line and metric. It needs no request: it is also for
+// events that come from Google rather than from the user.
+func (s *Server) endUserSessions(ctx context.Context, sub, cause string) (int, error) {
+	n, err := s.sessions.endUser(ctx, sub)
+	if err != nil {
+		return 0, err
+	}
+	s.sessionsEnded(ctx, sub, cause, n)
+	return n, nil
+}
+
+// sessionsEnded records that n sessions of sub ended for cause
+// (metrics.CauseSignOut...): an audit line and the metric; nothing when
+// there were none.
+func (s *Server) sessionsEnded(ctx context.Context, sub, cause string, n int) {
+	if n <= 0 {
+		return
+	}
+	s.audit(ctx, auditSessionsEnded, sub, slog.String("cause", cause), slog.Int("sessions", n))
+	s.cfg.Metrics.SessionsEnded(cause, n)
 }
 
 // handleMe answers who the caller is and whether the server can act for

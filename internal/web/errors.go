@@ -6,8 +6,12 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
+
+	"google.golang.org/api/googleapi"
 
 	"example.com/signin"
+	"example.com/signin/internal/auth"
 )
 
 // handlerFunc is a route handler. It writes the response itself on success
@@ -68,22 +72,62 @@ func statusOf(kind string) int {
 	}
 }
 
+// statusClientClosedRequest is nginx's status for a client that went away
+// before the answer: never sent (no one is listening), but logged and
+// counted as such, apart from the server's own failures.
+const statusClientClosedRequest = 499
+
 // renderError answers with err: its status from its kind, its code and its
 // user-facing message. Only server-side failures (5xx) are logged, with the
 // request id, method and path; never the request's body or query, which may
-// hold tokens.
+// hold tokens. Google failing is a warning naming the endpoint and Google's
+// error code (our own failures are errors), and a client that went away
+// before the answer is no failure at all: 499, at debug.
 func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error, format errorFormat) {
-	status := statusOf(signin.ErrorKind(err))
-	if status >= 500 {
-		s.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
-			slog.String("request_id", requestID(r.Context())),
+	ctx := r.Context()
+	attrs := func(status int) []slog.Attr {
+		return []slog.Attr{
+			slog.String("request_id", requestID(ctx)),
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", status),
 			slog.String("error", err.Error()),
-		)
+		}
+	}
+	if ctx.Err() != nil {
+		s.log.LogAttrs(ctx, slog.LevelDebug, "client went away", attrs(statusClientClosedRequest)...)
+		w.WriteHeader(statusClientClosedRequest)
+		return
+	}
+	kind := signin.ErrorKind(err)
+	status := statusOf(kind)
+	switch {
+	case kind == signin.EUPSTREAM:
+		endpoint, code := googleFailure(err)
+		s.log.LogAttrs(ctx, slog.LevelWarn, "Google failed", append(attrs(status),
+			slog.String("endpoint", endpoint), slog.String("google_error", code))...)
+	case status >= 500:
+		s.log.LogAttrs(ctx, slog.LevelError, "request failed", attrs(status)...)
 	}
 	s.writeError(w, r, status, signin.ErrorCode(err), signin.ErrorMessage(err), format)
+}
+
+// googleFailure names the Google endpoint behind an EUPSTREAM error
+// ("token", "revoke", "certs", "people"; "" when unknown) and Google's
+// error code when it answered with one.
+func googleFailure(err error) (endpoint, code string) {
+	endpoint, code = auth.FailedEndpoint(err)
+	var ge *googleapi.Error
+	if endpoint == "" && errors.As(err, &ge) {
+		endpoint = "people"
+		if len(ge.Errors) > 0 {
+			code = ge.Errors[0].Reason
+		}
+		if code == "" {
+			code = strconv.Itoa(ge.Code)
+		}
+	}
+	return endpoint, code
 }
 
 // errorBody is the JSON error answer.

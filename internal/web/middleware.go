@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gorilla/mux"
+
 	"example.com/signin"
 	"example.com/signin/internal/googlenet"
 )
@@ -148,11 +150,15 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// recorder remembers the status and size of a response for the log.
+// recorder remembers the status and size of a response for the log, and
+// the route that answered it for the metrics (set by labelRoute, which
+// finds the recorder because every middleware between them passes the
+// ResponseWriter on as it is).
 type recorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	route  string
 }
 
 func (rec *recorder) WriteHeader(code int) {
@@ -175,15 +181,25 @@ func (rec *recorder) Write(b []byte) (int, error) {
 func (rec *recorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
 
 // logRequests gives each request an id (in the context and the X-Request-Id
-// header) and logs one line per request. It logs the path only: query
-// strings can carry tokens.
+// header), logs one line per request and counts it in the metrics. It logs
+// the path only: query strings can carry tokens. The metrics have the
+// route's template instead, never the path.
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		s.cfg.Metrics.RequestStarted()
 		id := newRequestID()
 		w.Header().Set("X-Request-Id", id)
 		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
 		rec := &recorder{ResponseWriter: w}
+		defer func() {
+			// Also when the handler panicked with http.ErrAbortHandler:
+			// the request is over either way.
+			if rec.status == 0 {
+				rec.status = http.StatusOK
+			}
+			s.cfg.Metrics.RequestDone(s.routeLabel(rec, r), r.Method, rec.status, time.Since(start))
+		}()
 		next.ServeHTTP(rec, r)
 		if rec.status == 0 {
 			rec.status = http.StatusOK
@@ -197,6 +213,44 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			slog.Duration("duration", time.Since(start)),
 		)
 	})
+}
+
+// routeUnmatched is the route label of requests no route matches (404,
+// 405): their paths are the client's to choose, so they never become
+// labels.
+const routeUnmatched = "unmatched"
+
+// labelRoute tells logRequests which route answers the request: the mux
+// template ("/api/me", "/static/"), never the path. It runs only for
+// requests a route matched.
+func labelRoute(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rec, ok := w.(*recorder); ok {
+			if rt := mux.CurrentRoute(r); rt != nil {
+				rec.route, _ = rt.GetPathTemplate()
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// routeLabel is the route label of an answered request: the one
+// labelRoute saw, else (a request refused before the router: cross-site,
+// too large) the route the router would have chosen, else routeUnmatched.
+func (s *Server) routeLabel(rec *recorder, r *http.Request) string {
+	if rec.route != "" {
+		return rec.route
+	}
+	if s.routes == nil {
+		return routeUnmatched
+	}
+	var m mux.RouteMatch
+	if s.routes.Match(r, &m) && m.MatchErr == nil && m.Route != nil {
+		if t, err := m.Route.GetPathTemplate(); err == nil {
+			return t
+		}
+	}
+	return routeUnmatched
 }
 
 // recoverPanics turns a panicking handler into a logged 500.

@@ -217,7 +217,7 @@ func TestLogs(t *testing.T) {
 	b.do(http.MethodGet, "/?credential=secret-query-1", nil, nil)
 	b.do(http.MethodGet, "/api/me", nil, http.Header{"Authorization": {"Bearer " + tok}})
 	e.revokeErr = errorUpstream()
-	b.xhr("/disconnect", nil) // 502: logged
+	b.xhr("/disconnect", nil) // 502: logged, as a warning
 
 	logs := e.logs.String()
 	for _, secret := range []string{tok, "secret-code-1", "secret-access-1", "secret-refresh-1", "secret-query-1", sessionCookie + "="} {
@@ -237,10 +237,13 @@ func TestLogs(t *testing.T) {
 			if rec["request_id"] == "" || rec["method"] == nil || rec["path"] == nil || rec["status"] == nil {
 				t.Errorf("request line %s", line)
 			}
-		case "request failed":
+		case "request failed", "Google failed":
 			errs++
 			if rec["status"].(float64) < 500 {
 				t.Errorf("logged a %v as an error", rec["status"])
+			}
+			if rec["msg"] == "Google failed" && rec["level"] != "WARN" {
+				t.Errorf("Google failing logged at %v, want WARN: %s", rec["level"], line)
 			}
 		}
 	}

@@ -314,9 +314,12 @@ func (s *Server) pageProfile(ctx context.Context, rec *grant.Record) (status gra
 	if err == nil {
 		err = fmt.Errorf("no profile and no error")
 	}
+	endpoint, googleCode := googleFailure(err)
 	s.log.LogAttrs(ctx, slog.LevelWarn, "fetching the profile for the page",
 		slog.String("request_id", requestID(ctx)),
 		slog.String("code", signin.ErrorCode(err)),
+		slog.String("endpoint", endpoint),
+		slog.String("google_error", googleCode),
 		slog.String("error", err.Error()),
 	)
 	return grant.OfflineActive, nil, "The server could not fetch your profile from Google just now. Reload to try again."

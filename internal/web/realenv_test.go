@@ -22,6 +22,7 @@ import (
 	"example.com/signin/internal/emulator"
 	"example.com/signin/internal/googlenet"
 	"example.com/signin/internal/grant"
+	"example.com/signin/internal/metrics"
 	"example.com/signin/internal/offline"
 	"example.com/signin/internal/store/file"
 )
@@ -46,6 +47,8 @@ type realConfig struct {
 	HostedDomain string
 	// MaxBodyBytes is the server's body limit; zero is its default.
 	MaxBodyBytes int64
+	// Metrics, when set, counts for the server and its Google calls.
+	Metrics *metrics.Metrics
 }
 
 // realEnv is the server wired to the emulator.
@@ -97,7 +100,7 @@ func newRealEnv(t *testing.T, cfg *realConfig) *realEnv {
 	}
 
 	client := &auth.Client{ID: emulator.DemoClientID, Secret: emulator.DemoClientSecret}
-	g := auth.NewGoogle(auth.GoogleConfig{Client: client, HTTPClient: gnet.HTTPClient(), Logger: logger.With("component", "auth")})
+	g := auth.NewGoogle(auth.GoogleConfig{Client: client, HTTPClient: gnet.HTTPClient(), Logger: logger.With("component", "auth"), Metrics: cfg.Metrics})
 	clock := authtest.NewClock(time.Now())
 	v, err := auth.NewVerifier(auth.VerifierConfig{
 		Audiences:    []string{client.ID},
@@ -105,6 +108,7 @@ func newRealEnv(t *testing.T, cfg *realConfig) *realEnv {
 		HTTPClient:   gnet.HTTPClient(),
 		Now:          clock.Now,
 		Logger:       logger.With("component", "verifier"),
+		Metrics:      cfg.Metrics,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -125,6 +129,7 @@ func newRealEnv(t *testing.T, cfg *realConfig) *realEnv {
 	keys := newTestKeys(t)
 	risc, err := auth.NewRISCVerifier(auth.RISCVerifierConfig{
 		ClientIDs: []string{client.ID}, HTTPClient: gnet.HTTPClient(), Logger: logger.With("component", "risc"),
+		Metrics: cfg.Metrics,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -142,6 +147,7 @@ func newRealEnv(t *testing.T, cfg *realConfig) *realEnv {
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Demo:         true,
 		Logger:       logger.With("component", "web"),
+		Metrics:      cfg.Metrics,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/oauth2"
 	"google.golang.org/api/people/v1"
 
@@ -21,6 +22,7 @@ import (
 	"example.com/signin/internal/googlenet"
 	"example.com/signin/internal/grant"
 	"example.com/signin/internal/grant/granttest"
+	"example.com/signin/internal/metrics"
 	"example.com/signin/internal/pgtest"
 	"example.com/signin/internal/store/file"
 	"example.com/signin/internal/store/postgres"
@@ -125,7 +127,9 @@ func serveLoop(b *testing.B, h http.Handler, r *http.Request) {
 // BenchmarkRequest measures two signed-in requests through the server's
 // full chain (server) and, as the baseline, a bare handler that writes the
 // same status, Content-Type and body (bare), each called in-process and
-// over loopback HTTP (-loopback):
+// over loopback HTTP (-loopback); server-metrics is server with Prometheus
+// metrics on, so its difference from server is what the instrumentation
+// costs a request:
 //   - api-me: GET /api/me with a session cookie (session decode, a store
 //     read, JSON);
 //   - index: GET / signed in with offline access (session decode, a store
@@ -164,6 +168,8 @@ func benchRequests(b *testing.B, suffix string, st grant.Store, sessions Session
 	cfg := benchConfig(b, st)
 	cfg.Sessions = sessions
 	s := benchNewServer(b, cfg)
+	cfg.Metrics = metrics.New(prometheus.NewRegistry())
+	sm := benchNewServer(b, cfg) // the same keys and sessions: the same cookie works
 
 	// The session cookie a sign-in would have set.
 	_, u := benchSession(b)
@@ -203,6 +209,7 @@ func benchRequests(b *testing.B, suffix string, st grant.Store, sessions Session
 			serveLoop(b, s.Handler(), r)
 			b.ReportMetric(float64(len(body)), "body-bytes")
 		})
+		b.Run(tc.name+"/server-metrics", func(b *testing.B) { serveLoop(b, sm.Handler(), r) })
 		b.Run(tc.name+"/bare", func(b *testing.B) { serveLoop(b, bare, r) })
 		b.Run(tc.name+"/server-loopback", func(b *testing.B) { loopbackLoop(b, s.Handler(), r) })
 		b.Run(tc.name+"/bare-loopback", func(b *testing.B) { loopbackLoop(b, bare, r) })

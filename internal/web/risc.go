@@ -10,6 +10,7 @@ import (
 
 	"example.com/signin"
 	"example.com/signin/internal/auth"
+	"example.com/signin/internal/metrics"
 )
 
 // RISCVerifier validates Google's Security Event Tokens (Cross-Account
@@ -46,9 +47,13 @@ func (s *Server) handleRISC(w http.ResponseWriter, r *http.Request) error {
 	}
 	ev, err := s.cfg.RISC.Verify(r.Context(), bytes.TrimSpace(raw))
 	if err != nil {
+		s.cfg.Metrics.RISCEvent("", metrics.Outcome(err)) // its type is unknown: "other"
 		return err
 	}
 	if s.jtis.Seen(ev.JTI) {
+		for _, e := range ev.Events {
+			s.cfg.Metrics.RISCEvent(e.Type, "duplicate")
+		}
 		s.audit(r.Context(), "risc", "", slog.String("jti", ev.JTI), slog.String("outcome", "duplicate"))
 		w.WriteHeader(http.StatusAccepted)
 		return nil
@@ -56,9 +61,11 @@ func (s *Server) handleRISC(w http.ResponseWriter, r *http.Request) error {
 	for _, e := range ev.Events {
 		outcome, err := s.riscAct(r.Context(), e)
 		if err != nil {
+			s.cfg.Metrics.RISCEvent(e.Type, metrics.Outcome(err))
 			s.jtis.Forget(ev.JTI) // not acted on: Google's retry must be
 			return err
 		}
+		s.cfg.Metrics.RISCEvent(e.Type, outcome)
 		s.audit(r.Context(), "risc", e.Subject.Sub, slog.String("type", eventType(e)), slog.String("reason", e.Reason),
 			slog.String("jti", ev.JTI), slog.String("outcome", outcome))
 	}
@@ -104,7 +111,7 @@ func (s *Server) riscAct(ctx context.Context, e auth.Event) (string, error) {
 		ended := 0
 		if e.Reason == "hijacking" {
 			var err error
-			if ended, err = s.sessions.endUser(ctx, sub); err != nil {
+			if ended, err = s.endUserSessions(ctx, sub, metrics.CauseRISC); err != nil {
 				return "", err
 			}
 		}
@@ -128,19 +135,12 @@ func (s *Server) riscEndSessions(ctx context.Context, sub string) (string, error
 	if sub == "" {
 		return "no_subject", nil
 	}
-	n, err := s.sessions.endUser(ctx, sub)
+	n, err := s.endUserSessions(ctx, sub, metrics.CauseRISC)
 	if err != nil {
 		return "", err
 	}
 	if n == 0 {
 		return "no_sessions", nil
 	}
-	s.audit(ctx, "sessions_ended", sub, slog.String("cause", "risc"), slog.Int("sessions", n))
 	return "sessions_ended", nil
-}
-
-// audit writes one audit event at info level: what happened to whom, never
-// a token.
-func (s *Server) audit(ctx context.Context, event, sub string, attrs ...slog.Attr) {
-	s.log.LogAttrs(ctx, slog.LevelInfo, "audit", append([]slog.Attr{slog.String("event", event), slog.String("sub", sub)}, attrs...)...)
 }

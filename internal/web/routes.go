@@ -1,8 +1,11 @@
 package web
 
 import (
+	"context"
+	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -17,6 +20,8 @@ import (
 // or a GIS redirect-mode form post with its double-submit cookie.
 func (s *Server) router() http.Handler {
 	r := mux.NewRouter()
+	s.routes = r
+	r.Use(labelRoute)
 
 	// Pages.
 	r.Handle("/", s.page(s.handleIndex)).Methods(http.MethodGet, http.MethodHead)
@@ -39,6 +44,7 @@ func (s *Server) router() http.Handler {
 	}
 
 	r.Handle("/healthz", http.HandlerFunc(handleHealthz)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/readyz", http.HandlerFunc(s.handleReadyz)).Methods(http.MethodGet, http.MethodHead)
 	r.PathPrefix("/static/").Handler(s.page(s.handleStatic)).Methods(http.MethodGet, http.MethodHead)
 
 	r.NotFoundHandler = s.adapt(func(http.ResponseWriter, *http.Request) error {
@@ -72,7 +78,38 @@ func pathFormat(r *http.Request) errorFormat {
 	return formatHTML
 }
 
+// handleHealthz is the liveness check: the process serves requests.
 func handleHealthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// readyTimeout bounds /readyz's storage check: a load balancer asking
+// must get an answer, and a store this slow is not ready.
+const readyTimeout = 2 * time.Second
+
+// handleReadyz is the readiness check: 200 when the templates are loaded
+// and the storage answers (Config.Ready), 503 otherwise. Google is not
+// asked: an outage there must not take every replica out of service.
+// The answer names what failed, never why (that is logged).
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	notReady := func(what string, err error) {
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "not ready", slog.String("check", what), slog.String("error", err.Error()))
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(what + ": not ready\n"))
+	}
+	if _, err := s.currentAssets(); err != nil {
+		notReady("templates", err)
+		return
+	}
+	if s.cfg.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+		defer cancel()
+		if err := s.cfg.Ready(ctx); err != nil {
+			notReady("store", err)
+			return
+		}
+	}
 	_, _ = w.Write([]byte("ok\n"))
 }

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/gorilla/mux"
 	"golang.org/x/oauth2"
 	"google.golang.org/api/people/v1"
 
@@ -26,6 +27,7 @@ import (
 	"example.com/signin/internal/auth"
 	"example.com/signin/internal/googlenet"
 	"example.com/signin/internal/grant"
+	"example.com/signin/internal/metrics"
 )
 
 // Verifier verifies Google ID tokens. Both methods return an *signin.Error
@@ -108,6 +110,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
+	// Metrics counts requests, sign-ins and ended sessions. Nil counts
+	// nothing.
+	Metrics *metrics.Metrics
+	// Ready reports whether the server's storage answers, for /readyz; it
+	// must not depend on Google. Nil: the storage is not checked.
+	Ready func(ctx context.Context) error
 }
 
 // Defaults.
@@ -133,6 +141,7 @@ type Server struct {
 	// assets are the parsed templates and static files; nil in dev mode,
 	// where loadAssets runs per request.
 	assets  *assets
+	routes  *mux.Router // for the route label of requests refused before routing
 	handler http.Handler
 }
 
