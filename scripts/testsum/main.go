@@ -1,5 +1,6 @@
-// Command testsum reads `go test -json` on stdin, prints the tests' output
-// as `go test` would have, and counts what passed, failed and was skipped,
+// Command testsum reads `go test -json` on stdin, prints what `go test`
+// would have printed without -json and -v (a line per package, the output
+// of failures), and counts what passed, failed and was skipped,
 // so that CI can end its log with one line for the whole run:
 //
 //	go test -race -json ./... | go run ./scripts/testsum -tally out/tally
@@ -34,7 +35,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fl.SetOutput(stderr)
 	tally := fl.String("tally", "", "file the counts are added to (created if missing)")
 	summary := fl.Bool("summary", false, "print the counts in -tally's file as one line, and read nothing")
-	quiet := fl.Bool("quiet", false, "print the output of failures only")
+	quiet := fl.Bool("quiet", false, "print failures only, not the line of each package that passed")
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
@@ -94,43 +95,50 @@ type event struct {
 	ImportPath string // build-output and build-fail events
 }
 
-// count reads events until EOF, printing their output. Each test (and
-// subtest) that passes, fails or is skipped counts once; a benchmark, which
-// go test reports as run but never as passed, counts as passed when its
-// package passes. A package that
-// fails with no failing test of its own (it did not build, its TestMain
-// failed, it panicked or timed out between tests) counts as one failure,
-// so that no failure is lost from the total. A line that is not JSON is
-// printed as it is (go test writes some errors that way).
+// count reads events until EOF and prints what go test prints without -v:
+// a line per package ("ok ..." or "? ... [no test files]") and the whole
+// output of whatever failed; with quiet, only the failures. go test -json
+// runs tests verbosely, so output is held until its test's (or package's)
+// outcome is known. A line that is not JSON is printed as it is (go test
+// writes some errors that way).
+//
+// Each test (and subtest) that passes, fails or is skipped counts once; a
+// benchmark, which go test reports as run but never as passed, counts as
+// passed when its package passes. A package that fails with no failing
+// test of its own (it did not build, its TestMain failed, it panicked or
+// timed out between tests) counts as one failure, so that no failure is
+// lost from the total.
 func count(r io.Reader, w io.Writer, quiet bool) (counts, error) {
 	var c counts
 	failedTests := map[string]int{}         // package -> failed tests
 	running := map[string]map[string]bool{} // package -> tests run, with no outcome yet
-	pending := map[string][]string{}        // -quiet: output held until we know the outcome
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
-	out := func(key, s string) {
-		if quiet {
-			pending[key] = append(pending[key], s)
-			return
-		}
-		io.WriteString(w, s)
-	}
-	flush := func(key string, failed bool) {
+	held := map[string][]string{}           // output by package and test, until the outcome
+	// settle prints or drops what is held for key, now that its outcome
+	// is known.
+	settle := func(key string, failed bool) {
 		if failed {
-			io.WriteString(w, strings.Join(pending[key], ""))
+			io.WriteString(w, strings.Join(held[key], ""))
 		}
-		delete(pending, key)
+		delete(held, key)
 	}
-	// flushPackage settles the output still held for a package's tests
+	// settlePackage settles what is held for a package and its tests
 	// (benchmarks have no outcome of their own) when the package ends.
-	flushPackage := func(pkg string, failed bool) {
-		for key := range pending {
-			if strings.HasPrefix(key, pkg+"\x00") {
-				flush(key, failed)
+	settlePackage := func(pkg string, failed bool) {
+		own := held[pkg+"\x00"]
+		for key := range held {
+			if strings.HasPrefix(key, pkg+"\x00") && key != pkg+"\x00" {
+				settle(key, failed)
+			}
+		}
+		delete(held, pkg+"\x00")
+		for _, l := range own {
+			if failed || (!quiet && (strings.HasPrefix(l, "ok") || strings.HasPrefix(l, "?"))) {
+				io.WriteString(w, l)
 			}
 		}
 	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
 	for sc.Scan() {
 		line := sc.Bytes()
 		var e event
@@ -143,7 +151,7 @@ func count(r io.Reader, w io.Writer, quiet bool) (counts, error) {
 			key = "build\x00" + e.ImportPath
 		}
 		if e.Output != "" {
-			out(key, e.Output)
+			held[key] = append(held[key], e.Output)
 		}
 		if e.Test != "" {
 			switch e.Action {
@@ -159,37 +167,37 @@ func count(r io.Reader, w io.Writer, quiet bool) (counts, error) {
 		switch {
 		case e.Action == "build-fail":
 			c.Failed++
-			flush(key, true)
+			settle(key, true)
 		case e.Test != "" && e.Action == "pass":
 			c.Passed++
-			flush(key, false)
+			settle(key, false)
 		case e.Test != "" && e.Action == "skip":
 			c.Skipped++
-			flush(key, false)
+			settle(key, false)
 		case e.Test != "" && e.Action == "fail":
 			c.Failed++
 			failedTests[e.Package]++
-			flush(key, true)
+			settle(key, true)
 		case e.Test == "" && e.Action == "fail":
 			if failedTests[e.Package] == 0 {
 				c.Failed++
 			}
 			delete(running, e.Package)
-			flushPackage(e.Package, true)
+			settlePackage(e.Package, true)
 		case e.Test == "" && e.Action == "pass":
 			c.Passed += len(running[e.Package]) // benchmarks
 			delete(running, e.Package)
-			flushPackage(e.Package, false)
+			settlePackage(e.Package, false)
 		case e.Test == "" && e.Action == "skip":
-			flushPackage(e.Package, false)
+			settlePackage(e.Package, false)
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return c, fmt.Errorf("reading go test -json: %w", err)
 	}
 	// Whatever never finished (a stream cut short) is shown.
-	for key := range pending {
-		flush(key, true)
+	for key := range held {
+		settle(key, true)
 	}
 	return c, nil
 }

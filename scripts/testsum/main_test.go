@@ -42,9 +42,16 @@ func TestCount(t *testing.T) {
 	if want := (counts{Passed: 2, Failed: 4, Skipped: 1}); c != want {
 		t.Errorf("counts %v, want %v", c, want)
 	}
-	for _, s := range []string{"=== RUN   TestOK\n", "boom", "syntax error", "panic: in TestMain", "ok  \td", "not json\n"} {
+	// What go test prints without -v: failures whole, a line per package
+	// that passed, and nothing of the tests that passed.
+	for _, s := range []string{"boom", "syntax error", "panic: in TestMain", "FAIL\ta\t", "ok  \td", "not json\n"} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("output lacks %q:\n%s", s, out.String())
+		}
+	}
+	for _, s := range []string{"=== RUN   TestOK", "BenchmarkD"} {
+		if strings.Contains(out.String(), s) {
+			t.Errorf("output has %q, which go test shows only with -v:\n%s", s, out.String())
 		}
 	}
 
