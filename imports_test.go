@@ -19,10 +19,11 @@ import (
 // would hide a disagreement.
 var allowedImports = map[string][]string{
 	"cmd/signin":           {"internal/web", "internal/offline", "internal/grant", "internal/store", "internal/auth", "internal/config", "internal/googlenet", "internal/httpserve", "internal/emulator"},
-	"cmd/offline-fetch":    {"internal/offline", "internal/grant", "internal/store", "internal/auth", "internal/config", "internal/googlenet"},
+	"cmd/offline-fetch":    {"internal/offline", "internal/rounds", "internal/grant", "internal/store", "internal/auth", "internal/config", "internal/googlenet"},
 	"cmd/google-emulator":  {"internal/emulator", "internal/httpserve"},
 	"internal/web":         {"", "internal/offline", "internal/grant", "internal/auth", "internal/googlenet"},
 	"internal/offline":     {"", "internal/grant", "internal/auth"},
+	"internal/rounds":      {"", "internal/offline", "internal/grant"},
 	"internal/grant":       {"", "internal/auth"},
 	"internal/store":       {"", "internal/grant"},
 	"internal/auth":        {"", "internal/googlenet"},

@@ -24,6 +24,7 @@ import (
 	"example.com/signin/internal/googlenet"
 	"example.com/signin/internal/grant"
 	"example.com/signin/internal/offline"
+	"example.com/signin/internal/rounds"
 	"example.com/signin/internal/store"
 )
 
@@ -44,6 +45,10 @@ type Config struct {
 	Progress       bool
 	Getenv         func(string) string
 	Stdout, Stderr io.Writer
+
+	// Every and JobTimeout are for rounds shared by processes
+	// (-database): see package rounds.
+	Every, JobTimeout time.Duration
 }
 
 // Main parses args, runs, and returns the exit status.
@@ -64,6 +69,9 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	var cerr configError
 	if errors.As(err, &cerr) {
 		return 2
+	}
+	if cfg.Every > 0 && err == nil {
+		return 0 // a worker stopped: its users' outcomes are in its output
 	}
 	return offline.ExitCode(sum, err)
 }
@@ -98,6 +106,8 @@ Flags:
 	fs.IntVar(&cfg.Concurrency, "concurrency", offline.DefaultConcurrency, fmt.Sprintf("users processed at once (1 to %d)", offline.MaxConcurrency))
 	fs.DurationVar(&cfg.RequestTimeout, "timeout", offline.DefaultRequestTimeout, "timeout of each request to Google, each retry included")
 	fs.IntVar(&cfg.MaxRetries, "retries", offline.DefaultMaxRetries, "retries of a request answered 429 or 5xx or failing in the network (0: none)")
+	fs.DurationVar(&cfg.Every, "every", 0, "with -database: run as a worker, a round of every user per interval, shared with the other workers (0: one round, then exit)")
+	fs.DurationVar(&cfg.JobTimeout, "job-timeout", rounds.DefaultJobTimeout, "with -database: bound on one user's work; a process that dies leaves its users to the others after this plus about 80s")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -117,6 +127,9 @@ Flags:
 	}
 	if cfg.MaxRetries == 0 {
 		cfg.MaxRetries = -1 // the engine's "none"
+	}
+	if err := checkRoundFlags(cfg); err != nil {
+		return cfg, err
 	}
 	return cfg, nil
 }
@@ -143,7 +156,7 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 	}
 	defer st.Close()
 	g := auth.NewGoogle(auth.GoogleConfig{Client: google.Client, HTTPClient: google.Net.HTTPClient(), Logger: logger})
-	return offline.Run(ctx, offline.Config{
+	ocfg := offline.Config{
 		FetcherConfig: offline.FetcherConfig{
 			Grants:         grant.New(grant.Config{Store: st, Google: g, Logger: logger}),
 			HTTPClient:     google.Net.HTTPClient(),
@@ -157,7 +170,12 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 		Stdout:      cfg.Stdout,
 		Stderr:      cfg.Stderr,
 		Progress:    cfg.Progress,
-	})
+	}
+	if sharesRounds(cfg) {
+		return rounds.Run(ctx, rounds.Config{DatabaseURL: cfg.Database, Offline: ocfg,
+			Every: cfg.Every, JobTimeout: cfg.JobTimeout, Logger: logger})
+	}
+	return offline.Run(ctx, ocfg)
 }
 
 // emulatorAnswers checks that the (emulated) Google discovery document is
