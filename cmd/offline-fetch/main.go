@@ -107,7 +107,7 @@ Flags:
 	fs.DurationVar(&cfg.RequestTimeout, "timeout", offline.DefaultRequestTimeout, "timeout of each request to Google, each retry included")
 	fs.IntVar(&cfg.MaxRetries, "retries", offline.DefaultMaxRetries, "retries of a request answered 429 or 5xx or failing in the network (0: none)")
 	fs.DurationVar(&cfg.Every, "every", 0, "with -database: run as a worker, a round of every user per interval, shared with the other workers (0: one round, then exit)")
-	fs.DurationVar(&cfg.JobTimeout, "job-timeout", rounds.DefaultJobTimeout, "with -database: bound on one user's work; a process that dies leaves its users to the others after this plus about 80s")
+	fs.DurationVar(&cfg.JobTimeout, "job-timeout", rounds.DefaultJobTimeout, "with -database: bound on one user's work; the users of a process that dies go to the others within twice this (+30s at most) plus 50s")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}

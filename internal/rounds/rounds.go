@@ -46,10 +46,11 @@ const (
 	// ends and the user is tried again later.
 	DefaultJobTimeout = 2 * time.Minute
 
-	// rescueMargin is how long after JobTimeout a job still running is
-	// taken to be abandoned (its process died) and rescued: enough for a
-	// job whose context ended to return and be recorded.
-	rescueMargin = 30 * time.Second
+	// maxRescueMargin bounds how long after JobTimeout a job still
+	// running is taken to be abandoned (its process died) and rescued:
+	// time for a job whose context ended to return and be recorded. It is
+	// JobTimeout itself when that is shorter.
+	maxRescueMargin = 30 * time.Second
 
 	// rescuerInterval, leaderTTL and schedulerInterval are River's own
 	// (not configurable): its rescuer looks for stuck jobs every 30 s, a
@@ -75,8 +76,10 @@ const (
 )
 
 // RescueAfter is how long a job may run before River takes it to be
-// abandoned: JobTimeout plus a margin.
-func RescueAfter(jobTimeout time.Duration) time.Duration { return jobTimeout + rescueMargin }
+// abandoned: JobTimeout plus a margin (JobTimeout again, at most 30 s).
+func RescueAfter(jobTimeout time.Duration) time.Duration {
+	return jobTimeout + min(jobTimeout, maxRescueMargin)
+}
 
 // MaxRescueDelay bounds how long after its process died a user's job is
 // running again elsewhere: the rescue horizon, River's rescuer interval, a
