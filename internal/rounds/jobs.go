@@ -79,6 +79,13 @@ func (w *userWorker) Work(ctx context.Context, job *river.Job[userArgs]) error {
 	e := w.e
 	sub := job.Args.Sub
 	last := job.Attempt >= job.MaxAttempts
+	select {
+	case e.slots <- struct{}{}:
+		defer func() { <-e.slots }()
+	case <-ctx.Done():
+		e.interrupted(ctx)
+		return ctx.Err()
+	}
 	rec, err := e.store.Get(ctx, sub)
 	switch {
 	case err == nil:

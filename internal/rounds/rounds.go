@@ -70,6 +70,10 @@ const (
 	// for another process.
 	softStop = 10 * time.Second
 
+	// claimAhead is how many users a process claims per user it does at
+	// once (see Run).
+	claimAhead = 2
+
 	// pollInterval is how often a process checks whether its round is
 	// done, and a worker whether the open round is.
 	pollInterval = 200 * time.Millisecond
@@ -143,12 +147,16 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 		store: cfg.Offline.Grants.Store(),
 		users: users,
 		log:   cfg.Logger,
+		slots: make(chan struct{}, conc),
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &userWorker{e: e})
 	river.AddWorker(workers, &roundWorker{e: e})
 	rcfg := &river.Config{
-		Queues:               map[string]river.QueueConfig{queueUsers: {MaxWorkers: conc}},
+		// Twice as many River workers as users done at once (e.slots): a
+		// claim takes a round trip to the database, during which a worker
+		// slot would otherwise sit idle; claimed users wait for a slot.
+		Queues:               map[string]river.QueueConfig{queueUsers: {MaxWorkers: claimAhead * conc}},
 		Workers:              workers,
 		JobTimeout:           cfg.JobTimeout,
 		RescueStuckJobsAfter: RescueAfter(cfg.JobTimeout),
@@ -208,6 +216,8 @@ type engine struct {
 	// stopping is set once the process stops: a job whose context ends
 	// then was interrupted, not failed.
 	stopping atomic.Bool
+	// slots bounds the users done at once (Config.Offline.Concurrency).
+	slots chan struct{}
 }
 
 // oneRound joins the open round, or starts one, and waits until none of
