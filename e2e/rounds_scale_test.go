@@ -6,7 +6,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -77,23 +76,33 @@ func measureRounds(t *testing.T, n int) {
 		rss       []int64 // KiB
 		slot, job time.Duration
 		cpu       time.Duration // of the offline-fetch processes, per user
+		emuCPU    time.Duration // of the emulator, per user
+		pgCPU     time.Duration // of PostgreSQL, per user (anyone else's use of the server included)
+		load      string
 	}
 	round := func(procs int) result {
 		before := f.peopleCalls(t)
+		emu0, pg0 := cpuTime(f.emuProc.cmd.Process.Pid), postgresCPU()
 		var ps []*process
 		t0 := time.Now()
+		var hwm []func() int64
 		for i := range procs {
-			ps = append(ps, f.fetch(t, fmt.Sprintf("scale-%d-%d-%d", n, procs, i), "-concurrency", fmt.Sprint(conc)))
+			p := f.fetch(t, fmt.Sprintf("scale-%d-%d-%d", n, procs, i), "-concurrency", fmt.Sprint(conc))
+			ps = append(ps, p)
+			hwm = append(hwm, peakRSS(p))
 		}
 		var r result
-		for _, p := range ps {
+		for i, p := range ps {
 			if code := p.wait(t, 30*time.Minute); code != 0 {
 				t.Fatalf("%s: exit %d\n%s", p.name, code, tail(p.logs.String(), 2000))
 			}
-			r.rss = append(r.rss, p.cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss)
+			r.rss = append(r.rss, hwm[i]())
 			r.cpu += p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime()
 		}
 		r.cpu /= time.Duration(n)
+		r.emuCPU = (cpuTime(f.emuProc.cmd.Process.Pid) - emu0) / time.Duration(n)
+		r.pgCPU = (postgresCPU() - pg0) / time.Duration(n)
+		r.load = loadavg()
 		r.wall = time.Since(t0)
 		r.calls = f.peopleCalls(t) - before
 		// A worker slot per user: the time the processes' slots were
@@ -114,9 +123,9 @@ func measureRounds(t *testing.T, n int) {
 		name string
 		r    result
 	}{{"1 process", one}, {"3 processes", three}} {
-		t.Logf("%d users, %s, -concurrency %d, People API +%v: wall %v, %.2f People API calls/user, peak RSS %v MiB, slot time/user %v (work %v + engine %v), job claim-to-complete %v, offline-fetch CPU/user %v; load average %s",
+		t.Logf("%d users, %s, -concurrency %d, People API +%v: wall %v, %.2f People API calls/user, peak RSS %v MiB, slot time/user %v (work %v + engine %v), job claim-to-complete %v, CPU/user: offline-fetch %v, emulator %v, PostgreSQL %v; load average %s",
 			n, c.name, conc, latency, c.r.wall.Round(10*time.Millisecond), float64(c.r.calls)/float64(n), mib(c.r.rss),
-			c.r.slot.Round(100*time.Microsecond), latency, (c.r.slot - latency).Round(100*time.Microsecond), c.r.job.Round(100*time.Microsecond), c.r.cpu.Round(10*time.Microsecond), loadavg())
+			c.r.slot.Round(100*time.Microsecond), latency, (c.r.slot - latency).Round(100*time.Microsecond), c.r.job.Round(100*time.Microsecond), c.r.cpu.Round(10*time.Microsecond), c.r.emuCPU.Round(10*time.Microsecond), c.r.pgCPU.Round(10*time.Microsecond), c.r.load)
 	}
 	t.Logf("%d users: 3 processes %.2fx faster than 1", n, one.wall.Seconds()/three.wall.Seconds())
 }
@@ -144,4 +153,74 @@ func loadavg() string {
 		return "unknown"
 	}
 	return strings.Join(strings.Fields(string(b))[:3], " ")
+}
+
+// cpuTime is the CPU time process pid and its waited-for children used
+// (Linux: /proc/pid/stat utime, stime, cutime, cstime, at 100 ticks a
+// second).
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]) // fields from 3 (state) on
+	var ticks int64
+	for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime: fields 14-17
+		if i < len(f) {
+			v, _ := strconv.ParseInt(f[i], 10, 64)
+			ticks += v
+		}
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
+}
+
+// postgresCPU is the CPU time of every process named postgres: the server,
+// its live backends and, in the postmaster's children's time, the ended
+// ones.
+func postgresCPU() time.Duration {
+	dirs, _ := os.ReadDir("/proc")
+	var total time.Duration
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && strings.TrimSpace(string(comm)) == "postgres" {
+			total += cpuTime(pid)
+		}
+	}
+	return total
+}
+
+// peakRSS samples p's VmHWM (Linux: its peak resident set) every 5 ms until
+// it exits, and returns a function giving the last sample, in KiB. Not
+// getrusage's ru_maxrss: for a child of a Go program it includes the
+// parent's memory image before exec (see BENCHMARKS.md).
+func peakRSS(p *process) func() int64 {
+	var peak int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		path := fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid)
+		for {
+			if b, err := os.ReadFile(path); err == nil {
+				for _, l := range strings.Split(string(b), "\n") {
+					if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+						k, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+						peak = max(peak, k)
+					}
+				}
+			}
+			select {
+			case <-p.done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	return func() int64 {
+		<-done
+		return peak
+	}
 }

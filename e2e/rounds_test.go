@@ -28,6 +28,7 @@ import (
 type roundsFixture struct {
 	emuAddr string
 	emu     *emulatorClient
+	emuProc *process
 	db      string
 	env     []string
 	work    string
@@ -41,6 +42,7 @@ func startRounds(t *testing.T, n int) *roundsFixture {
 	t.Helper()
 	f := &roundsFixture{db: pgtest.URL(t), work: t.TempDir()}
 	emu := startProcess(t, "google-emulator", binaries.emulator, f.work, nil, "-addr", "127.0.0.1:0")
+	f.emuProc = emu
 	emuURL := emu.waitOutput(t, emulatorListening)
 	f.emuAddr = strings.TrimPrefix(emuURL, "http://")
 	waitHTTP(t, emu, emuURL+"/emulator/v1/stats")
