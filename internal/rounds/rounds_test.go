@@ -170,3 +170,49 @@ func TestThreeProcessesOneRound(t *testing.T) {
 		t.Errorf("%d rounds, %d open; want 2 finished", rounds, open)
 	}
 }
+
+// TestRoundFailures: Google's 503s that outlast a request's own retries
+// (none here) make the user's job retry later, and the user is printed
+// once, ok; a grant Google refuses is marked revoked, printed revoked and
+// its job completes on its first try, not retried.
+func TestRoundFailures(t *testing.T) {
+	const n, faults = 12, 3
+	f := newFixture(t, n)
+	gone := f.users[0].Sub
+	f.e.RevokeUser(gone) // the People API's 401, then the forced refresh's invalid_grant
+	f.e.InjectFault(emulator.Fault{Endpoint: emulator.EndpointPeople, Count: faults + 1, Status: 503})
+
+	var out, errOut strings.Builder
+	sum, err := Run(t.Context(), Config{DatabaseURL: f.db, Offline: offline.Config{
+		FetcherConfig: offline.FetcherConfig{Grants: f.grants(), HTTPClient: f.net.HTTPClient(), MaxRetries: -1},
+		Concurrency:   1, JSON: true, Stdout: &out, Stderr: &errOut,
+	}})
+	// The revoked user's first People API call may be one of the 503s.
+	if want := (offline.Summary{OK: n - 1, Revoked: 1}); err != nil || sum != want {
+		t.Fatalf("%+v, %v; want %+v\n%s", sum, err, want, errOut.String())
+	}
+	if got := strings.Count(out.String(), "\n"); got != n {
+		t.Errorf("%d lines, want %d:\n%s", got, n, out.String())
+	}
+	rec, err := f.st.Get(t.Context(), gone)
+	if err != nil || rec.Status != grant.StatusRevoked {
+		t.Errorf("revoked user's record: %+v, %v", rec, err)
+	}
+	conn, err := pgx.Connect(t.Context(), f.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var retried, notCompleted int
+	var goneAttempts int
+	if err := conn.QueryRow(t.Context(), `SELECT count(*) FILTER (WHERE attempt > 1), count(*) FILTER (WHERE state <> 'completed'),
+		coalesce(max(attempt) FILTER (WHERE args->>'sub' = $1), 0) FROM river_job WHERE kind = 'offline_fetch_user'`, gone).Scan(&retried, &notCompleted, &goneAttempts); err != nil {
+		t.Fatal(err)
+	}
+	if retried < faults || notCompleted != 0 {
+		t.Errorf("%d jobs retried (want at least %d), %d not completed", retried, faults, notCompleted)
+	}
+	if goneAttempts > 2 {
+		t.Errorf("the revoked user's job ran %d times: invalid_grant is not retried", goneAttempts)
+	}
+}
