@@ -130,6 +130,13 @@ type roundWorker struct {
 	e *engine
 }
 
+// roundTimeout bounds starting a scheduled round: listing every user and
+// queueing their jobs, which takes longer than one user's job (about 10 s
+// for 100,000 users on a loaded machine).
+const roundTimeout = 10 * time.Minute
+
+func (w *roundWorker) Timeout(*river.Job[roundArgs]) time.Duration { return roundTimeout }
+
 func (w *roundWorker) Work(ctx context.Context, job *river.Job[roundArgs]) error {
 	r, err := w.e.joinOrStart(ctx, job.Args.Key, true)
 	if err != nil {
