@@ -5,9 +5,7 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"example.com/signin"
 	"example.com/signin/internal/grant"
@@ -77,12 +75,6 @@ func (w *userWorker) NextRetry(job *river.Job[userArgs]) time.Time {
 // else is reported, as a run reports it, and the job completes: a revoked
 // grant (marked revoked in the store by the token source), an unreadable
 // record, a failure on the last attempt.
-//
-// A user's line is printed, then the job's completion committed, while the
-// user still holds its slot: if the process dies, the users it will do
-// again elsewhere are those it held slots for, at most -concurrency.
-// (River's own completion, batched after the worker returns, would leave
-// every user of the last batch to be done again.)
 func (w *userWorker) Work(ctx context.Context, job *river.Job[userArgs]) error {
 	e := w.e
 	sub := job.Args.Sub
@@ -103,10 +95,10 @@ func (w *userWorker) Work(ctx context.Context, job *river.Job[userArgs]) error {
 		// Disconnected since the round started: nothing to do, as a
 		// run does not see a record deleted before it is listed.
 		e.log.Info("user gone since the round started", "sub", sub)
-		return e.complete(ctx, job)
+		return nil
 	case signin.ErrorCode(err) == grant.CodeCorruptRecord, last, signin.ErrorKind(err) != signin.EUNAVAILABLE:
 		e.users.ReportUnreadable(sub, err)
-		return e.complete(ctx, job)
+		return nil
 	default:
 		return err // the database is unavailable: later
 	}
@@ -119,26 +111,8 @@ func (w *userWorker) Work(ctx context.Context, job *river.Job[userArgs]) error {
 		return o.Err()
 	}
 	e.users.Report(o)
-	return e.complete(ctx, job)
-}
-
-// complete commits job's completion now. If that fails, River completes
-// the job anyway once Work returns nil, a little later.
-func (e *engine) complete(ctx context.Context, job *river.Job[userArgs]) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), completeTimeout)
-	defer cancel()
-	err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
-		_, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
-		return err
-	})
-	if err != nil {
-		e.log.Warn("completing a user's job", "sub", job.Args.Sub, "error", err)
-	}
 	return nil
 }
-
-// completeTimeout bounds committing a job's completion.
-const completeTimeout = 10 * time.Second
 
 // interrupted reports, and counts, a job cut short because the process is
 // stopping.
