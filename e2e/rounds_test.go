@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -305,7 +306,13 @@ func TestRoundsEvery(t *testing.T) {
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	}
 	lines := 0
+	roundOK := map[string][]int{} // the workers' "round KEY: ok=N ..." lines
+	roundLine := regexp.MustCompile(`(?m)^round (.+): ok=(\d+) revoked=0 failed=0 skipped=0$`)
 	for _, p := range procs {
+		for _, m := range roundLine.FindAllStringSubmatch(p.logs.String(), -1) {
+			ok, _ := strconv.Atoi(m[2])
+			roundOK[m[1]] = append(roundOK[m[1]], ok)
+		}
 		if code := p.wait(t, 30*time.Second); code != 0 {
 			t.Errorf("%s: exit %d after SIGTERM\n%s", p.name, code, p.logs.String())
 		}
@@ -355,6 +362,19 @@ func TestRoundsEvery(t *testing.T) {
 	}
 	if finished < rounds {
 		t.Errorf("%d rounds finished, want %d", finished, rounds)
+	}
+	// Each worker's summary of a round it saw end: between them, every user.
+	summed := 0
+	for key, oks := range roundOK {
+		if len(oks) == len(procs) {
+			summed++
+			if oks[0]+oks[1] != n {
+				t.Errorf("round %q: the workers' summaries say %v users, want %d between them", key, oks, n)
+			}
+		}
+	}
+	if summed < rounds-1 {
+		t.Errorf("both workers summed up %d rounds, want at least %d: %v", summed, rounds-1, roundOK)
 	}
 	// Nothing done twice: the lines printed and Google's count agree with
 	// the jobs completed.

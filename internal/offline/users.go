@@ -108,6 +108,10 @@ func (u *Users) Summary() Summary { return u.r.summary() }
 // until the returned function is called.
 func (u *Users) StartProgress() (stop func()) { return u.r.progress() }
 
+// Note prints s as a line on Stderr, with the run's other lines (a
+// round's own summary, say).
+func (u *Users) Note(s string) { u.r.out.stderrLine(s) }
+
 // Finish prints the summary line on Stderr, as Run does at its end, and
 // returns the summary.
 func (u *Users) Finish() Summary {

@@ -247,26 +247,47 @@ func (e *engine) oneRound(ctx context.Context) error {
 }
 
 // serve is a worker's loop: it marks the open round finished once it is
-// done (so that the next interval's round can start), until ctx ends.
+// done (so that the next interval's round can start), and prints, when a
+// round is over, the summary of this worker's users in it, until ctx ends.
 func (e *engine) serve(ctx context.Context) error {
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
+	var cur round              // the open round last seen
+	var before offline.Summary // when it opened (rounds do not overlap)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		}
-		var id int64
-		err := e.pool.QueryRow(ctx, `SELECT id FROM offline_rounds WHERE open`).Scan(&id)
+		var r round
+		err := e.pool.QueryRow(ctx, `SELECT id, key FROM offline_rounds WHERE open`).Scan(&r.id, &r.key)
 		if errors.Is(err, pgx.ErrNoRows) {
+			err = nil
+		}
+		if err == nil && r.id != 0 {
+			var done bool
+			if done, err = e.finishIfDone(ctx, r.id); done {
+				r = round{}
+			}
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.Warn("checking whether the round is done", "error", err)
+			}
 			continue
 		}
-		if err == nil {
-			_, err = e.finishIfDone(ctx, id)
+		if cur.id != 0 && r.id != cur.id {
+			now := e.users.Summary()
+			e.users.Note("round " + cur.key + ": " + minus(now, before).String())
+			before = now
 		}
-		if err != nil && ctx.Err() == nil {
-			e.log.Warn("checking whether the round is done", "error", err)
-		}
+		cur = r
 	}
+}
+
+// minus is what happened between two summaries.
+func minus(a, b offline.Summary) offline.Summary {
+	return offline.Summary{OK: a.OK - b.OK, Revoked: a.Revoked - b.Revoked, Failed: a.Failed - b.Failed,
+		Skipped: a.Skipped - b.Skipped, Interrupted: a.Interrupted - b.Interrupted}
 }
