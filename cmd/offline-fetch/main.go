@@ -30,6 +30,7 @@ import (
 	"example.com/signin/internal/grant"
 	"example.com/signin/internal/metrics"
 	"example.com/signin/internal/offline"
+	"example.com/signin/internal/rounds"
 	"example.com/signin/internal/store"
 	"example.com/signin/internal/version"
 )
@@ -58,6 +59,10 @@ type Config struct {
 	MetricsTextfile string
 	// Metrics counts the run's calls to Google; nil counts nothing.
 	Metrics *metrics.Metrics
+
+	// Every and JobTimeout are for rounds shared by processes
+	// (-database): see package rounds.
+	Every, JobTimeout time.Duration
 }
 
 // Main parses args, runs, and returns the exit status.
@@ -90,6 +95,9 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	var cerr configError
 	if errors.As(err, &cerr) {
 		code = 2
+	}
+	if cfg.Every > 0 && err == nil {
+		code = 0 // a worker stopped: its users' outcomes are in its output
 	}
 	if cfg.MetricsTextfile != "" {
 		run := metrics.OfflineRun{
@@ -144,6 +152,8 @@ Flags:
 	fs.IntVar(&cfg.MaxRetries, "retries", offline.DefaultMaxRetries, "retries of a request answered 429 or 5xx or failing in the network (0: none)")
 	fs.StringVar(&cfg.MetricsTextfile, "metrics-textfile", "", "at the end, write the run's metrics to this `file` (node_exporter textfile format, e.g. /var/lib/node_exporter/textfile/signin_offline_fetch.prom)")
 	showVersion := version.AddFlag(fs)
+	fs.DurationVar(&cfg.Every, "every", 0, "with -database: run as a worker, a round of every user per interval, shared with the other workers (0: one round, then exit)")
+	fs.DurationVar(&cfg.JobTimeout, "job-timeout", rounds.DefaultJobTimeout, "with -database: bound on one user's work; the users of a process that dies go to the others within twice this (+30s at most) plus 50s")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -170,6 +180,9 @@ Flags:
 	}
 	if cfg.MaxRetries == 0 {
 		cfg.MaxRetries = -1 // the engine's "none"
+	}
+	if err := checkRoundFlags(cfg); err != nil {
+		return cfg, err
 	}
 	return cfg, nil
 }
@@ -207,7 +220,7 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 		return offline.Summary{}, configError{err}
 	}
 	g := auth.NewGoogle(auth.GoogleConfig{Client: google.Client, HTTPClient: google.Net.HTTPClient(), Logger: logger, Metrics: cfg.Metrics})
-	return offline.Run(ctx, offline.Config{
+	ocfg := offline.Config{
 		FetcherConfig: offline.FetcherConfig{
 			Grants:         grant.New(grant.Config{Store: grant.Sealed(st, sealKeys), Google: g, Logger: logger}),
 			HTTPClient:     google.Net.HTTPClient(),
@@ -221,7 +234,12 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 		Stdout:      cfg.Stdout,
 		Stderr:      cfg.Stderr,
 		Progress:    cfg.Progress,
-	})
+	}
+	if sharesRounds(cfg) {
+		return rounds.Run(ctx, rounds.Config{DatabaseURL: cfg.Database, Offline: ocfg,
+			Every: cfg.Every, JobTimeout: cfg.JobTimeout, Logger: logger})
+	}
+	return offline.Run(ctx, ocfg)
 }
 
 // useDemoEmulator points google at the demo's emulator: the one

@@ -1,0 +1,130 @@
+package offline
+
+import (
+	"context"
+	"errors"
+
+	"example.com/signin"
+	"example.com/signin/internal/grant"
+)
+
+// Users does users one at a time for a caller that decides itself which
+// users to do and when: a job queue shared by several processes (package
+// rounds). It prints Run's lines, counts Run's Summary and draws Run's
+// progress line, so that the output of a round is the output of a run. It
+// is safe for concurrent use.
+//
+// Unlike Run, it separates trying a user (Try) from reporting the outcome
+// (Report): a caller that will try a user again later reports nothing until
+// the last try.
+type Users struct {
+	r *runner
+}
+
+// NewUsers checks cfg as Run does (cfg.User is ignored) and returns a Users.
+func NewUsers(cfg Config) (*Users, error) {
+	cfg.User = ""
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	return &Users{r: newRunner(cfg)}, nil
+}
+
+// Outcome is what trying one user gave, not yet reported.
+type Outcome struct {
+	rec       *grant.Record
+	profile   Profile
+	refreshed bool
+	err       error
+	skipped   bool
+}
+
+// Err is the user's error, nil when the profile was fetched or the user was
+// skipped (revoked before).
+func (o Outcome) Err() error { return o.err }
+
+// Retryable reports whether trying again later may succeed: Google or the
+// database failed or could not be reached (after the request's own
+// retries). A revoked grant, a record that cannot be read, a missing scope
+// are not retryable.
+func (o Outcome) Retryable() bool {
+	if o.err == nil {
+		return false
+	}
+	switch signin.ErrorKind(o.err) {
+	case signin.EUPSTREAM:
+		return signin.ErrorCode(o.err) != "people_unauthorized"
+	case signin.EUNAVAILABLE:
+		return true
+	}
+	return errors.Is(o.err, context.DeadlineExceeded)
+}
+
+// Try fetches rec's profile, as Run does for each user, without printing
+// anything. A record already revoked is skipped without calling Google.
+func (u *Users) Try(ctx context.Context, rec *grant.Record) Outcome {
+	if rec.Status == grant.StatusRevoked {
+		return Outcome{rec: rec, skipped: true}
+	}
+	res, err := u.r.f.Fetch(ctx, rec)
+	if err != nil {
+		return Outcome{rec: rec, err: err}
+	}
+	return Outcome{rec: rec, profile: ProfileOf(res.Person), refreshed: res.Refreshed}
+}
+
+// Report prints o's line and counts it, exactly as Run would have.
+func (u *Users) Report(o Outcome) {
+	r := u.r
+	switch {
+	case o.skipped:
+		r.skipped.Add(1)
+		r.out.skipped(o.rec)
+	case o.err == nil:
+		r.ok.Add(1)
+		if o.refreshed {
+			r.refreshed.Add(1)
+		}
+		r.out.ok(o.rec.Sub, o.profile.Name, o.profile.Email, o.refreshed)
+	case signin.ErrorCode(o.err) == grant.CodeOfflineAccessRevoked:
+		r.revoked.Add(1)
+		r.out.revoked(whoOf(o.rec), revokedReason(o.err))
+	default:
+		r.failed.Add(1)
+		r.out.failed(whoOf(o.rec), signin.ErrorCode(o.err), describe(o.err))
+	}
+}
+
+// ReportUnreadable reports a user whose record cannot be read (sub may be
+// empty when even that is unknown), as Run does.
+func (u *Users) ReportUnreadable(sub string, err error) {
+	u.r.failed.Add(1)
+	if sub == "" {
+		sub = grant.DamagedSub(err)
+	}
+	u.r.out.failed(who{sub: sub}, signin.ErrorCode(err), describe(err))
+}
+
+// Interrupted counts a user whose try the end of the process cut short.
+func (u *Users) Interrupted() { u.r.interrupted.Add(1) }
+
+// Summary counts the users reported so far.
+func (u *Users) Summary() Summary { return u.r.summary() }
+
+// StartProgress draws the progress line, if Config.Progress asks for it,
+// until the returned function is called.
+func (u *Users) StartProgress() (stop func()) { return u.r.progress() }
+
+// Note prints s as a line on Stderr, with the run's other lines (a
+// round's own summary, say).
+func (u *Users) Note(s string) { u.r.out.stderrLine(s) }
+
+// Finish prints the summary line on Stderr, as Run does at its end, and
+// returns the summary.
+func (u *Users) Finish() Summary {
+	sum := u.r.summary()
+	u.r.out.stderrLine(sum.String())
+	u.r.cfg.Logger.Info("offline-fetch done", "summary", sum.String(), "retries", u.r.f.rt.retries.Load(),
+		"elapsed", u.r.cfg.Now().Sub(u.r.start))
+	return sum
+}
