@@ -20,7 +20,7 @@ import (
 // with it that would hide a disagreement.
 var allowedImports = map[string][]string{
 	"cmd/signin":           {"internal/web", "internal/offline", "internal/grant", "internal/store", "internal/auth", "internal/config", "internal/googlenet", "internal/httpserve", "internal/emulator", "internal/metrics", "internal/version"},
-	"cmd/offline-fetch":    {"internal/offline", "internal/rounds", "internal/grant", "internal/store", "internal/auth", "internal/config", "internal/googlenet", "internal/metrics", "internal/version"},
+	"cmd/offline-fetch":    {"internal/offline", "internal/rounds", "internal/httpserve", "internal/grant", "internal/store", "internal/auth", "internal/config", "internal/googlenet", "internal/metrics", "internal/version"},
 	"cmd/google-emulator":  {"internal/emulator", "internal/httpserve", "internal/version"},
 	"cmd/signin-admin":     {"", "internal/grant", "internal/store", "internal/auth", "internal/config", "internal/googlenet", "internal/seal", "internal/version"},
 	"internal/web":         {"", "internal/offline", "internal/grant", "internal/auth", "internal/googlenet", "internal/metrics"},

@@ -3,9 +3,13 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -49,7 +53,9 @@ func startRounds(t *testing.T, n int) *roundsFixture {
 	f.emuAddr = strings.TrimPrefix(emuURL, "http://")
 	waitHTTP(t, emu, emuURL+"/emulator/v1/stats")
 	f.emu = newEmulatorClient(emuURL)
-	f.env = (&stack{EmuAddr: f.emuAddr}).env()
+	sealKey := make([]byte, 32)
+	_, _ = rand.Read(sealKey)
+	f.env = append((&stack{EmuAddr: f.emuAddr}).env(), "SIGNIN_ENCRYPTION_KEYS="+base64.StdEncoding.EncodeToString(sealKey))
 	f.seed(t, n)
 	return f
 }
@@ -282,7 +288,11 @@ func TestRoundsEvery(t *testing.T) {
 	f := startRounds(t, n)
 	var procs []*process
 	for i := range 2 {
-		procs = append(procs, f.fetch(t, fmt.Sprintf("worker-%d", i), "-every", "3s", "-concurrency", "8", "-log-level", "info"))
+		args := []string{"-every", "3s", "-concurrency", "8", "-log-level", "info"}
+		if i == 0 {
+			args = append(args, "-metrics-addr", "127.0.0.1:0") // a worker is scraped like signin
+		}
+		procs = append(procs, f.fetch(t, fmt.Sprintf("worker-%d", i), args...))
 	}
 	conn, err := pgx.Connect(t.Context(), f.db)
 	if err != nil {
@@ -301,6 +311,16 @@ func TestRoundsEvery(t *testing.T) {
 			t.Fatalf("%d rounds finished after a minute (%v)", finished, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	metricsURL := procs[0].waitOutput(t, regexp.MustCompile(`msg="serving metrics" url=(http://\S+)`))
+	resp, err := http.Get(metricsURL)
+	if err != nil {
+		t.Fatalf("worker's /metrics: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "go_goroutines") {
+		t.Errorf("worker's /metrics: %d\n%.300s", resp.StatusCode, body)
 	}
 	for _, p := range procs {
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)

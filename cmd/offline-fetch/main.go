@@ -28,6 +28,7 @@ import (
 	"example.com/signin/internal/config"
 	"example.com/signin/internal/googlenet"
 	"example.com/signin/internal/grant"
+	"example.com/signin/internal/httpserve"
 	"example.com/signin/internal/metrics"
 	"example.com/signin/internal/offline"
 	"example.com/signin/internal/rounds"
@@ -54,6 +55,8 @@ type Config struct {
 	Stdout, Stderr io.Writer
 	// Version: print the build's version and exit (-version).
 	Version bool
+	// MetricsAddr, when set with Every, is where a worker serves /metrics.
+	MetricsAddr string
 	// MetricsTextfile, when set, is where the run's metrics are written
 	// for node_exporter's textfile collector (-metrics-textfile).
 	MetricsTextfile string
@@ -83,8 +86,22 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		return 0
 	}
 	cfg.Progress = terminal
-	if cfg.MetricsTextfile != "" {
-		cfg.Metrics = metrics.New(prometheus.NewRegistry())
+	if cfg.MetricsTextfile != "" || cfg.MetricsAddr != "" {
+		reg := prometheus.NewRegistry()
+		cfg.Metrics = metrics.New(reg)
+		if cfg.MetricsAddr != "" {
+			// A worker (-every) is scraped like signin, on a listener of
+			// its own.
+			metrics.RegisterRuntime(reg)
+			logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+			base, stop, err := httpserve.Background(ctx, cfg.MetricsAddr, metrics.Mux(reg), logger.With("component", "metrics"), 0)
+			if err != nil {
+				fmt.Fprintln(stderr, "offline-fetch: -metrics-addr:", err)
+				return 2
+			}
+			defer stop()
+			logger.Info("serving metrics", "url", base+"/metrics")
+		}
 	}
 	start := time.Now()
 	sum, err := Run(ctx, cfg)
@@ -150,6 +167,7 @@ Flags:
 	fs.IntVar(&cfg.Concurrency, "concurrency", offline.DefaultConcurrency, fmt.Sprintf("users processed at once (1 to %d)", offline.MaxConcurrency))
 	fs.DurationVar(&cfg.RequestTimeout, "timeout", offline.DefaultRequestTimeout, "timeout of each request to Google, each retry included")
 	fs.IntVar(&cfg.MaxRetries, "retries", offline.DefaultMaxRetries, "retries of a request answered 429 or 5xx or failing in the network (0: none)")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "with -every: serve Prometheus metrics at /metrics on this address (host:port), a listener of its own; default: off")
 	fs.StringVar(&cfg.MetricsTextfile, "metrics-textfile", "", "at the end, write the run's metrics to this `file` (node_exporter textfile format, e.g. /var/lib/node_exporter/textfile/signin_offline_fetch.prom)")
 	showVersion := version.AddFlag(fs)
 	fs.DurationVar(&cfg.Every, "every", 0, "with -database: run as a worker, a round of every user per interval, shared with the other workers (0: one round, then exit)")
@@ -193,7 +211,8 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 	logger := slog.New(slog.NewTextHandler(cfg.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	// A mistyped -credentials would otherwise be created, empty, and the
 	// run would "succeed" with nobody in it. signin creates the directory.
-	if fi, err := os.Stat(cfg.CredentialsDir); err != nil || !fi.IsDir() {
+	// (With a database the users are there, not in the directory.)
+	if fi, err := os.Stat(cfg.CredentialsDir); cfg.Database == "" && (err != nil || !fi.IsDir()) {
 		if err == nil {
 			err = errors.New("not a directory")
 		}

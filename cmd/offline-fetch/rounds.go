@@ -7,7 +7,7 @@ import "errors"
 // rounds); one user (-user) is done here, as without a database.
 func sharesRounds(cfg Config) bool { return cfg.Database != "" && cfg.User == "" }
 
-// checkRoundFlags checks -every and -job-timeout.
+// checkRoundFlags checks -every, -job-timeout and -metrics-addr.
 func checkRoundFlags(cfg Config) error {
 	switch {
 	case cfg.Every < 0:
@@ -16,6 +16,8 @@ func checkRoundFlags(cfg Config) error {
 		return errors.New("-every needs -database (or DATABASE_URL): the workers share their rounds through it")
 	case cfg.Every > 0 && cfg.User != "":
 		return errors.New("-every and -user: a round is every user")
+	case cfg.MetricsAddr != "" && cfg.Every == 0:
+		return errors.New("-metrics-addr is for a worker (-every), which runs long enough to be scraped; a one-off run writes -metrics-textfile")
 	case cfg.JobTimeout <= 0:
 		return errors.New("-job-timeout: want a positive duration")
 	}

@@ -25,6 +25,7 @@ func TestRoundFlags(t *testing.T) {
 		{"every without database", []string{"-every", "1h"}, "", "-every needs -database", false},
 		{"every and user", []string{"-database", db, "-every", "1h", "-user", "123"}, "", "-every and -user", false},
 		{"negative every", []string{"-database", db, "-every", "-1s"}, "", "-every", false},
+		{"metrics-addr without every", []string{"-database", db, "-metrics-addr", "127.0.0.1:0"}, "", "-metrics-addr is for a worker", false},
 		{"zero job timeout", []string{"-database", db, "-job-timeout", "0"}, "", "-job-timeout", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {

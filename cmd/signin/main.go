@@ -335,26 +335,15 @@ func checkWritable(dir string) error {
 // from the app's, until ctx ends or stop is called; stop waits for it to
 // shut down.
 func serveMetrics(ctx context.Context, cfg Config, reg *prometheus.Registry, logger *slog.Logger) (stop func(), err error) {
-	ln, err := net.Listen("tcp", cfg.MetricsAddr)
+	base, stop, err := httpserve.Background(ctx, cfg.MetricsAddr, metrics.Mux(reg), logger.With("component", "metrics"), cfg.ReadHeaderTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("-metrics-addr: %w", err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", metrics.Handler(reg))
-	u := "http://" + ln.Addr().String() + "/metrics"
-	logger.Info("serving metrics", "url", u)
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := httpserve.Serve(ctx, ln, httpserve.NewServer(mux, logger.With("component", "metrics"), cfg.ReadHeaderTimeout)); err != nil {
-			logger.Error("metrics listener stopped", "err", err)
-		}
-	}()
+	logger.Info("serving metrics", "url", base+"/metrics")
 	if cfg.MetricsReady != nil {
-		cfg.MetricsReady(u)
+		cfg.MetricsReady(base + "/metrics")
 	}
-	return func() { cancel(); <-done }, nil
+	return stop, nil
 }
 
 // startDemoEmulator runs the Google emulator in this process for demo mode.

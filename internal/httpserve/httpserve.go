@@ -96,3 +96,22 @@ func Serve(ctx context.Context, ln net.Listener, hs *http.Server) error {
 	}
 	return nil
 }
+
+// Background serves h on a listener of its own at addr (a metrics endpoint,
+// say) until ctx ends or stop is called; stop waits for it to shut down. It
+// returns the listener's base URL (the port really bound, for ":0").
+func Background(ctx context.Context, addr string, h http.Handler, logger *slog.Logger, readHeaderTimeout time.Duration) (baseURL string, stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := Serve(ctx, ln, NewServer(h, logger, readHeaderTimeout)); err != nil {
+			logger.Error("listener stopped", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+	return "http://" + ln.Addr().String(), func() { cancel(); <-done }, nil
+}

@@ -112,6 +112,13 @@ func Handler(reg *prometheus.Registry) http.Handler {
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, MaxRequestsInFlight: 4, Timeout: 10 * time.Second})
 }
 
+// Mux serves Handler(reg) at GET /metrics and nothing else.
+func Mux(reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", Handler(reg))
+	return mux
+}
+
 // Sign-in methods (the method label of signin_signins_total).
 const (
 	SignInButton   = "button"   // the page's GIS button, POST /tokensignin by XHR
