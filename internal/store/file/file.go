@@ -166,7 +166,14 @@ func Open(cfg Config) (*Store, error) {
 		if err := os.Chmod(dir, 0o700); err != nil {
 			return nil, internal(err, "cannot restrict the credentials directory to its owner")
 		}
-		s.log.Warn("credentials directory was accessible to other users; restricted it to its owner",
+		// A fresh checkout's directory (the repository keeps it, with a
+		// .keep file) is 0755 by umask and holds nothing yet: tightening
+		// it is routine, not news. With something in it, it is a warning.
+		level := slog.LevelWarn
+		if holdsNothing(dir) {
+			level = slog.LevelInfo
+		}
+		s.log.Log(context.Background(), level, "credentials directory was accessible to other users; restricted it to its owner",
 			"dir", dir, "was", fmt.Sprintf("%04o", perm), "now", "0700")
 	}
 	s.removeStaleTemps()
@@ -174,6 +181,18 @@ func Open(cfg Config) (*Store, error) {
 		s.log.Warn("cannot clean the sessions directory", "dir", dir, "err", err)
 	}
 	return s, nil
+}
+
+// holdsNothing reports whether dir holds nothing but the repository's
+// .keep file.
+func holdsNothing(dir string) bool {
+	d, err := os.Open(dir)
+	if err != nil {
+		return false
+	}
+	defer d.Close()
+	names, _ := d.Readdirnames(2)
+	return len(names) == 0 || (len(names) == 1 && names[0] == ".keep")
 }
 
 // Describe names the store for start-up logs.

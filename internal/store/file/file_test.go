@@ -71,19 +71,34 @@ func TestModes(t *testing.T) {
 	wantMode(t, filepath.Join(dir, "109876543210987654321.lock"), 0o600)
 }
 
+// TestLooseDirectoryTightened: a directory others can read is tightened to
+// 0700; with records in it that is a warning, while a fresh checkout's
+// (nothing but .keep) is routine, at info.
 func TestLooseDirectoryTightened(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "credentials")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil { // whatever the umask
-		t.Fatal(err)
-	}
-	var logs bytes.Buffer
-	mustOpenConfig(t, Config{Dir: dir, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	wantMode(t, dir, 0o700|fs.ModeDir)
-	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "was=0755") {
-		t.Errorf("no warning about the loose directory; logs:\n%s", logs.String())
+	for _, tc := range []struct {
+		name, file, level string
+	}{
+		{"with a record", "109876543210987654321.json", "level=WARN"},
+		{"fresh checkout", ".keep", "level=INFO"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "credentials")
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, tc.file), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(dir, 0o755); err != nil { // whatever the umask
+				t.Fatal(err)
+			}
+			var logs bytes.Buffer
+			mustOpenConfig(t, Config{Dir: dir, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			wantMode(t, dir, 0o700|fs.ModeDir)
+			if !strings.Contains(logs.String(), tc.level) || !strings.Contains(logs.String(), "was=0755") {
+				t.Errorf("want a %s line about the loose directory; logs:\n%s", tc.level, logs.String())
+			}
+		})
 	}
 }
 
