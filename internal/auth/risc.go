@@ -606,7 +606,7 @@ func (d *riscDiscovery) maybeFetch(ctx context.Context) (*riscConfig, error) {
 			d.logger.Warn("refreshing Google's RISC configuration failed; keeping the previous one", "url", d.url, "error", err)
 			return cur, nil
 		}
-		d.logger.Error("fetching Google's RISC configuration failed", "url", d.url, "error", err)
+		d.logger.Warn("fetching Google's RISC configuration failed", "url", d.url, "error", err)
 		return nil, err
 	}
 	c.expires = now.Add(ttl)
