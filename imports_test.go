@@ -23,7 +23,7 @@ var allowedImports = map[string][]string{
 	"cmd/offline-fetch":    {"internal/offline", "internal/rounds", "internal/httpserve", "internal/grant", "internal/store", "internal/auth", "internal/config", "internal/googlenet", "internal/metrics", "internal/version"},
 	"cmd/google-emulator":  {"internal/emulator", "internal/httpserve", "internal/version"},
 	"cmd/signin-admin":     {"", "internal/grant", "internal/store", "internal/auth", "internal/config", "internal/googlenet", "internal/seal", "internal/version"},
-	"internal/web":         {"", "internal/offline", "internal/grant", "internal/auth", "internal/googlenet", "internal/metrics"},
+	"internal/web":         {"", "internal/offline", "internal/grant", "internal/auth", "internal/googlenet", "internal/metrics", "internal/seal"},
 	"internal/offline":     {"", "internal/grant", "internal/auth"},
 	"internal/grant":       {"", "internal/auth", "internal/seal"},
 	"internal/rounds":      {"", "internal/offline", "internal/grant"},

@@ -342,13 +342,18 @@ func (c *command) sessionsEnd(ctx context.Context, e *env) error {
 			return err
 		}
 	}
-	n, err := e.backend.DeleteUserSessions(ctx, sub)
-	if err != nil {
+	at := time.UnixMicro(time.Now().UnixMicro()) // what cookies keep
+	if err := e.backend.EndUserSessions(ctx, sub, at, at.Add(endsKeptFor)); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "ended %d sessions of %s (every replica refuses them within a second)\n", n, sub)
+	fmt.Fprintf(c.stdout, "ended every session of %s issued until %s (every replica refuses them within a second)\n", sub, at.UTC().Format(time.RFC3339))
 	return nil
 }
+
+// endsKeptFor is how long the store keeps that an admin ended a user's
+// sessions: this command does not know signin's -session-max-age, so a
+// bound well above any sensible one (it is one small row per user).
+const endsKeptFor = 400 * 24 * time.Hour
 
 // importFiles copies the file store in c.from into the database, record by
 // record under each user's lock: a user the database does not have, or has
