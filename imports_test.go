@@ -20,13 +20,13 @@ import (
 // with it that would hide a disagreement.
 var allowedImports = map[string][]string{
 	"cmd/signin":           {"internal/web", "internal/offline", "internal/grant", "internal/store", "internal/auth", "internal/config", "internal/googlenet", "internal/httpserve", "internal/emulator", "internal/metrics", "internal/version"},
-	"cmd/offline-fetch":    {"internal/offline", "internal/rounds", "internal/httpserve", "internal/grant", "internal/store", "internal/auth", "internal/config", "internal/googlenet", "internal/metrics", "internal/version"},
+	"cmd/offline-fetch":    {"internal/offline", "internal/rounds", "internal/httpserve", "internal/grant", "internal/store", "internal/store/postgres", "internal/auth", "internal/config", "internal/googlenet", "internal/metrics", "internal/version"},
 	"cmd/google-emulator":  {"internal/emulator", "internal/httpserve", "internal/version"},
 	"cmd/signin-admin":     {"", "internal/grant", "internal/store", "internal/auth", "internal/config", "internal/googlenet", "internal/seal", "internal/version"},
 	"internal/web":         {"", "internal/offline", "internal/grant", "internal/auth", "internal/googlenet", "internal/metrics"},
 	"internal/offline":     {"", "internal/grant", "internal/auth"},
 	"internal/grant":       {"", "internal/auth", "internal/seal"},
-	"internal/rounds":      {"", "internal/offline", "internal/grant"},
+	"internal/rounds":      {"", "internal/offline", "internal/grant", "internal/store/postgres"},
 	"internal/store":       {"", "internal/grant"},
 	"internal/auth":        {"", "internal/googlenet", "internal/metrics"},
 	"internal/config":      {"internal/auth", "internal/googlenet", "internal/seal"},

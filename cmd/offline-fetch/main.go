@@ -33,6 +33,7 @@ import (
 	"example.com/signin/internal/offline"
 	"example.com/signin/internal/rounds"
 	"example.com/signin/internal/store"
+	"example.com/signin/internal/store/postgres"
 	"example.com/signin/internal/version"
 )
 
@@ -229,7 +230,11 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 		}
 		fmt.Fprintf(cfg.Stderr, "offline-fetch: %s\n", google.Describe())
 	}
-	st, err := store.Open(ctx, store.Config{DatabaseURL: cfg.Database, Dir: cfg.CredentialsDir, Logger: logger.With("component", "store")})
+	scfg := store.Config{DatabaseURL: cfg.Database, Dir: cfg.CredentialsDir, Logger: logger.With("component", "store")}
+	if sharesRounds(cfg) {
+		scfg.MaxConns = roundsMaxConns
+	}
+	st, err := store.Open(ctx, scfg)
 	if err != nil {
 		return offline.Summary{}, configError{err}
 	}
@@ -255,7 +260,7 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 		Progress:    cfg.Progress,
 	}
 	if sharesRounds(cfg) {
-		return rounds.Run(ctx, rounds.Config{DatabaseURL: cfg.Database, Offline: ocfg,
+		return rounds.Run(ctx, rounds.Config{DB: st.(*postgres.Store), Offline: ocfg,
 			Every: cfg.Every, JobTimeout: cfg.JobTimeout, Logger: logger})
 	}
 	return offline.Run(ctx, ocfg)
