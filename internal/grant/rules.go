@@ -52,6 +52,25 @@ const CodeOfflineAccessRevoked = "offline_access_revoked"
 // token stored.
 const CodeOfflineAccessRequired = "offline_access_required"
 
+// OfflineOf says what err, returned by acting for a user offline (a token
+// source, a fetch made with one), shows of the user's grant: OfflineNone
+// when there is nothing to act on (no record, or one without a refresh
+// token: CodeOfflineAccessRequired), OfflineRevoked when Google refused the
+// grant (CodeOfflineAccessRevoked), and "" for any other error (Google or
+// the store failing), which says nothing of the grant. The API and the
+// pages both answer by it.
+func OfflineOf(err error) Offline {
+	switch {
+	case err == nil:
+		return ""
+	case signin.ErrorKind(err) == signin.ENOTFOUND, signin.ErrorCode(err) == CodeOfflineAccessRequired:
+		return OfflineNone
+	case signin.ErrorCode(err) == CodeOfflineAccessRevoked:
+		return OfflineRevoked
+	}
+	return ""
+}
+
 // Google is the part of Google's OAuth 2.0 endpoints a grant needs
 // (*auth.Google). Its errors carry an *auth.GoogleError when Google
 // answered, so that auth.InvalidGrant recognises a dead grant.
