@@ -251,11 +251,7 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) (err erro
 	}
 	s.profiles.forget(c.Sub)
 	if status == grant.OfflineActive {
-		kept := "new"
-		if tok.RefreshToken == "" {
-			kept = "kept"
-		}
-		s.audit(r.Context(), auditOfflineAccess, c.Sub, slog.String("refresh_token", kept))
+		s.audit(r.Context(), auditOfflineAccess, c.Sub, slog.String("refresh_token", grant.SavedRefreshToken(tok)))
 	}
 	u := current
 	if !signedIn {
