@@ -229,7 +229,7 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 		}
 		fmt.Fprintf(cfg.Stderr, "offline-fetch: %s\n", google.Describe())
 	}
-	st, err := store.Open(ctx, store.Config{DatabaseURL: cfg.Database, Dir: cfg.CredentialsDir, Logger: logger.With("component", "store")})
+	st, err := store.Open(ctx, store.Config{DatabaseURL: cfg.Database, Dir: cfg.CredentialsDir, Logger: logger.With("component", "store"), Timeout: cfg.DatabaseTimeout})
 	if err != nil {
 		return offline.Summary{}, configError{err}
 	}

@@ -128,7 +128,7 @@ func (c *command) open(ctx context.Context, withGoogle bool) (*env, error) {
 	if err != nil {
 		return nil, usageError{err}
 	}
-	st, err := store.Open(ctx, store.Config{DatabaseURL: c.common.Database, Dir: c.common.CredentialsDir, Logger: c.log})
+	st, err := store.Open(ctx, store.Config{DatabaseURL: c.common.Database, Dir: c.common.CredentialsDir, Logger: c.log, Timeout: c.common.DatabaseTimeout})
 	if err != nil {
 		return nil, err
 	}

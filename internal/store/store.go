@@ -40,13 +40,16 @@ type Config struct {
 	Dir string
 	// Logger receives the backend's warnings. Nil discards.
 	Logger *slog.Logger
+	// Timeout bounds each database operation (postgres.Config.Timeout).
+	// 0: postgres.DefaultTimeout.
+	Timeout time.Duration
 }
 
 // Open opens the backend cfg names. With a database it waits for it to come
 // up (logging why) until ctx ends, and applies the schema migrations.
 func Open(ctx context.Context, cfg Config) (Backend, error) {
 	if cfg.DatabaseURL != "" {
-		st, err := postgres.Open(ctx, postgres.Config{URL: cfg.DatabaseURL, Logger: cfg.Logger})
+		st, err := postgres.Open(ctx, postgres.Config{URL: cfg.DatabaseURL, Logger: cfg.Logger, Timeout: cfg.Timeout})
 		if err != nil {
 			return nil, err
 		}

@@ -81,8 +81,9 @@ const statusClientClosedRequest = 499
 // user-facing message. Only server-side failures (5xx) are logged, with the
 // request id, method and path; never the request's body or query, which may
 // hold tokens. Google failing is a warning naming the endpoint and Google's
-// error code (our own failures are errors), and a client that went away
-// before the answer is no failure at all: 499, at debug.
+// error code (our own failures are errors), storage being unavailable is
+// at debug (the store logs the outage), and a client that went away before
+// the answer is no failure at all: 499, at debug.
 func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error, format errorFormat) {
 	ctx := r.Context()
 	attrs := func(status int) []slog.Attr {
@@ -106,6 +107,12 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error, 
 		endpoint, code := googleFailure(err)
 		s.log.LogAttrs(ctx, slog.LevelWarn, "Google failed", append(attrs(status),
 			slog.String("endpoint", endpoint), slog.String("google_error", code))...)
+	case kind == signin.EUNAVAILABLE:
+		// Storage down or busy: the store logs an outage itself, once when
+		// it starts and once when it ends (with the count of refused
+		// operations); the request line says 503. A line per refused
+		// request would grow with traffic, and is no error of ours.
+		s.log.LogAttrs(ctx, slog.LevelDebug, "request refused: storage unavailable", attrs(status)...)
 	case status >= 500:
 		s.log.LogAttrs(ctx, slog.LevelError, "request failed", attrs(status)...)
 	}
