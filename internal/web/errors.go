@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 
 	"google.golang.org/api/googleapi"
@@ -61,6 +62,8 @@ func statusOf(kind string) int {
 		return http.StatusNotFound
 	case signin.ECONFLICT:
 		return http.StatusConflict
+	case signin.ETIMEOUT:
+		return http.StatusRequestTimeout
 	case signin.ETOOLARGE:
 		return http.StatusRequestEntityTooLarge
 	case signin.EUPSTREAM:
@@ -95,12 +98,14 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error, 
 			slog.String("error", err.Error()),
 		}
 	}
-	if ctx.Err() != nil {
+	kind := signin.ErrorKind(err)
+	if ctx.Err() != nil && kind != signin.ETIMEOUT {
+		// A body read that timed out also ends the context, but that
+		// client is still there, waiting for its 408.
 		s.log.LogAttrs(ctx, slog.LevelDebug, "client went away", attrs(statusClientClosedRequest)...)
 		w.WriteHeader(statusClientClosedRequest)
 		return
 	}
-	kind := signin.ErrorKind(err)
 	status := statusOf(kind)
 	switch {
 	case kind == signin.EUPSTREAM:
@@ -175,15 +180,26 @@ func errTooLarge() error {
 	return signin.Errorf(signin.ETOOLARGE, "too_large", "The request body is too large.")
 }
 
-// parseForm parses a urlencoded request body, turning a body over the limit
-// (http.MaxBytesReader, installed by the middleware) into ETOOLARGE.
+// parseForm parses a urlencoded request body; errors as bodyError.
 func parseForm(r *http.Request) error {
 	if err := r.ParseForm(); err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return errTooLarge()
-		}
-		return signin.Wrap(err, signin.EINVALID, "invalid_request", "The request body could not be read.")
+		return bodyError(err)
 	}
 	return nil
+}
+
+// bodyError is the answer to a request body that could not be read: a
+// body over the limit (http.MaxBytesReader, installed by the middleware)
+// is ETOOLARGE; one the client sent too slowly for the server's read
+// timeout is ETIMEOUT (408: the client is still connected, waiting, and
+// must not get 499, which is for one that left); anything else EINVALID.
+func bodyError(err error) error {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return errTooLarge()
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return signin.Wrap(err, signin.ETIMEOUT, "request_timeout", "The request was not sent in time.")
+	}
+	return signin.Wrap(err, signin.EINVALID, "invalid_request", "The request body could not be read.")
 }
