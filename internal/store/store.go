@@ -43,13 +43,16 @@ type Config struct {
 	// Timeout bounds each database operation (postgres.Config.Timeout).
 	// 0: postgres.DefaultTimeout.
 	Timeout time.Duration
+	// MaxConns bounds the database's connection pool (0: pgxpool's
+	// default, 4 or the number of CPUs).
+	MaxConns int32
 }
 
 // Open opens the backend cfg names. With a database it waits for it to come
 // up (logging why) until ctx ends, and applies the schema migrations.
 func Open(ctx context.Context, cfg Config) (Backend, error) {
 	if cfg.DatabaseURL != "" {
-		st, err := postgres.Open(ctx, postgres.Config{URL: cfg.DatabaseURL, Logger: cfg.Logger, Timeout: cfg.Timeout})
+		st, err := postgres.Open(ctx, postgres.Config{URL: cfg.DatabaseURL, Logger: cfg.Logger, MaxConns: cfg.MaxConns, Timeout: cfg.Timeout})
 		if err != nil {
 			return nil, err
 		}
