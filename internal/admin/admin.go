@@ -20,7 +20,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -304,34 +303,19 @@ func clean(s string) string {
 	}, s)
 }
 
-// resolve finds the sub the target names: a sub as it is, or an email
-// (which must name exactly one record).
+// resolve finds the sub the target names (grant.FindUser): a sub, or an
+// email exactly one record holds. An unreadable record is named by its sub.
 func (c *command) resolve(ctx context.Context, e *wiring.Parts) (string, error) {
-	if !strings.Contains(c.target, "@") {
-		if _, err := e.Store.Get(ctx, c.target); err != nil && signin.ErrorKind(err) == signin.ENOTFOUND {
-			return "", fmt.Errorf("no record for sub %q", c.target)
-		} else if err != nil && signin.ErrorCode(err) != grant.CodeCorruptRecord {
-			return "", err
-		}
-		return c.target, nil
-	}
-	var subs []string
-	err := e.Store.List(ctx, func(rec *grant.Record, err error) error {
-		if err == nil && strings.EqualFold(rec.Email, c.target) {
-			subs = append(subs, rec.Sub)
-		}
-		return nil
-	})
+	rec, err := grant.FindUser(ctx, e.Store, c.target)
 	switch {
-	case err != nil:
-		return "", err
-	case len(subs) == 0:
-		return "", fmt.Errorf("no record for email %q", c.target)
-	case len(subs) > 1:
-		slices.Sort(subs)
-		return "", fmt.Errorf("%q names %d users (%s): give the sub", c.target, len(subs), strings.Join(subs, ", "))
+	case err == nil:
+		return rec.Sub, nil
+	case signin.ErrorCode(err) == grant.CodeCorruptRecord:
+		return c.target, nil
+	case signin.ErrorKind(err) == signin.ENOTFOUND, signin.ErrorKind(err) == signin.EINVALID:
+		return "", fmt.Errorf("%s: %s", c.target, signin.ErrorMessage(err))
 	}
-	return subs[0], nil
+	return "", err
 }
 
 func (c *command) usersShow(ctx context.Context, e *wiring.Parts) error {
@@ -345,9 +329,8 @@ func (c *command) usersShow(ctx context.Context, e *wiring.Parts) error {
 	}
 	v := view(rec)
 	if c.json {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
+		// One JSON line, as users list -json prints them.
+		return json.NewEncoder(c.stdout).Encode(v)
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	for _, f := range [][2]string{
@@ -376,10 +359,19 @@ func (c *command) usersDelete(ctx context.Context, e *wiring.Parts) error {
 		fmt.Fprintf(c.stdout, "deleted %s (revoked at Google: %v)\n", sub, revoked)
 		return nil
 	}
+	// What the record said decides what Google still holds.
+	rec, getErr := e.Store.Get(ctx, sub)
 	if err := e.Store.Delete(ctx, sub); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "deleted %s (not revoked at Google: the grant stays valid there)\n", sub)
+	switch {
+	case getErr == nil && rec.Offline() == grant.OfflineRevoked:
+		fmt.Fprintf(c.stdout, "deleted %s (its grant was already revoked at Google)\n", sub)
+	case getErr != nil:
+		fmt.Fprintf(c.stdout, "deleted %s (its record could not be read; a grant Google still holds stays valid there)\n", sub)
+	default:
+		fmt.Fprintf(c.stdout, "deleted %s (not revoked at Google: the grant stays valid there; -revoke revokes it)\n", sub)
+	}
 	return nil
 }
 
@@ -395,13 +387,16 @@ func (c *command) sessionsEnd(ctx context.Context, e *wiring.Parts) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "ended %d sessions of %s (every replica refuses them within a second)\n", n, sub)
+	them := "them"
+	if n == 1 {
+		them = "it"
+	}
+	fmt.Fprintf(c.stdout, "ended %s of %s (every replica refuses %s within a second)\n", plural(n, "session"), sub, them)
 	return nil
 }
 
 // importFiles copies the file store in c.from into the database, record by
-// record under each user's lock: a user the database does not have, or has
-// an older record of, gets the file's; a newer database record is kept. It
+// record under each user's lock, by grant.Import: the newer record wins. It
 // is idempotent, and tokens are sealed on the way in.
 func (c *command) importFiles(ctx context.Context, e *wiring.Parts) error {
 	fi, err := os.Stat(c.from)
@@ -429,18 +424,7 @@ func (c *command) importFiles(ctx context.Context, e *wiring.Parts) error {
 			fmt.Fprintf(c.stderr, "signin-admin: import: %s\n", err)
 			return nil
 		}
-		wrote := false
-		_, err = to.Update(ctx, rec.Sub, func(cur *grant.Record) (*grant.Record, error) {
-			if cur != nil && !cur.UpdatedAt.Before(rec.UpdatedAt) {
-				return nil, nil
-			}
-			next := *rec
-			if cur != nil {
-				next.CreatedAt = cur.CreatedAt
-			}
-			wrote = true
-			return &next, nil
-		})
+		wrote, err := grant.Import(ctx, to, rec)
 		switch {
 		case err != nil:
 			failed++
@@ -524,4 +508,12 @@ func (c *command) reencrypt(ctx context.Context, e *wiring.Parts) error {
 		return fmt.Errorf("%d records could not be read or resealed", unreadable)
 	}
 	return nil
+}
+
+// plural says n things: "1 session", "2 sessions", "0 sessions".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }
