@@ -35,6 +35,8 @@ func (s *Store) SessionEnds(ctx context.Context, sub string) (time.Time, []strin
 	if err := grant.CheckSub(sub); err != nil {
 		return time.Time{}, nil, err
 	}
+	ctx, cancel := s.bound(ctx, 0)
+	defer cancel()
 	var validAfter *time.Time
 	var keys []string
 	err := s.pool.QueryRow(ctx, `SELECT
@@ -58,6 +60,8 @@ func (s *Store) EndSession(ctx context.Context, sub, key string, expires time.Ti
 	if key == "" || len(key) > maxSessionKey {
 		return signin.Errorf(signin.EINVALID, "invalid_session", "A session key is 1 to %d bytes.", maxSessionKey)
 	}
+	ctx, cancel := s.bound(ctx, 0)
+	defer cancel()
 	_, err := s.pool.Exec(ctx, `INSERT INTO ended_sessions (sub, key, expires_at) VALUES ($1, $2, $3)
 		ON CONFLICT (sub, key) DO UPDATE SET expires_at = GREATEST(ended_sessions.expires_at, EXCLUDED.expires_at)`,
 		escapeText(sub), key, expires)
@@ -74,6 +78,8 @@ func (s *Store) EndUserSessions(ctx context.Context, sub string, at, keepUntil t
 	if err := grant.CheckSub(sub); err != nil {
 		return err
 	}
+	ctx, cancel := s.bound(ctx, 0)
+	defer cancel()
 	_, err := s.pool.Exec(ctx, `INSERT INTO session_ends (sub, valid_after, keep_until) VALUES ($1, $2, $3)
 		ON CONFLICT (sub) DO UPDATE SET
 			valid_after = GREATEST(session_ends.valid_after, EXCLUDED.valid_after),
@@ -93,6 +99,8 @@ func (s *Store) EndUserSessions(ctx context.Context, sub string, at, keepUntil t
 func (s *Store) DeleteExpiredSessionEnds(ctx context.Context, limit int) (int, error) {
 	now := s.now()
 	n := 0
+	ctx, cancel := s.bound(ctx, 0)
+	defer cancel()
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM ended_sessions WHERE ctid IN
 			(SELECT ctid FROM ended_sessions WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`, now, limit)
