@@ -12,6 +12,7 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -72,6 +73,7 @@ func loadAssets(templates, static fs.FS) (*assets, error) {
 			}
 			return "/static/" + name + "?v=" + f.hash, nil
 		},
+		"scopeName": scopeName,
 	}
 	for _, name := range pageNames {
 		t, err := template.New(name).Funcs(funcs).ParseFS(templates, "base.html", name)
@@ -141,7 +143,9 @@ func (s *Server) logRenderError(r *http.Request, name string, err error) {
 // <script type="application/json" id="config"> element.
 type pageConfig struct {
 	ClientID      string `json:"client_id"`
-	Scope         string `json:"scope"`
+	Scope         string `json:"scope"`                    // sign-in and offline scopes: what the buttons ask for
+	OfflineScopes string `json:"offline_scopes,omitempty"` // the offline scopes (-scopes), space-separated
+	MissingScope  string `json:"missing_scope,omitempty"`  // those the user's grant lacks: what "grant the rest" asks for
 	UXMode        string `json:"ux_mode"`              // "popup" or "redirect" (GIS button)
 	View          string `json:"view"`                 // what the server rendered
 	Offline       string `json:"offline,omitempty"`    // none, active, revoked, unreadable
@@ -173,8 +177,9 @@ func (s *Server) basePage(title, page string) pageData {
 		GISScriptURL: s.cfg.Net.GISScriptURL(),
 		Config: pageConfig{
 			ClientID: s.cfg.ClientID,
-			Scope:    strings.Join(s.cfg.Scopes, " "),
-			UXMode:   "popup",
+			Scope:         strings.Join(append(slices.Clone(s.cfg.Scopes), s.cfg.OfflineScopes...), " "),
+			OfflineScopes: strings.Join(s.cfg.OfflineScopes, " "),
+			UXMode:        "popup",
 		},
 	}
 }
@@ -233,6 +238,9 @@ type indexData struct {
 	Offline      grant.Offline // none, active, revoked, unreadable
 	Profile      *profileView  // the server's People API fetch, when active
 	ProfileError string        // why the profile could not be fetched
+	// GrantedScopes are the scopes the active grant holds; MissingScopes
+	// the configured offline scopes it lacks.
+	GrantedScopes, MissingScopes []string
 }
 
 // indexKey is everything the index page shows, by value.
@@ -243,10 +251,12 @@ type indexKey struct {
 	profile             profileView
 	hasUser, hasProfile bool
 	profileError        string
+	granted, missing    string
 }
 
 func (d indexData) cacheKey() any {
-	k := indexKey{page: d.pageData, offline: d.Offline, profileError: d.ProfileError}
+	k := indexKey{page: d.pageData, offline: d.Offline, profileError: d.ProfileError,
+		granted: strings.Join(d.GrantedScopes, " "), missing: strings.Join(d.MissingScopes, " ")}
 	if d.User != nil {
 		k.user, k.hasUser = *d.User, true
 	}
@@ -286,6 +296,10 @@ func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) error {
 	}
 	d.Offline = status
 	d.Config.Offline = string(status)
+	if status == grant.OfflineActive {
+		d.GrantedScopes, d.MissingScopes = s.scopesOf(rec, status)
+		d.Config.MissingScope = strings.Join(d.MissingScopes, " ")
+	}
 	return s.renderPage(w, r, http.StatusOK, "index.html", d)
 }
 
@@ -380,4 +394,16 @@ func (s *Server) handleStatic(w http.ResponseWriter, r *http.Request) error {
 	// the revalidation.
 	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(f.data))
 	return nil
+}
+
+// scopeName is how the page names a scope: Google's short name
+// (contacts.readonly, email) rather than its URL.
+func scopeName(scope string) string {
+	switch scope {
+	case grant.ScopeEmail:
+		return "email"
+	case grant.ScopeProfile:
+		return "profile"
+	}
+	return strings.TrimPrefix(scope, "https://www.googleapis.com/auth/")
 }
