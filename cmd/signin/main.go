@@ -109,6 +109,8 @@ type Config struct {
 	// MetricsReady, if set, is called with the metrics listener's URL
 	// once it listens (tests use it with MetricsAddr "127.0.0.1:0").
 	MetricsReady func(metricsURL string)
+	// OfflineScopes is -scopes, normalised (grant.ParseScopes).
+	OfflineScopes []string
 }
 
 // ParseFlags turns command-line arguments and the environment into a Config.
@@ -154,6 +156,10 @@ Flags:
 	}
 	if err := cfg.Parsed(fs, getenv); err != nil {
 		return cfg, err
+	}
+	var err error
+	if cfg.OfflineScopes, err = grant.ParseScopes(cfg.Scopes); err != nil {
+		return cfg, fmt.Errorf("-scopes: %w", err)
 	}
 	for _, id := range strings.Split(*other, ",") {
 		if id = strings.TrimSpace(id); id != "" {
@@ -295,6 +301,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Logger:        logger,
 		Metrics:       m,
 		Ready:         st.Ping,
+		OfflineScopes: cfg.OfflineScopes,
 	})
 	if err != nil {
 		return err

@@ -22,6 +22,9 @@ type Common struct {
 	// means the file store in CredentialsDir.
 	Database string
 	LogLevel slog.Level
+	// Scopes is -scopes as given: the scopes the offline work needs beyond
+	// sign-in, comma-separated (grant.ParseScopes reads it).
+	Scopes string
 
 	logLevel string
 }
@@ -33,6 +36,7 @@ func (c *Common) Register(fs *flag.FlagSet, defaultLogLevel string) {
 	fs.StringVar(&c.CredentialsDir, "credentials", "credentials", "directory of stored offline credentials (created 0700)")
 	fs.StringVar(&c.Database, "database", "", "PostgreSQL URL (postgres://user@host:5432/db?sslmode=disable) for credentials and sessions, shared by replicas; default $"+EnvDatabaseURL+", else the files in -credentials")
 	fs.StringVar(&c.logLevel, "log-level", defaultLogLevel, "log level: debug, info, warn, error")
+	fs.StringVar(&c.Scopes, "scopes", "", "comma-separated scopes the offline work needs beyond sign-in (contacts.readonly); the same on signin and offline-fetch")
 }
 
 // EnvDatabaseURL is read when -database is not given.

@@ -35,6 +35,8 @@ type Outcome struct {
 	rec       *grant.Record
 	profile   Profile
 	refreshed bool
+	contacts  *int
+	missing   []string // scopes the grant lacks (CodeScopeMissing)
 	err       error
 	skipped   bool
 }
@@ -62,20 +64,23 @@ func (o Outcome) Retryable() bool {
 
 // Try fetches rec's profile, as Run does for each user, without printing
 // anything. A record already revoked is skipped without calling Google.
-func (u *Users) Try(ctx context.Context, rec *grant.Record) Outcome {
+func (u *Users) Try(ctx context.Context, rec *grant.Record) Outcome { return u.r.try(ctx, rec) }
+
+func (r *runner) try(ctx context.Context, rec *grant.Record) Outcome {
 	if rec.Status == grant.StatusRevoked {
 		return Outcome{rec: rec, skipped: true}
 	}
-	res, err := u.r.f.Fetch(ctx, rec)
+	res, err := r.f.Fetch(ctx, rec)
 	if err != nil {
-		return Outcome{rec: rec, err: err}
+		return Outcome{rec: rec, err: err, missing: res.MissingScopes}
 	}
-	return Outcome{rec: rec, profile: ProfileOf(res.Person), refreshed: res.Refreshed}
+	return Outcome{rec: rec, profile: ProfileOf(res.Person), refreshed: res.Refreshed, contacts: res.Contacts}
 }
 
 // Report prints o's line and counts it, exactly as Run would have.
-func (u *Users) Report(o Outcome) {
-	r := u.r
+func (u *Users) Report(o Outcome) { u.r.report(o) }
+
+func (r *runner) report(o Outcome) {
 	switch {
 	case o.skipped:
 		r.skipped.Add(1)
@@ -85,7 +90,10 @@ func (u *Users) Report(o Outcome) {
 		if o.refreshed {
 			r.refreshed.Add(1)
 		}
-		r.out.ok(o.rec.Sub, o.profile.Name, o.profile.Email, o.refreshed)
+		r.out.ok(o.rec.Sub, o.profile.Name, o.profile.Email, o.refreshed, o.contacts)
+	case signin.ErrorCode(o.err) == grant.CodeScopeMissing:
+		r.scopeMissing.Add(1)
+		r.out.scopeMissing(whoOf(o.rec), o.missing, describe(o.err))
 	case signin.ErrorCode(o.err) == grant.CodeOfflineAccessRevoked:
 		r.revoked.Add(1)
 		r.out.revoked(whoOf(o.rec), revokedReason(o.err))

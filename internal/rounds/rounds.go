@@ -289,5 +289,5 @@ func (e *engine) serve(ctx context.Context) error {
 // minus is what happened between two summaries.
 func minus(a, b offline.Summary) offline.Summary {
 	return offline.Summary{OK: a.OK - b.OK, Revoked: a.Revoked - b.Revoked, Failed: a.Failed - b.Failed,
-		Skipped: a.Skipped - b.Skipped, Interrupted: a.Interrupted - b.Interrupted}
+		Skipped: a.Skipped - b.Skipped, ScopeMissing: a.ScopeMissing - b.ScopeMissing, Interrupted: a.Interrupted - b.Interrupted}
 }

@@ -76,7 +76,6 @@ func newMeJSON(u sessionUser, status grant.Offline) meJSON {
 	}
 }
 
-
 // verify verifies an ID token from a client. Anything that is not an
 // *signin.Error from the verifier is still a refusal, never a sign-in.
 func (s *Server) verify(ctx context.Context, raw string) (*auth.Claims, error) {

@@ -143,14 +143,18 @@ func (s *Server) logRenderError(r *http.Request, name string, err error) {
 // <script type="application/json" id="config"> element.
 type pageConfig struct {
 	ClientID      string `json:"client_id"`
-	Scope         string `json:"scope"`                    // sign-in and offline scopes: what the buttons ask for
-	OfflineScopes string `json:"offline_scopes,omitempty"` // the offline scopes (-scopes), space-separated
-	MissingScope  string `json:"missing_scope,omitempty"`  // those the user's grant lacks: what "grant the rest" asks for
+	Scope         string `json:"scope"`
 	UXMode        string `json:"ux_mode"`              // "popup" or "redirect" (GIS button)
 	View          string `json:"view"`                 // what the server rendered
 	Offline       string `json:"offline,omitempty"`    // none, active, revoked, unreadable
 	LoginHint     string `json:"login_hint,omitempty"` // the signed-in user's email
 	PeopleAPIBase string `json:"people_api_base,omitempty"`
+	// Scope above is the sign-in and offline scopes: what the buttons ask
+	// for. OfflineScopes are the offline scopes alone (-scopes),
+	// MissingScope those the user's grant lacks: what "grant the rest"
+	// asks for. Both space-separated.
+	OfflineScopes string `json:"offline_scopes,omitempty"`
+	MissingScope  string `json:"missing_scope,omitempty"`
 }
 
 // pageData is what every page template gets.
@@ -176,7 +180,7 @@ func (s *Server) basePage(title, page string) pageData {
 		Demo:         s.cfg.Demo,
 		GISScriptURL: s.cfg.Net.GISScriptURL(),
 		Config: pageConfig{
-			ClientID: s.cfg.ClientID,
+			ClientID:      s.cfg.ClientID,
 			Scope:         strings.Join(append(slices.Clone(s.cfg.Scopes), s.cfg.OfflineScopes...), " "),
 			OfflineScopes: strings.Join(s.cfg.OfflineScopes, " "),
 			UXMode:        "popup",
