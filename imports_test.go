@@ -13,16 +13,19 @@ import (
 // The architecture's arrows, from the top down. Each app package may import
 // only the app packages listed for it (its own subpackages aside); standard
 // library and third-party imports are not restricted here. Commands sit on
-// top; web and offline over grant and auth; the store backends under grant;
+// top (signin-admin's logic in admin), building their parts with wiring;
+// web and offline over grant and auth; the store backends under grant;
 // googlenet and metrics at the bottom (metrics imports only the error
 // vocabulary; anything may count); the emulator stands for Google and
 // imports no app package at all, so that the app's tests cannot share code
 // with it that would hide a disagreement.
 var allowedImports = map[string][]string{
-	"cmd/signin":           {"internal/web", "internal/offline", "internal/grant", "internal/store", "internal/auth", "internal/config", "internal/googlenet", "internal/httpserve", "internal/emulator", "internal/metrics", "internal/version"},
-	"cmd/offline-fetch":    {"internal/offline", "internal/rounds", "internal/httpserve", "internal/grant", "internal/store", "internal/auth", "internal/config", "internal/googlenet", "internal/metrics", "internal/version"},
+	"cmd/signin":           {"internal/web", "internal/offline", "internal/wiring", "internal/auth", "internal/config", "internal/googlenet", "internal/httpserve", "internal/emulator", "internal/metrics", "internal/version"},
+	"cmd/offline-fetch":    {"internal/offline", "internal/rounds", "internal/wiring", "internal/httpserve", "internal/config", "internal/googlenet", "internal/metrics", "internal/version"},
 	"cmd/google-emulator":  {"internal/emulator", "internal/httpserve", "internal/version"},
-	"cmd/signin-admin":     {"", "internal/grant", "internal/store", "internal/auth", "internal/config", "internal/googlenet", "internal/seal", "internal/version"},
+	"cmd/signin-admin":     {"internal/admin"},
+	"internal/admin":       {"", "internal/wiring", "internal/grant", "internal/store", "internal/config", "internal/googlenet", "internal/seal", "internal/version"},
+	"internal/wiring":      {"internal/store", "internal/grant", "internal/auth", "internal/config", "internal/seal", "internal/metrics"},
 	"internal/web":         {"", "internal/offline", "internal/grant", "internal/auth", "internal/googlenet", "internal/metrics"},
 	"internal/offline":     {"", "internal/grant", "internal/auth"},
 	"internal/grant":       {"", "internal/auth", "internal/seal"},

@@ -24,16 +24,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"example.com/signin/internal/auth"
 	"example.com/signin/internal/config"
 	"example.com/signin/internal/googlenet"
-	"example.com/signin/internal/grant"
 	"example.com/signin/internal/httpserve"
 	"example.com/signin/internal/metrics"
 	"example.com/signin/internal/offline"
 	"example.com/signin/internal/rounds"
-	"example.com/signin/internal/store"
 	"example.com/signin/internal/version"
+	"example.com/signin/internal/wiring"
 )
 
 func main() {
@@ -235,19 +233,14 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 		}
 		fmt.Fprintf(cfg.Stderr, "offline-fetch: %s\n", google.Describe())
 	}
-	st, err := store.Open(ctx, store.Config{DatabaseURL: cfg.Database, Dir: cfg.CredentialsDir, Logger: logger.With("component", "store")})
+	parts, err := wiring.Open(ctx, wiring.Config{Common: cfg.Common, Getenv: cfg.Getenv, Logger: logger, Google: google, Metrics: cfg.Metrics})
 	if err != nil {
 		return offline.Summary{}, configError{err}
 	}
-	defer st.Close()
-	sealKeys, err := cfg.SealingKeys(cfg.Getenv, logger)
-	if err != nil {
-		return offline.Summary{}, configError{err}
-	}
-	g := auth.NewGoogle(auth.GoogleConfig{Client: google.Client, HTTPClient: google.Net.HTTPClient(), Logger: logger, Metrics: cfg.Metrics})
+	defer parts.Close()
 	ocfg := offline.Config{
 		FetcherConfig: offline.FetcherConfig{
-			Grants:         grant.New(grant.Config{Store: grant.Sealed(st, sealKeys), Google: g, Logger: logger}),
+			Grants:         parts.Grants,
 			HTTPClient:     google.Net.HTTPClient(),
 			RequestTimeout: cfg.RequestTimeout,
 			MaxRetries:     cfg.MaxRetries,

@@ -17,7 +17,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -34,13 +33,12 @@ import (
 	"example.com/signin/internal/config"
 	"example.com/signin/internal/emulator"
 	"example.com/signin/internal/googlenet"
-	"example.com/signin/internal/grant"
 	"example.com/signin/internal/httpserve"
 	"example.com/signin/internal/metrics"
 	"example.com/signin/internal/offline"
-	"example.com/signin/internal/store"
 	"example.com/signin/internal/version"
 	"example.com/signin/internal/web"
+	"example.com/signin/internal/wiring"
 )
 
 func main() {
@@ -196,16 +194,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, store.Config{DatabaseURL: cfg.Database, Dir: cfg.CredentialsDir, Logger: logger.With("component", "store")})
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	logger.Info("store", "backend", st.Describe())
-	if cfg.Database == "" {
-		if err := checkWritable(cfg.CredentialsDir); err != nil {
-			return err
-		}
+	if cfg.Database != "" && strings.TrimSpace(cfg.Getenv(config.EnvSessionKeys)) == "" {
+		// Each replica would make its own key file, and none could read
+		// another's cookies.
+		return fmt.Errorf("with -database (or %s), set %s: every replica must share the session keys", config.EnvDatabaseURL, config.EnvSessionKeys)
 	}
 	if google.Demo && !google.EmulatorFromEnv {
 		stopEmu, addr, err := startDemoEmulator(ctx, cfg, logger)
@@ -236,11 +228,14 @@ func Run(ctx context.Context, cfg Config) error {
 		defer stopMetrics()
 	}
 
-	if cfg.Database != "" && strings.TrimSpace(cfg.Getenv(config.EnvSessionKeys)) == "" {
-		// Each replica would make its own key file, and none could read
-		// another's cookies.
-		return fmt.Errorf("with -database (or %s), set %s: every replica must share the session keys", config.EnvDatabaseURL, config.EnvSessionKeys)
+	parts, err := wiring.Open(ctx, wiring.Config{Common: cfg.Common, Getenv: cfg.Getenv, Logger: logger, Google: google, Metrics: m,
+		Writable: true, Why: "signin keeps users' offline access, the session key and the demo's state there"})
+	if err != nil {
+		return err
 	}
+	defer parts.Close()
+	st, grants, g := parts.Store, parts.Grants, parts.Google
+	logger.Info("store", "backend", st.Describe())
 	keys, err := config.SessionKeys(cfg.Getenv, cfg.SessionKeyFile)
 	if err != nil {
 		return err
@@ -253,10 +248,6 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		defer remove()
 	}
-	sealKeys, err := cfg.SealingKeys(cfg.Getenv, logger)
-	if err != nil {
-		return err
-	}
 	verifier, err := auth.NewVerifier(auth.VerifierConfig{
 		Audiences:    append([]string{google.Client.ID}, cfg.OtherClientIDs...),
 		HostedDomain: cfg.HostedDomain,
@@ -268,7 +259,6 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	g := auth.NewGoogle(auth.GoogleConfig{Client: google.Client, HTTPClient: google.Net.HTTPClient(), Logger: logger, Metrics: m})
 	risc, err := auth.NewRISCVerifier(auth.RISCVerifierConfig{
 		ClientIDs:  append([]string{google.Client.ID}, cfg.OtherClientIDs...),
 		HTTPClient: google.Net.HTTPClient(),
@@ -278,7 +268,6 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	grants := grant.New(grant.Config{Store: grant.Sealed(st, sealKeys), Google: g, Logger: logger})
 	srv, err := web.New(web.Config{
 		ClientID: google.Client.ID,
 		Grants:   grants,
@@ -320,22 +309,6 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Ready(base)
 	}
 	return httpserve.Serve(ctx, ln, httpserve.NewServer(srv.Handler(), logger, cfg.ReadHeaderTimeout))
-}
-
-// checkWritable says, in words, that the credentials directory cannot be
-// written: otherwise the first thing to fail is the session key file, and
-// "session key file: permission denied" sends the user the wrong way.
-func checkWritable(dir string) error {
-	f, err := os.CreateTemp(dir, ".write-check-*")
-	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return fmt.Errorf("-credentials %s: the directory is not writable (%v); signin keeps users' offline access, the session key and the demo's state there: fix its owner or permissions, or choose another directory with -credentials", dir, err)
-	}
-	f.Close()
-	return os.Remove(f.Name())
 }
 
 // serveMetrics serves reg at /metrics on cfg.MetricsAddr, a listener apart

@@ -1,6 +1,8 @@
-// Package config turns files and environment into the settings both commands
-// share: which Google client the app is, where Google is (the real one or the
-// emulator: demo mode), and the session keys.
+// Package config turns flags, files and environment into the settings the
+// commands share: the common flags (Common), which Google client the app is
+// and where Google is (the real one or the emulator: demo mode), and the
+// session keys. Package wiring builds the store and the grant rules from
+// them.
 package config
 
 import (

@@ -4,14 +4,11 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"strings"
-
-	"example.com/signin/internal/seal"
 )
 
-// Common is the configuration both commands take from the same flags, so
-// that offline-fetch finds exactly what signin stored.
+// Common is the configuration signin, offline-fetch and signin-admin take
+// from the same flags, so that each finds exactly what the others stored.
 type Common struct {
 	ClientSecrets string
 	// SecretsExplicit is set when -client-secrets was given: a missing
@@ -29,7 +26,8 @@ type Common struct {
 	logLevel string
 }
 
-// Register defines -client-secrets, -credentials and -log-level on fs.
+// Register defines -client-secrets, -credentials, -database and
+// -log-level on fs.
 // Call Parsed after fs.Parse.
 func (c *Common) Register(fs *flag.FlagSet, defaultLogLevel string) {
 	fs.StringVar(&c.ClientSecrets, "client-secrets", DefaultClientSecrets, "Google OAuth client file (the JSON downloaded from the Cloud console); absent at this default path: demo mode on the emulator")
@@ -62,16 +60,4 @@ func (c *Common) Parsed(fs *flag.FlagSet, getenv func(string) string) error {
 		return fmt.Errorf("-log-level: %w", err)
 	}
 	return nil
-}
-
-// SealingKeys returns the keys that seal tokens at rest: those of
-// SIGNIN_ENCRYPTION_KEYS, or, on one machine, the key file beside the
-// credentials (created on first start, with a warning to set the variable
-// in production). With a database every process must share the keys, so
-// the variable is then required.
-func (c *Common) SealingKeys(getenv func(string) string, logger *slog.Logger) (*seal.Keyring, error) {
-	if c.Database != "" && strings.TrimSpace(getenv(seal.EnvKeys)) == "" {
-		return nil, fmt.Errorf("with -database (or %s), set %s: every process must share the keys that seal tokens", EnvDatabaseURL, seal.EnvKeys)
-	}
-	return seal.LoadKeys(getenv, filepath.Join(c.CredentialsDir, seal.DefaultKeyFileName), logger)
 }

@@ -1,4 +1,14 @@
-package main
+// Package admin is signin-admin: the operator's commands over signin's
+// store. "users list" and "users show" describe records (never a token),
+// "users delete" forgets a user (revoking at Google first if asked),
+// "sessions end" ends a user's sessions, "import" copies a file store into
+// PostgreSQL and "reencrypt" reseals tokens with the newest key. The rules
+// they apply (which user an email names, which record wins an import) are
+// package grant's; this package reads the command line and prints.
+//
+// Exit status: 0 done, 1 failed (including "no such user"), 2 usage or
+// configuration error.
+package admin
 
 import (
 	"context"
@@ -16,14 +26,64 @@ import (
 	"time"
 
 	"example.com/signin"
-	"example.com/signin/internal/auth"
 	"example.com/signin/internal/config"
 	"example.com/signin/internal/googlenet"
 	"example.com/signin/internal/grant"
 	"example.com/signin/internal/seal"
 	"example.com/signin/internal/store"
 	"example.com/signin/internal/version"
+	"example.com/signin/internal/wiring"
 )
+
+const usage = `Usage: signin-admin <command> [flags]
+
+Commands:
+  users list                      every user with a stored record
+  users show SUB|EMAIL            one user's record (no token values)
+  users delete SUB|EMAIL [-revoke]
+                                  forget the user's credentials; -revoke
+                                  revokes the grant at Google first and
+                                  keeps the record if Google cannot be reached
+  sessions end SUB|EMAIL          end every session of the user
+  import -from DIR                copy the file store in DIR into -database
+                                  (idempotent; the newer record wins)
+  reencrypt [-drop KID]           reseal every record with the newest key;
+                                  -drop KID refuses while a record still
+                                  uses that key
+
+Every command takes -credentials, -database (or DATABASE_URL) and
+-client-secrets like signin and offline-fetch; "list" and "show" take
+-json. Run "signin-admin <command> -h" for its flags. Nothing printed
+contains a token.
+
+Exit status: 0 done, 1 failed, 2 usage or configuration error.
+`
+
+// Main runs the command line args and returns the exit status.
+func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cmd, err := parse(args, getenv, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "signin-admin:", err)
+		return 2
+	}
+	if err := cmd.Run(ctx); err != nil {
+		fmt.Fprintln(stderr, "signin-admin:", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+// usageError is a problem with the command line or the configuration.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
 
 // command is one parsed subcommand, ready to run.
 type command struct {
@@ -114,35 +174,24 @@ func parse(args []string, getenv func(string) string, stdout, stderr io.Writer) 
 	return c, nil
 }
 
-// env is what a command works on: the raw backend (records as stored, tokens
-// sealed) and the grant rules over it (tokens opened).
-type env struct {
-	backend store.Backend
-	keys    *seal.Keyring
-	grants  *grant.Grants // nil unless the command talks to Google
-	sealed  grant.Store
-}
-
-func (c *command) open(ctx context.Context, withGoogle bool) (*env, error) {
-	keys, err := c.common.SealingKeys(c.getenv, c.log)
-	if err != nil {
-		return nil, usageError{err}
-	}
-	st, err := store.Open(ctx, store.Config{DatabaseURL: c.common.Database, Dir: c.common.CredentialsDir, Logger: c.log})
-	if err != nil {
-		return nil, err
-	}
-	e := &env{backend: st, keys: keys, sealed: grant.Sealed(st, keys)}
+// open builds what the command works on: the raw backend (records as
+// stored, tokens sealed) and the grant rules over it (tokens opened), with
+// Google only when the command talks to it.
+func (c *command) open(ctx context.Context, withGoogle bool) (*wiring.Parts, error) {
+	wc := wiring.Config{Common: c.common, Getenv: c.getenv, Logger: c.log}
 	if withGoogle {
 		g, err := config.LoadGoogle(c.common.ClientSecrets, c.common.SecretsExplicit, c.getenv, googlenet.Options{})
 		if err != nil {
-			st.Close()
 			return nil, usageError{err}
 		}
-		google := auth.NewGoogle(auth.GoogleConfig{Client: g.Client, HTTPClient: g.Net.HTTPClient(), Logger: c.log})
-		e.grants = grant.New(grant.Config{Store: e.sealed, Google: google, Logger: c.log})
+		wc.Google = g
 	}
-	return e, nil
+	p, err := wiring.Open(ctx, wc)
+	var ce *wiring.ConfigError
+	if errors.As(err, &ce) {
+		return nil, usageError{err}
+	}
+	return p, err
 }
 
 // Run runs the command.
@@ -151,7 +200,7 @@ func (c *command) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer e.backend.Close()
+	defer e.Close()
 	switch c.name {
 	case "users list":
 		return c.usersList(ctx, e)
@@ -204,7 +253,7 @@ func view(rec *grant.Record) userJSON {
 	return v
 }
 
-func (c *command) usersList(ctx context.Context, e *env) error {
+func (c *command) usersList(ctx context.Context, e *wiring.Parts) error {
 	var tw *tabwriter.Writer
 	if !c.json {
 		tw = tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
@@ -212,7 +261,7 @@ func (c *command) usersList(ctx context.Context, e *env) error {
 	}
 	enc := json.NewEncoder(c.stdout)
 	failed := 0
-	err := e.backend.List(ctx, func(rec *grant.Record, err error) error {
+	err := e.Store.List(ctx, func(rec *grant.Record, err error) error {
 		if err != nil {
 			failed++
 			fmt.Fprintf(c.stderr, "signin-admin: %s\n", signin.ErrorMessage(err))
@@ -257,9 +306,9 @@ func clean(s string) string {
 
 // resolve finds the sub the target names: a sub as it is, or an email
 // (which must name exactly one record).
-func (c *command) resolve(ctx context.Context, e *env) (string, error) {
+func (c *command) resolve(ctx context.Context, e *wiring.Parts) (string, error) {
 	if !strings.Contains(c.target, "@") {
-		if _, err := e.backend.Get(ctx, c.target); err != nil && signin.ErrorKind(err) == signin.ENOTFOUND {
+		if _, err := e.Store.Get(ctx, c.target); err != nil && signin.ErrorKind(err) == signin.ENOTFOUND {
 			return "", fmt.Errorf("no record for sub %q", c.target)
 		} else if err != nil && signin.ErrorCode(err) != grant.CodeCorruptRecord {
 			return "", err
@@ -267,7 +316,7 @@ func (c *command) resolve(ctx context.Context, e *env) (string, error) {
 		return c.target, nil
 	}
 	var subs []string
-	err := e.backend.List(ctx, func(rec *grant.Record, err error) error {
+	err := e.Store.List(ctx, func(rec *grant.Record, err error) error {
 		if err == nil && strings.EqualFold(rec.Email, c.target) {
 			subs = append(subs, rec.Sub)
 		}
@@ -285,12 +334,12 @@ func (c *command) resolve(ctx context.Context, e *env) (string, error) {
 	return subs[0], nil
 }
 
-func (c *command) usersShow(ctx context.Context, e *env) error {
+func (c *command) usersShow(ctx context.Context, e *wiring.Parts) error {
 	sub, err := c.resolve(ctx, e)
 	if err != nil {
 		return err
 	}
-	rec, err := e.backend.Get(ctx, sub)
+	rec, err := e.Store.Get(ctx, sub)
 	if err != nil {
 		return err
 	}
@@ -314,27 +363,27 @@ func (c *command) usersShow(ctx context.Context, e *env) error {
 	return tw.Flush()
 }
 
-func (c *command) usersDelete(ctx context.Context, e *env) error {
+func (c *command) usersDelete(ctx context.Context, e *wiring.Parts) error {
 	sub, err := c.resolve(ctx, e)
 	if err != nil {
 		return err
 	}
 	if c.revoke {
-		revoked, err := e.grants.Disconnect(ctx, sub)
+		revoked, err := e.Grants.Disconnect(ctx, sub)
 		if err != nil {
 			return fmt.Errorf("the record of %s is kept: %s", sub, signin.ErrorMessage(err))
 		}
 		fmt.Fprintf(c.stdout, "deleted %s (revoked at Google: %v)\n", sub, revoked)
 		return nil
 	}
-	if err := e.backend.Delete(ctx, sub); err != nil {
+	if err := e.Store.Delete(ctx, sub); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "deleted %s (not revoked at Google: the grant stays valid there)\n", sub)
 	return nil
 }
 
-func (c *command) sessionsEnd(ctx context.Context, e *env) error {
+func (c *command) sessionsEnd(ctx context.Context, e *wiring.Parts) error {
 	sub := c.target
 	if strings.Contains(sub, "@") {
 		var err error
@@ -342,7 +391,7 @@ func (c *command) sessionsEnd(ctx context.Context, e *env) error {
 			return err
 		}
 	}
-	n, err := e.backend.DeleteUserSessions(ctx, sub)
+	n, err := e.Store.DeleteUserSessions(ctx, sub)
 	if err != nil {
 		return err
 	}
@@ -354,7 +403,7 @@ func (c *command) sessionsEnd(ctx context.Context, e *env) error {
 // record under each user's lock: a user the database does not have, or has
 // an older record of, gets the file's; a newer database record is kept. It
 // is idempotent, and tokens are sealed on the way in.
-func (c *command) importFiles(ctx context.Context, e *env) error {
+func (c *command) importFiles(ctx context.Context, e *wiring.Parts) error {
 	fi, err := os.Stat(c.from)
 	if err != nil || !fi.IsDir() {
 		return usageError{fmt.Errorf("import: -from %s: not a credentials directory", c.from)}
@@ -364,7 +413,7 @@ func (c *command) importFiles(ctx context.Context, e *env) error {
 		return err
 	}
 	defer src.Close()
-	keys := e.keys
+	keys := e.Keys
 	if kf := filepath.Join(c.from, seal.DefaultKeyFileName); exists(kf) {
 		fileKeys, err := seal.LoadKeys(func(string) string { return "" }, kf, c.log)
 		if err != nil {
@@ -372,7 +421,7 @@ func (c *command) importFiles(ctx context.Context, e *env) error {
 		}
 		keys = keys.With(fileKeys) // opens what that deployment sealed
 	}
-	from, to := grant.Sealed(src, keys), e.sealed
+	from, to := grant.Sealed(src, keys), e.Sealed
 	var imported, kept, failed int
 	err = from.List(ctx, func(rec *grant.Record, err error) error {
 		if err != nil {
@@ -422,11 +471,11 @@ func exists(path string) bool {
 // newest key (a plain, legacy record included), one user at a time under
 // that user's lock, so it is safe while the servers run. It reports how
 // many records each older key still seals.
-func (c *command) reencrypt(ctx context.Context, e *env) error {
-	newest := e.keys.Newest()
+func (c *command) reencrypt(ctx context.Context, e *wiring.Parts) error {
+	newest := e.Keys.Newest()
 	var resealed, unreadable int
 	byKey := map[string]int{}
-	err := e.backend.List(ctx, func(raw *grant.Record, err error) error {
+	err := e.Store.List(ctx, func(raw *grant.Record, err error) error {
 		if err != nil {
 			unreadable++
 			return nil
@@ -434,7 +483,7 @@ func (c *command) reencrypt(ctx context.Context, e *env) error {
 		if kid := seal.KeyID(raw.Token.RefreshToken); kid == newest && (raw.Token.AccessToken == "" || seal.KeyID(raw.Token.AccessToken) == newest) {
 			return nil
 		}
-		_, err = e.sealed.Update(ctx, raw.Sub, func(cur *grant.Record) (*grant.Record, error) {
+		_, err = e.Sealed.Update(ctx, raw.Sub, func(cur *grant.Record) (*grant.Record, error) {
 			return cur, nil // written back through Sealed: sealed with the newest key
 		})
 		if err != nil {
@@ -449,7 +498,7 @@ func (c *command) reencrypt(ctx context.Context, e *env) error {
 		return err
 	}
 	// Count what each key seals now.
-	err = e.backend.List(ctx, func(raw *grant.Record, err error) error {
+	err = e.Store.List(ctx, func(raw *grant.Record, err error) error {
 		if err == nil {
 			byKey[seal.KeyID(raw.Token.RefreshToken)]++
 		}
@@ -459,7 +508,7 @@ func (c *command) reencrypt(ctx context.Context, e *env) error {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "resealed=%d unreadable=%d newest_key=%s\n", resealed, unreadable, newest)
-	for _, kid := range e.keys.IDs() {
+	for _, kid := range e.Keys.IDs() {
 		fmt.Fprintf(c.stdout, "key %s: %d records\n", kid, byKey[kid])
 	}
 	if n := byKey[""]; n > 0 {

@@ -1,0 +1,131 @@
+// Package wiring builds what every command works on, from the flags they
+// share (config.Common): the store (the files in -credentials, or
+// PostgreSQL), the keys that seal tokens at rest, the Google client and the
+// grant rules over them. signin, offline-fetch and signin-admin each call
+// Open once, so the three open the same store the same way and find exactly
+// what the others wrote.
+//
+// Where Google is (the real one, an emulator, demo mode) is decided before,
+// by config.LoadGoogle and each command's demo-mode rules; Open takes the
+// result.
+package wiring
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"example.com/signin/internal/auth"
+	"example.com/signin/internal/config"
+	"example.com/signin/internal/grant"
+	"example.com/signin/internal/metrics"
+	"example.com/signin/internal/seal"
+	"example.com/signin/internal/store"
+)
+
+// Config says what to build.
+type Config struct {
+	// Common holds -client-secrets, -credentials and -database (or
+	// DATABASE_URL), as parsed.
+	config.Common
+	// Getenv reads the environment (SIGNIN_ENCRYPTION_KEYS). Required.
+	Getenv func(string) string
+	// Logger receives the store's and the keys' warnings (the store's
+	// with component=store). Nil discards.
+	Logger *slog.Logger
+	// Google is which client the app is and where Google is. Nil builds
+	// no Google client and no Grants: for commands that only read and
+	// write the store.
+	Google *config.Google
+	// Metrics counts the calls to Google. Nil counts nothing.
+	Metrics *metrics.Metrics
+	// Writable asks that the file store's directory be checked writable
+	// before anything is written there, so that the first failure names
+	// the directory rather than a key file inside it. Why says what the
+	// command keeps there, for that message.
+	Writable bool
+	Why      string
+}
+
+// Parts are what Open built. Close releases them.
+type Parts struct {
+	// Store is the backend as it stores records: tokens sealed.
+	Store store.Backend
+	// Keys seal and open tokens at rest.
+	Keys *seal.Keyring
+	// Sealed is Store seen through Keys: tokens in the clear.
+	Sealed grant.Store
+	// Google and Grants are nil when Config.Google was.
+	Google *auth.Google
+	Grants *grant.Grants
+}
+
+// ConfigError is a configuration that cannot work (keys that are missing
+// or malformed); the commands report it as a usage error where they tell
+// those apart.
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// Open builds the parts cfg describes. With a database every process must
+// share the sealing keys, so SIGNIN_ENCRYPTION_KEYS is then required, and
+// that is checked before waiting for the database.
+func Open(ctx context.Context, cfg Config) (*Parts, error) {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Database != "" && strings.TrimSpace(cfg.Getenv(seal.EnvKeys)) == "" {
+		return nil, &ConfigError{fmt.Errorf("with -database (or %s), set %s: every process must share the keys that seal tokens", config.EnvDatabaseURL, seal.EnvKeys)}
+	}
+	st, err := store.Open(ctx, store.Config{DatabaseURL: cfg.Database, Dir: cfg.CredentialsDir, Logger: logger.With("component", "store")})
+	if err != nil {
+		return nil, err
+	}
+	p := &Parts{Store: st}
+	if cfg.Database == "" && cfg.Writable {
+		if err := checkWritable(cfg.CredentialsDir, cfg.Why); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
+	// The key file, used when the variable is unset, sits beside the
+	// records on one machine (created on first start, with a warning to
+	// set the variable in production).
+	p.Keys, err = seal.LoadKeys(cfg.Getenv, filepath.Join(cfg.CredentialsDir, seal.DefaultKeyFileName), logger)
+	if err != nil {
+		st.Close()
+		return nil, &ConfigError{err}
+	}
+	p.Sealed = grant.Sealed(st, p.Keys)
+	if cfg.Google != nil {
+		p.Google = auth.NewGoogle(auth.GoogleConfig{Client: cfg.Google.Client, HTTPClient: cfg.Google.Net.HTTPClient(), Logger: logger, Metrics: cfg.Metrics})
+		p.Grants = grant.New(grant.Config{Store: p.Sealed, Google: p.Google, Logger: logger})
+	}
+	return p, nil
+}
+
+// Close releases the store.
+func (p *Parts) Close() { p.Store.Close() }
+
+// checkWritable says, in words, that the credentials directory cannot be
+// written: otherwise the first thing to fail is a key file in it, and
+// "key file: permission denied" sends the user the wrong way.
+func checkWritable(dir, why string) error {
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("-credentials %s: the directory is not writable (%v); %s: fix its owner or permissions, or choose another directory with -credentials", dir, err, why)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
