@@ -186,8 +186,8 @@ Flags:
 		return cfg, err
 	}
 	var err error
-	if cfg.OfflineScopes, err = grant.ParseScopes(cfg.Scopes); err != nil {
-		return cfg, fmt.Errorf("-scopes: %w", err)
+	if cfg.OfflineScopes, err = wiring.OfflineScopes(cfg.Scopes); err != nil {
+		return cfg, err
 	}
 	// Zero would mean "default" to the engine; on the command line it
 	// means what it says.

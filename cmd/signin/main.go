@@ -156,8 +156,8 @@ Flags:
 		return cfg, err
 	}
 	var err error
-	if cfg.OfflineScopes, err = grant.ParseScopes(cfg.Scopes); err != nil {
-		return cfg, fmt.Errorf("-scopes: %w", err)
+	if cfg.OfflineScopes, err = wiring.OfflineScopes(cfg.Scopes); err != nil {
+		return cfg, err
 	}
 	for _, id := range strings.Split(*other, ",") {
 		if id = strings.TrimSpace(id); id != "" {
