@@ -47,6 +47,10 @@
     }
   }
 
+  // consentNext makes the next code request ask with prompt=consent (see
+  // requestCode).
+  let consentNext = false;
+
   function busy(on) {
     for (const id of ['signin-offline', 'enable-offline', 'reconnect', 'grant-missing', 'signout', 'signout-everywhere', 'disconnect']) {
       const el = $(id);
@@ -112,6 +116,12 @@
   // gives holds every scope granted so far (incremental authorization).
   function requestCode(accounts, extra) {
     page.clearError();
+    if (consentNext) {
+      // A /connect failed after Google redeemed its code: Google may have
+      // given its one refresh token to a server that could not keep it.
+      // Only a consent makes it send one again.
+      extra = Object.assign({}, extra, {prompt: 'consent'});
+    }
     const client = accounts.oauth2.initCodeClient(Object.assign({
       client_id: cfg.client_id,
       scope: cfg.scope,
@@ -132,10 +142,15 @@
       page.showError(why);
       return;
     }
+    // Whatever went wrong on the server, the code is spent: the next try
+    // asks with consent (see requestCode), never ending without a way to
+    // get a refresh token.
+    consentNext = true;
     const res = await send('/connect', {code: resp.code}, 'Connecting failed.');
     if (!res) {
       return;
     }
+    consentNext = false;
     if (res.body && res.body.offline === false) {
       // Signed in, but Google sent no refresh token (it sends one only on
       // the first consent). The next page offers "Enable offline access",
@@ -211,7 +226,8 @@
     const note = takeNotice();
     if (note === NOTICE_NO_REFRESH && cfg.offline !== 'active') {
       page.showNotice('You are signed in, but Google did not give the server offline access this time: ' +
-        'it does so only when you consent. Use "Enable offline access" to grant it.');
+        'it does so only when you consent. One more Google window, asking for your consent, grants it: ' +
+        'use "' + ($('reconnect') ? 'Reconnect' : 'Enable offline access') + '" below.');
     }
 
     const grant = $('enable-offline') || $('reconnect');

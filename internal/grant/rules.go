@@ -156,23 +156,76 @@ type Identity struct {
 // (logged), so that a damaged file never costs the user the grant they just
 // gave. Without a refresh token there is nothing to replace it with: it
 // stays, and the answer is OfflineUnreadable.
+//
+// When the store fails, nothing is kept (CodeGrantNotKept, in words the
+// user can act on). If Google gave a refresh token, which it gives only once
+// per consent, the new grant is then revoked at Google: left alive, it
+// would make Google send no refresh token on the user's next try, and the
+// server would never get one. After a revocation the next consent gives a
+// fresh refresh token; the page also asks with prompt=consent, which gets
+// one either way.
 func (g *Grants) SaveExchange(ctx context.Context, sub string, who Identity, tok *oauth2.Token) (Offline, error) {
 	status, err := g.saveExchange(ctx, sub, who, tok)
-	if signin.ErrorCode(err) != CodeCorruptRecord {
+	if signin.ErrorCode(err) == CodeCorruptRecord {
+		if tok.RefreshToken == "" {
+			g.log.LogAttrs(ctx, slog.LevelWarn, "a stored credential record cannot be read; the user must connect again with consent",
+				slog.String("sub", sub), slog.String("error", err.Error()))
+			return OfflineUnreadable, nil
+		}
+		var where string
+		where, err = g.store.SetAside(ctx, sub)
+		if err == nil {
+			g.log.LogAttrs(ctx, slog.LevelWarn, "a damaged credential record was set aside and replaced by the user's new grant",
+				slog.String("sub", sub), slog.String("damaged_record_kept_as", where))
+			status, err = g.saveExchange(ctx, sub, who, tok)
+		}
+	}
+	if err == nil || signin.ErrorCode(err) == CodeAccountDisabled {
 		return status, err
 	}
+	return "", g.notKept(ctx, sub, tok, err)
+}
+
+// CodeGrantNotKept is the error code of a code exchange whose grant the
+// store could not keep: nothing was stored, and the user should try again
+// (with prompt=consent, so that Google sends a refresh token).
+const CodeGrantNotKept = "grant_not_kept"
+
+// revokeNotKeptTimeout bounds the revocation of a grant that could not be
+// kept. It runs even if the request was cancelled: the grant must not
+// outlive a failure nobody will retry.
+const revokeNotKeptTimeout = 10 * time.Second
+
+// notKept revokes at Google the new grant in tok that the store failed to
+// keep (err), and returns the error to answer with: err's kind (so a
+// database outage is still a 503), CodeGrantNotKept, and a message that
+// says what happened without the store's own words.
+func (g *Grants) notKept(ctx context.Context, sub string, tok *oauth2.Token, err error) error {
+	kind := signin.ErrorKind(err)
+	if kind != signin.EUNAVAILABLE {
+		kind = signin.EINTERNAL
+	}
 	if tok.RefreshToken == "" {
-		g.log.LogAttrs(ctx, slog.LevelWarn, "a stored credential record cannot be read; the user must connect again with consent",
+		// No new grant was given (Google sends a refresh token only with
+		// consent): revoking the access token would end the grant the
+		// stored record may still hold, so nothing is revoked.
+		g.log.LogAttrs(ctx, slog.LevelError, "a code exchange could not be stored; Google sent no refresh token, so nothing was lost",
 			slog.String("sub", sub), slog.String("error", err.Error()))
-		return OfflineUnreadable, nil
+		return signin.Wrap(err, kind, CodeGrantNotKept,
+			"The server could not save your sign-in with offline access, so it kept nothing. Please try again.")
 	}
-	where, aerr := g.store.SetAside(ctx, sub)
-	if aerr != nil {
-		return "", aerr
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revokeNotKeptTimeout)
+	defer cancel()
+	if rerr := g.google.Revoke(rctx, tok.RefreshToken); rerr != nil {
+		g.log.LogAttrs(ctx, slog.LevelError, "a new grant could not be stored, nor revoked at Google; the user's next consent (prompt=consent) replaces it",
+			slog.String("sub", sub), slog.String("error", err.Error()), slog.String("revoke_error", rerr.Error()))
+		return signin.Wrap(err, kind, CodeGrantNotKept,
+			"The server could not save the offline access you just gave, so it kept nothing. Please try again: Google will ask for your consent once more.")
 	}
-	g.log.LogAttrs(ctx, slog.LevelWarn, "a damaged credential record was set aside and replaced by the user's new grant",
-		slog.String("sub", sub), slog.String("damaged_record_kept_as", where), slog.String("error", err.Error()))
-	return g.saveExchange(ctx, sub, who, tok)
+	g.log.LogAttrs(ctx, slog.LevelError, "a new grant could not be stored; it was revoked at Google, so that the user's next consent gives a new refresh token",
+		slog.String("sub", sub), slog.String("error", err.Error()))
+	return signin.Wrap(err, kind, CodeGrantNotKept,
+		"The server could not save the offline access you just gave, so it kept nothing and cancelled it at Google. Please try again: Google will ask for your consent once more.")
 }
 
 func (g *Grants) saveExchange(ctx context.Context, sub string, who Identity, tok *oauth2.Token) (Offline, error) {

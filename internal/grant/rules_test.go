@@ -34,6 +34,9 @@ func (f *fakeGoogle) Refresh(ctx context.Context, rt string) (*oauth2.Token, err
 }
 
 func (f *fakeGoogle) Revoke(ctx context.Context, token string) error {
+	if err := ctx.Err(); err != nil {
+		return err // as a request on a cancelled context
+	}
 	if f.fail != nil {
 		return f.fail
 	}
@@ -287,5 +290,70 @@ func TestOfflineOfRecord(t *testing.T) {
 	var nilRec *grant.Record
 	if got := nilRec.Offline(); got != grant.OfflineNone {
 		t.Errorf("nil record: %q", got)
+	}
+}
+
+// failingStore is a Store whose writes fail as a read-only or unreachable
+// store's do.
+type failingStore struct {
+	granttest.Memory
+	err error
+}
+
+func (f *failingStore) Update(ctx context.Context, sub string, fn func(cur *grant.Record) (*grant.Record, error)) (*grant.Record, error) {
+	return nil, f.err
+}
+
+// TestSaveExchangeNotKept: when the store cannot keep what an exchange gave,
+// a new grant (Google's one refresh token) is revoked at Google, so that the
+// user's next consent gives a fresh one, and the error says so in words,
+// not in the store's; the kind stays (a database outage is still a 503). A
+// failure with no new refresh token revokes nothing: that would end the
+// grant the stored record holds.
+func TestSaveExchangeNotKept(t *testing.T) {
+	storeErr := signin.Wrap(errors.New("open 1.lock: read-only file system"), signin.EINTERNAL, "", "cannot lock the credential record")
+	outage := signin.Wrap(errors.New("dial tcp: connection refused"), signin.EUNAVAILABLE, "database_unavailable", "The database is unavailable.")
+	tests := []struct {
+		name        string
+		storeErr    error
+		revokeErr   error
+		tok         *oauth2.Token
+		wantRevoked []string
+		wantKind    string
+		wantWords   string
+	}{
+		{"new grant: revoked", storeErr, nil, &oauth2.Token{AccessToken: "a1", RefreshToken: "r1"}, []string{"r1"}, signin.EINTERNAL, "cancelled it at Google"},
+		{"new grant, database down: revoked, still a 503", outage, nil, &oauth2.Token{AccessToken: "a1", RefreshToken: "r1"}, []string{"r1"}, signin.EUNAVAILABLE, "cancelled it at Google"},
+		{"new grant, revoke fails: consent again", storeErr, errors.New("google down"), &oauth2.Token{AccessToken: "a1", RefreshToken: "r1"}, nil, signin.EINTERNAL, "ask for your consent once more"},
+		{"no refresh token: nothing revoked", storeErr, nil, &oauth2.Token{AccessToken: "a1"}, nil, signin.EINTERNAL, "kept nothing"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			google := &fakeGoogle{fail: tc.revokeErr}
+			g := grant.New(grant.Config{Store: &failingStore{err: tc.storeErr}, Google: google})
+			status, err := g.SaveExchange(t.Context(), sub, grant.Identity{}, tc.tok)
+			if err == nil {
+				t.Fatalf("SaveExchange = %q, nil; want an error", status)
+			}
+			if signin.ErrorCode(err) != grant.CodeGrantNotKept || signin.ErrorKind(err) != tc.wantKind {
+				t.Errorf("error code %q kind %q, want %q %q", signin.ErrorCode(err), signin.ErrorKind(err), grant.CodeGrantNotKept, tc.wantKind)
+			}
+			msg := signin.ErrorMessage(err)
+			if strings.Contains(msg, "cannot lock") || !strings.Contains(msg, tc.wantWords) || !strings.Contains(msg, "try again") {
+				t.Errorf("message %q: want %q and \"try again\", not the store's words", msg, tc.wantWords)
+			}
+			if strings.Join(google.revoked, ",") != strings.Join(tc.wantRevoked, ",") {
+				t.Errorf("revoked %q, want %q", google.revoked, tc.wantRevoked)
+			}
+		})
+	}
+
+	// A cancelled request (the browser went away mid-save) still revokes.
+	google := &fakeGoogle{}
+	g := grant.New(grant.Config{Store: &failingStore{err: context.Canceled}, Google: google})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := g.SaveExchange(ctx, sub, grant.Identity{}, &oauth2.Token{AccessToken: "a1", RefreshToken: "r1"}); err == nil || len(google.revoked) != 1 {
+		t.Errorf("cancelled request: err %v, revoked %q; want the new grant revoked", err, google.revoked)
 	}
 }

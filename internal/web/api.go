@@ -284,7 +284,17 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) (err erro
 	if !signedIn {
 		u = userFromClaims(c, s.cfg.Now())
 		if err := s.sessions.start(w, r, u); err != nil {
-			return err
+			// The grant is kept; only the sign-in failed. Say so in
+			// words, not in the session store's.
+			kind := signin.ErrorKind(err)
+			if kind != signin.EUNAVAILABLE {
+				kind = signin.EINTERNAL
+			}
+			msg := "The server could not sign you in. Please try again."
+			if status == grant.OfflineActive {
+				msg = "The server saved your offline access but could not sign you in. Please try again."
+			}
+			return signin.Wrap(err, kind, "session_not_kept", msg)
 		}
 		s.audit(r.Context(), auditSignIn, u.Sub, slog.String("method", metrics.SignInConnect))
 	}

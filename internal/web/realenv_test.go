@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,6 +51,9 @@ type realConfig struct {
 	MaxBodyBytes int64
 	// Metrics, when set, counts for the server and its Google calls.
 	Metrics *metrics.Metrics
+	// StoreFaults, when set, sits between the server and the file store
+	// and fails the writes it is told to.
+	StoreFaults *storeFaults
 }
 
 // realEnv is the server wired to the emulator.
@@ -118,7 +123,15 @@ func newRealEnv(t *testing.T, cfg *realConfig) *realEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	grants := grant.New(grant.Config{Store: files, Google: g, Logger: logger.With("component", "grant")})
+	var st interface {
+		grant.Store
+		SessionStore
+	} = files
+	if f := cfg.StoreFaults; f != nil {
+		f.Store = files
+		st = f
+	}
+	grants := grant.New(grant.Config{Store: st, Google: g, Logger: logger.With("component", "grant")})
 	fetcher := offline.NewFetcher(offline.FetcherConfig{
 		Grants: grants, HTTPClient: gnet.HTTPClient(),
 		// As cmd/signin: a person is waiting, so one retry.
@@ -143,7 +156,7 @@ func newRealEnv(t *testing.T, cfg *realConfig) *realEnv {
 		Profiles:     fetcher,
 		Net:          gnet,
 		SessionKeys:  keys,
-		Sessions:     files,
+		Sessions:     st,
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Demo:         true,
 		Logger:       logger.With("component", "web"),
@@ -397,4 +410,26 @@ func recordCookies(set *secretSet, h http.Handler) http.Handler {
 			}
 		}
 	})
+}
+
+// storeFaults is the file store with writes that fail on demand, as they
+// do on a read-only credentials directory (the store's own errors and
+// words).
+type storeFaults struct {
+	*file.Store
+	failUpdates, failSessions atomic.Bool
+}
+
+func (f *storeFaults) Update(ctx context.Context, sub string, fn func(cur *grant.Record) (*grant.Record, error)) (*grant.Record, error) {
+	if f.failUpdates.Load() {
+		return nil, signin.Wrap(errors.New("open "+sub+".lock: read-only file system"), signin.EINTERNAL, "", "cannot lock the credential record")
+	}
+	return f.Store.Update(ctx, sub, fn)
+}
+
+func (f *storeFaults) CreateSession(ctx context.Context, id, sub string, data []byte, expires time.Time) error {
+	if f.failSessions.Load() {
+		return signin.Wrap(errors.New("open .sessions/x: read-only file system"), signin.EINTERNAL, "", "cannot keep the session")
+	}
+	return f.Store.CreateSession(ctx, id, sub, data, expires)
 }
