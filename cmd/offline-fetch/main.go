@@ -233,7 +233,11 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 		}
 		fmt.Fprintf(cfg.Stderr, "offline-fetch: %s\n", google.Describe())
 	}
-	parts, err := wiring.Open(ctx, wiring.Config{Common: cfg.Common, Getenv: cfg.Getenv, Logger: logger, Google: google, Metrics: cfg.Metrics})
+	wcfg := wiring.Config{Common: cfg.Common, Getenv: cfg.Getenv, Logger: logger, Google: google, Metrics: cfg.Metrics}
+	if sharesRounds(cfg) {
+		wcfg.MaxConns = roundsMaxConns
+	}
+	parts, err := wiring.Open(ctx, wcfg)
 	if err != nil {
 		return offline.Summary{}, configError{err}
 	}
@@ -255,7 +259,7 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 		Progress:    cfg.Progress,
 	}
 	if sharesRounds(cfg) {
-		return rounds.Run(ctx, rounds.Config{DatabaseURL: cfg.Database, Offline: ocfg,
+		return rounds.Run(ctx, rounds.Config{DB: parts.DB, Offline: ocfg,
 			Every: cfg.Every, JobTimeout: cfg.JobTimeout, Logger: logger})
 	}
 	return offline.Run(ctx, ocfg)

@@ -2,6 +2,11 @@ package main
 
 import "errors"
 
+// roundsMaxConns is the store's pool with rounds: River's producer,
+// completer, notifier and leader (about 8) besides the users' reads and
+// writes, as when River had a pool of its own.
+const roundsMaxConns = 12
+
 // sharesRounds: with a database, every user is done in a round shared
 // with the other offline-fetch processes on the same database (package
 // rounds); one user (-user) is done here, as without a database.

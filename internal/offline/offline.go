@@ -86,6 +86,12 @@ type Summary struct {
 	Interrupted int
 }
 
+// Plus is s and o counted together.
+func (s Summary) Plus(o Summary) Summary {
+	return Summary{OK: s.OK + o.OK, Revoked: s.Revoked + o.Revoked, Failed: s.Failed + o.Failed, Skipped: s.Skipped + o.Skipped,
+		ScopeMissing: s.ScopeMissing + o.ScopeMissing, Refreshed: s.Refreshed + o.Refreshed, Interrupted: s.Interrupted + o.Interrupted}
+}
+
 // String is the summary line: "ok=N revoked=N failed=N skipped=N", with
 // " scope_missing=N" when users lack a scope the work needs,
 // " refreshed=N" when tokens were refreshed and " interrupted=N" when the

@@ -77,40 +77,52 @@ func (r *runner) try(ctx context.Context, rec *grant.Record) Outcome {
 	return Outcome{rec: rec, profile: ProfileOf(res.Person), refreshed: res.Refreshed, contacts: res.Contacts}
 }
 
-// Report prints o's line and counts it, exactly as Run would have.
-func (u *Users) Report(o Outcome) { u.r.report(o) }
+// Report prints o's line and counts it, exactly as Run would have, and
+// returns what it counted (one user), for a caller keeping counts of its
+// own (a round's share).
+func (u *Users) Report(o Outcome) Summary { return u.r.report(o) }
 
-func (r *runner) report(o Outcome) {
+func (r *runner) report(o Outcome) Summary {
 	switch {
 	case o.skipped:
 		r.skipped.Add(1)
 		r.out.skipped(o.rec)
+		return Summary{Skipped: 1}
 	case o.err == nil:
 		r.ok.Add(1)
 		if o.refreshed {
 			r.refreshed.Add(1)
 		}
 		r.out.ok(o.rec.Sub, o.profile.Name, o.profile.Email, o.refreshed, o.contacts)
+		if o.refreshed {
+			return Summary{OK: 1, Refreshed: 1}
+		}
+		return Summary{OK: 1}
 	case signin.ErrorCode(o.err) == grant.CodeScopeMissing:
 		r.scopeMissing.Add(1)
 		r.out.scopeMissing(whoOf(o.rec), o.missing, describe(o.err))
+		return Summary{ScopeMissing: 1}
 	case signin.ErrorCode(o.err) == grant.CodeOfflineAccessRevoked:
 		r.revoked.Add(1)
 		r.out.revoked(whoOf(o.rec), revokedReason(o.err))
+		return Summary{Revoked: 1}
 	default:
 		r.failed.Add(1)
 		r.out.failed(whoOf(o.rec), signin.ErrorCode(o.err), describe(o.err))
+		return Summary{Failed: 1}
 	}
 }
 
 // ReportUnreadable reports a user whose record cannot be read (sub may be
-// empty when even that is unknown), as Run does.
-func (u *Users) ReportUnreadable(sub string, err error) {
+// empty when even that is unknown), as Run does, and returns what it
+// counted.
+func (u *Users) ReportUnreadable(sub string, err error) Summary {
 	u.r.failed.Add(1)
 	if sub == "" {
 		sub = grant.DamagedSub(err)
 	}
 	u.r.out.failed(who{sub: sub}, signin.ErrorCode(err), describe(err))
+	return Summary{Failed: 1}
 }
 
 // Interrupted counts a user whose try the end of the process cut short.

@@ -30,7 +30,7 @@ import (
 func BenchmarkEngineOverhead(b *testing.B) {
 	const users, conc = 2000, 32
 	db := pgtest.URL(b)
-	st, err := postgres.Open(b.Context(), postgres.Config{URL: db})
+	st, err := postgres.Open(b.Context(), postgres.Config{URL: db, MaxConns: 16})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func BenchmarkEngineOverhead(b *testing.B) {
 	b.Run("round", func(b *testing.B) {
 		c0 := cpu()
 		for b.Loop() {
-			sum, err := Run(context.Background(), Config{DatabaseURL: db, Offline: ocfg})
+			sum, err := Run(context.Background(), Config{DB: st, Offline: ocfg})
 			check(b, sum, err)
 		}
 		b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*users), "µs/user")

@@ -97,7 +97,7 @@ func (w *userWorker) Work(ctx context.Context, job *river.Job[userArgs]) error {
 		e.log.Info("user gone since the round started", "sub", sub)
 		return nil
 	case signin.ErrorCode(err) == grant.CodeCorruptRecord, last, signin.ErrorKind(err) != signin.EUNAVAILABLE:
-		e.users.ReportUnreadable(sub, err)
+		e.count(job.Args.Round, e.users.ReportUnreadable(sub, err))
 		return nil
 	default:
 		return err // the database is unavailable: later
@@ -110,7 +110,7 @@ func (w *userWorker) Work(ctx context.Context, job *river.Job[userArgs]) error {
 		e.log.Info("user failed; trying again later", "sub", sub, "attempt", job.Attempt, "error", o.Err())
 		return o.Err()
 	}
-	e.users.Report(o)
+	e.count(job.Args.Round, e.users.Report(o))
 	return nil
 }
 
@@ -142,8 +142,8 @@ func (w *roundWorker) Work(ctx context.Context, job *river.Job[roundArgs]) error
 	if err != nil {
 		return err
 	}
-	if r.started {
-		w.e.log.Info("round started", "id", r.id, "key", r.key, "users", r.users)
+	if r.Started {
+		w.e.log.Info("round started", "id", r.ID, "key", r.Key, "users", r.Users)
 	}
 	return nil
 }

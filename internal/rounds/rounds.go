@@ -18,25 +18,29 @@
 // With Config.Every, processes are workers: River's periodic job, enqueued
 // by the elected leader only and unique per interval, starts a round per
 // interval, which every worker works.
+//
+// River runs on the store's pool, and every statement on the app's tables
+// (offline_rounds) and every advisory lock are package postgres's: this
+// package runs no SQL of its own.
 package rounds
 
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"example.com/signin"
 	"example.com/signin/internal/grant"
 	"example.com/signin/internal/offline"
+	"example.com/signin/internal/store/postgres"
 )
 
 // Defaults and bounds.
@@ -51,14 +55,6 @@ const (
 	// time for a job whose context ended to return and be recorded. It is
 	// JobTimeout itself when that is shorter.
 	maxRescueMargin = 30 * time.Second
-
-	// rescuerInterval, leaderTTL and schedulerInterval are River's own
-	// (not configurable): its rescuer looks for stuck jobs every 30 s, a
-	// dead leader is replaced within about 15 s, and a job to retry is
-	// made available within 5 s.
-	rescuerInterval   = 30 * time.Second
-	leaderTTL         = 15 * time.Second
-	schedulerInterval = 5 * time.Second
 
 	// maxAttempts is how many times a user's job is tried: the first try,
 	// retries of failures worth retrying (Google or the database down,
@@ -85,18 +81,12 @@ func RescueAfter(jobTimeout time.Duration) time.Duration {
 	return jobTimeout + min(jobTimeout, maxRescueMargin)
 }
 
-// MaxRescueDelay bounds how long after its process died a user's job is
-// running again elsewhere: the rescue horizon, River's rescuer interval, a
-// new leader if the dead process led, and the scheduler.
-func MaxRescueDelay(jobTimeout time.Duration) time.Duration {
-	return RescueAfter(jobTimeout) + rescuerInterval + leaderTTL + schedulerInterval
-}
-
 // Config configures Run.
 type Config struct {
-	// DatabaseURL is the credentials' database; River's tables live there
-	// too (migrated by Run).
-	DatabaseURL string
+	// DB is the credentials' database. River's tables live there too
+	// (migrated by Run), and River's client uses its pool: give the store
+	// room for River's own connections (about 8) besides the users'.
+	DB *postgres.Store
 	// Offline is the per-user work and output, as for offline.Run (User is
 	// ignored: a round is every user). Its Concurrency is the number of
 	// users this process does at once.
@@ -127,27 +117,20 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 		return offline.Summary{}, err
 	}
 	conc := cmp.Or(cfg.Offline.Concurrency, offline.DefaultConcurrency)
-
-	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
-	if err != nil {
-		return offline.Summary{}, signin.Errorf(signin.EINVALID, "invalid_database_url", "The database URL cannot be parsed.")
+	if cfg.DB == nil {
+		return offline.Summary{}, signin.Errorf(signin.EINVALID, "invalid_config", "rounds: no database")
 	}
-	pcfg.MaxConns = 8 // River's producer, completer, notifier and leader; the users' reads use the store's pool
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
-	if err != nil {
-		return offline.Summary{}, fmt.Errorf("rounds: connecting to the database: %w", err)
-	}
-	defer pool.Close()
-	if err := migrate(ctx, pool, cfg.Logger); err != nil {
-		return offline.Summary{}, err
+	if err := cfg.DB.MigrateRiver(ctx, cfg.Logger); err != nil {
+		return offline.Summary{}, fmt.Errorf("rounds: %w", err)
 	}
 
 	e := &engine{
-		pool:  pool,
-		store: cfg.Offline.Grants.Store(),
-		users: users,
-		log:   cfg.Logger,
-		slots: make(chan struct{}, conc),
+		db:     cfg.DB,
+		store:  cfg.Offline.Grants.Store(),
+		users:  users,
+		log:    cfg.Logger,
+		slots:  make(chan struct{}, conc),
+		shares: map[int64]offline.Summary{},
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &userWorker{e: e})
@@ -164,8 +147,9 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 		SoftStopTimeout:      softStop,
 		// A user's job is short (one People API call): fetch again soon
 		// after slots free up rather than every 100 ms.
-		FetchCooldown: 10 * time.Millisecond,
-		Logger:        cfg.Logger.With("component", "river"),
+		FetchCooldown:      10 * time.Millisecond,
+		AdvisoryLockPrefix: postgres.RiverLockPrefix,
+		Logger:             cfg.Logger.With("component", "river"),
 	}
 	if cfg.Every > 0 {
 		rcfg.Queues[queueRounds] = river.QueueConfig{MaxWorkers: 1}
@@ -177,7 +161,7 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 			&river.PeriodicJobOpts{ID: "offline_fetch_round", RunOnStart: true},
 		)}
 	}
-	client, err := river.NewClient(riverpgxv5.New(pool), rcfg)
+	client, err := river.NewClient(riverpgxv5.New(cfg.DB.Pool()), rcfg)
 	if err != nil {
 		return offline.Summary{}, signin.Wrap(err, signin.EINVALID, "invalid_config", "rounds: cannot configure the job queue")
 	}
@@ -201,6 +185,13 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 		cfg.Logger.Warn("stopping the job queue", "error", err)
 	}
 	cancel()
+	if cfg.Every > 0 {
+		// The rounds that ended while this worker stopped: its share of
+		// them is final now that its users are back or done.
+		reportCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		e.reportEnded(reportCtx)
+		cancel()
+	}
 	stopProgress()
 	sum := users.Finish()
 	return sum, runErr
@@ -208,7 +199,7 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 
 // engine is what the workers and the process's loop share.
 type engine struct {
-	pool   *pgxpool.Pool
+	db     *postgres.Store
 	client *river.Client[pgx.Tx]
 	store  grant.Store
 	users  *offline.Users
@@ -218,6 +209,14 @@ type engine struct {
 	stopping atomic.Bool
 	// slots bounds the users done at once (Config.Offline.Concurrency).
 	slots chan struct{}
+
+	mu sync.Mutex
+	// shares is what this process reported of each round's users, until
+	// the round ends and a worker prints it.
+	shares map[int64]offline.Summary
+	// reported is the last round a worker has printed its share of (or,
+	// at its start, the last one that ended before).
+	reported int64
 }
 
 // oneRound joins the open round, or starts one, and waits until none of
@@ -227,14 +226,14 @@ func (e *engine) oneRound(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	e.log.Info("round", "id", r.id, "key", r.key, "started_here", r.started, "users", r.users)
+	e.log.Info("round", "id", r.ID, "key", r.Key, "started_here", r.Started, "users", r.Users)
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
 	for {
-		done, err := e.finishIfDone(ctx, r.id)
+		done, err := e.db.FinishRoundIfDone(ctx, r.ID, userArgs{}.Kind())
 		switch {
 		case err != nil && ctx.Err() == nil:
-			e.log.Warn("checking whether the round is done", "round", r.id, "error", err)
+			e.log.Warn("checking whether the round is done", "round", r.ID, "error", err)
 		case done:
 			return nil
 		}
@@ -246,48 +245,62 @@ func (e *engine) oneRound(ctx context.Context) error {
 	}
 }
 
-// serve is a worker's loop: it marks the open round finished once it is
-// done (so that the next interval's round can start), and prints, when a
-// round is over, the summary of this worker's users in it, until ctx ends.
+// serve is a worker's loop until ctx ends: it marks the open round
+// finished once none of its jobs is left (so that the next interval's round
+// can start), and prints this worker's share of every round that ended
+// since it started, the open one at its start included.
 func (e *engine) serve(ctx context.Context) error {
+	for {
+		open, err := e.db.OpenRound(ctx)
+		if err == nil {
+			var last int64
+			last, err = e.db.LastRoundID(ctx)
+			e.reported = last
+			if open.ID != 0 {
+				e.reported = open.ID - 1
+			}
+		}
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		e.log.Warn("reading the rounds", "error", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(pollInterval):
+		}
+	}
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
-	var cur round              // the open round last seen
-	var before offline.Summary // when it opened (rounds do not overlap)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		}
-		var r round
-		err := e.pool.QueryRow(ctx, `SELECT id, key FROM offline_rounds WHERE open`).Scan(&r.id, &r.key)
-		if errors.Is(err, pgx.ErrNoRows) {
-			err = nil
-		}
-		if err == nil && r.id != 0 {
-			var done bool
-			if done, err = e.finishIfDone(ctx, r.id); done {
-				r = round{}
-			}
-		}
-		if err != nil {
-			if ctx.Err() == nil {
-				e.log.Warn("checking whether the round is done", "error", err)
-			}
-			continue
-		}
-		if cur.id != 0 && r.id != cur.id {
-			now := e.users.Summary()
-			e.users.Note("round " + cur.key + ": " + minus(now, before).String())
-			before = now
-		}
-		cur = r
+		e.reportEnded(ctx)
 	}
 }
 
-// minus is what happened between two summaries.
-func minus(a, b offline.Summary) offline.Summary {
-	return offline.Summary{OK: a.OK - b.OK, Revoked: a.Revoked - b.Revoked, Failed: a.Failed - b.Failed,
-		Skipped: a.Skipped - b.Skipped, ScopeMissing: a.ScopeMissing - b.ScopeMissing, Interrupted: a.Interrupted - b.Interrupted}
+// reportEnded finishes the open round if none of its jobs is left, and
+// prints this worker's share of each round that ended since the last it
+// printed, in order: "round KEY: ok=N revoked=N failed=N skipped=N".
+func (e *engine) reportEnded(ctx context.Context) {
+	rs, err := e.db.RoundsAfter(ctx, e.reported)
+	for _, r := range rs {
+		if r.Open {
+			var done bool
+			if done, err = e.db.FinishRoundIfDone(ctx, r.ID, userArgs{}.Kind()); err != nil || !done {
+				break
+			}
+		}
+		e.users.Note("round " + r.Key + ": " + e.share(r.ID).String())
+		e.reported = r.ID
+	}
+	if err != nil && ctx.Err() == nil {
+		e.log.Warn("checking whether the round is done", "error", err)
+	}
 }

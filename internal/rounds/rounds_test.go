@@ -50,7 +50,7 @@ func newFixture(t *testing.T, n int) *fixture {
 	f := &fixture{e: e, net: nt, db: pgtest.URL(t), google: auth.NewGoogle(auth.GoogleConfig{
 		Client: &auth.Client{ID: emulator.DemoClientID, Secret: emulator.DemoClientSecret}, HTTPClient: nt.HTTPClient(),
 	})}
-	f.st, err = postgres.Open(t.Context(), postgres.Config{URL: f.db})
+	f.st, err = postgres.Open(t.Context(), postgres.Config{URL: f.db, MaxConns: 16})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,11 +82,17 @@ func (f *fixture) grants() *grant.Grants {
 	return grant.New(grant.Config{Store: f.st, Google: f.google})
 }
 
-// run is one process's share of a round: its summary and JSON lines.
+// run is one process's share of a round, on a store of its own: its
+// summary and JSON lines.
 func (f *fixture) run(ctx context.Context, t *testing.T) (offline.Summary, []map[string]string, error) {
+	st, err := postgres.Open(ctx, postgres.Config{URL: f.db, MaxConns: 16})
+	if err != nil {
+		return offline.Summary{}, nil, err
+	}
+	defer st.Close()
 	var out, errOut strings.Builder
-	sum, err := Run(ctx, Config{DatabaseURL: f.db, Offline: offline.Config{
-		FetcherConfig: offline.FetcherConfig{Grants: f.grants(), HTTPClient: f.net.HTTPClient()},
+	sum, err := Run(ctx, Config{DB: st, Offline: offline.Config{
+		FetcherConfig: offline.FetcherConfig{Grants: grant.New(grant.Config{Store: st, Google: f.google}), HTTPClient: f.net.HTTPClient()},
 		Concurrency:   4, JSON: true, Stdout: &out, Stderr: &errOut,
 	}})
 	var lines []map[string]string
@@ -183,7 +189,7 @@ func TestRoundFailures(t *testing.T) {
 	f.e.InjectFault(emulator.Fault{Endpoint: emulator.EndpointPeople, Count: faults + 1, Status: 503})
 
 	var out, errOut strings.Builder
-	sum, err := Run(t.Context(), Config{DatabaseURL: f.db, Offline: offline.Config{
+	sum, err := Run(t.Context(), Config{DB: f.st, Offline: offline.Config{
 		FetcherConfig: offline.FetcherConfig{Grants: f.grants(), HTTPClient: f.net.HTTPClient(), MaxRetries: -1},
 		Concurrency:   1, JSON: true, Stdout: &out, Stderr: &errOut,
 	}})

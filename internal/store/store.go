@@ -40,13 +40,16 @@ type Config struct {
 	Dir string
 	// Logger receives the backend's warnings. Nil discards.
 	Logger *slog.Logger
+	// MaxConns bounds the database's connection pool (0: pgxpool's
+	// default, 4 or the number of CPUs).
+	MaxConns int32
 }
 
 // Open opens the backend cfg names. With a database it waits for it to come
 // up (logging why) until ctx ends, and applies the schema migrations.
 func Open(ctx context.Context, cfg Config) (Backend, error) {
 	if cfg.DatabaseURL != "" {
-		st, err := postgres.Open(ctx, postgres.Config{URL: cfg.DatabaseURL, Logger: cfg.Logger})
+		st, err := postgres.Open(ctx, postgres.Config{URL: cfg.DatabaseURL, Logger: cfg.Logger, MaxConns: cfg.MaxConns})
 		if err != nil {
 			return nil, err
 		}

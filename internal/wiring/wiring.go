@@ -26,6 +26,7 @@ import (
 	"example.com/signin/internal/metrics"
 	"example.com/signin/internal/seal"
 	"example.com/signin/internal/store"
+	"example.com/signin/internal/store/postgres"
 )
 
 // Config says what to build.
@@ -50,6 +51,9 @@ type Config struct {
 	// command keeps there, for that message.
 	Writable bool
 	Why      string
+	// MaxConns bounds the database's connection pool (0: pgxpool's
+	// default): offline-fetch's rounds run River on it too.
+	MaxConns int32
 }
 
 // Parts are what Open built. Close releases them.
@@ -60,6 +64,9 @@ type Parts struct {
 	Keys *seal.Keyring
 	// Sealed is Store seen through Keys: tokens in the clear.
 	Sealed grant.Store
+	// DB is Store when it is PostgreSQL (offline-fetch's rounds run on
+	// it), else nil.
+	DB *postgres.Store
 	// Google and Grants are nil when Config.Google was.
 	Google *auth.Google
 	Grants *grant.Grants
@@ -84,11 +91,12 @@ func Open(ctx context.Context, cfg Config) (*Parts, error) {
 	if cfg.Database != "" && strings.TrimSpace(cfg.Getenv(seal.EnvKeys)) == "" {
 		return nil, &ConfigError{fmt.Errorf("with -database (or %s), set %s: every process must share the keys that seal tokens", config.EnvDatabaseURL, seal.EnvKeys)}
 	}
-	st, err := store.Open(ctx, store.Config{DatabaseURL: cfg.Database, Dir: cfg.CredentialsDir, Logger: logger.With("component", "store")})
+	st, err := store.Open(ctx, store.Config{DatabaseURL: cfg.Database, Dir: cfg.CredentialsDir, Logger: logger.With("component", "store"), MaxConns: cfg.MaxConns})
 	if err != nil {
 		return nil, err
 	}
 	p := &Parts{Store: st}
+	p.DB, _ = st.(*postgres.Store)
 	if cfg.Database == "" && cfg.Writable {
 		if err := checkWritable(cfg.CredentialsDir, cfg.Why); err != nil {
 			st.Close()

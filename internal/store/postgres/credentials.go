@@ -19,11 +19,6 @@ var _ grant.Store = (*Store)(nil)
 const recordColumns = `sub, version, email, name, scopes, status, revoked_reason, revoked_at,
 	access_token, token_type, refresh_token, expiry, created_at, updated_at, disabled_at, disabled_reason, refreshed_at`
 
-// lockClass is the first key of the transaction advisory locks that
-// serialise the creation of a user's record (the second is a hash of the
-// sub). Two-key advisory locks never collide with goose's one-key lock.
-const lockClass = 0x5169 // "signin"
-
 // Get returns sub's record, or an ENOTFOUND error.
 func (s *Store) Get(ctx context.Context, sub string) (*grant.Record, error) {
 	if err := grant.CheckSub(sub); err != nil {
@@ -75,7 +70,7 @@ func (s *Store) Update(ctx context.Context, sub string, fn func(cur *grant.Recor
 
 	cur, err := s.lockRow(ctx, tx, key)
 	if err == nil && cur == nil {
-		if _, err = tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, lockClass, key); err != nil {
+		if _, err = tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, lockClassUserCreate, key); err != nil {
 			return nil, s.fail(ctx, err, "cannot lock the credential record")
 		}
 		cur, err = s.lockRow(ctx, tx, key)

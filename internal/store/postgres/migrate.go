@@ -19,13 +19,6 @@ var migrationFiles embed.FS
 // versionTable is goose's table of applied migrations.
 const versionTable = "goose_db_version"
 
-// migrationLockID is the session advisory lock held while migrating, so
-// that replicas starting at once migrate one after the other (the later
-// ones find nothing to do). Our own number rather than goose's default, so
-// another program migrating the same database with goose does not wait on
-// us.
-const migrationLockID = 0x5_1691_0001 // "signin", migrations
-
 // migrations returns the embedded migrations and the newest version among
 // them.
 func migrations() (fs.FS, int64, error) {
