@@ -67,7 +67,7 @@ func (o Outcome) Retryable() bool {
 func (u *Users) Try(ctx context.Context, rec *grant.Record) Outcome { return u.r.try(ctx, rec) }
 
 func (r *runner) try(ctx context.Context, rec *grant.Record) Outcome {
-	if rec.Status == grant.StatusRevoked {
+	if grant.ActOn(rec) == grant.SkipRevoked {
 		return Outcome{rec: rec, skipped: true}
 	}
 	res, err := r.f.Fetch(ctx, rec)
