@@ -10,7 +10,7 @@ const liveCacheMax = 100000
 type liveCache struct{ c *ttlCache[string] }
 
 func newLiveCache(now func() time.Time) *liveCache {
-	return &liveCache{newTTLCache[string](liveCheckTTL, liveCacheMax, now)}
+	return &liveCache{newTTLCache(liveCheckTTL, liveCacheMax, now, func(sub string) string { return sub })}
 }
 
 // fresh reports whether id was seen live, as sub's, within liveCheckTTL.
@@ -22,5 +22,6 @@ func (l *liveCache) fresh(id, sub string) bool {
 func (l *liveCache) put(id, sub string) { l.c.put(id, sub) }
 func (l *liveCache) forget(id string)   { l.c.forget(id) }
 
-// forgetSub drops every session of sub.
-func (l *liveCache) forgetSub(sub string) { l.c.forgetIf(func(s string) bool { return s == sub }) }
+// forgetSub drops every session of sub (the cache groups sessions by
+// user, so this costs sub's sessions, not everyone's).
+func (l *liveCache) forgetSub(sub string) { l.c.forgetGroup(sub) }

@@ -1,7 +1,8 @@
 // Package granttest helps test code that uses a grant.Store: Memory is an
 // in-memory Store for tests of other packages, and Run is the contract
-// every Store backend must pass (the file backend runs it, and so will a
-// database backend), so that a fake and the real thing cannot drift apart.
+// every Store backend must pass (the file and PostgreSQL backends, the
+// sealed Store and Memory itself run it), so that a fake and the real
+// thing cannot drift apart.
 package granttest
 
 import (
