@@ -99,23 +99,16 @@ func (m *Memory) Update(ctx context.Context, sub string, fn func(cur *grant.Reco
 	if err != nil {
 		return nil, err
 	}
-	var created time.Time
-	if cur != nil {
-		created = cur.CreatedAt
-	}
-	next, err := fn(cur)
-	if err != nil || next == nil {
-		if err != nil {
-			return nil, err
-		}
-		return cur, nil
-	}
 	now := time.Now
 	if m.Now != nil {
 		now = m.Now
 	}
-	if err := grant.Stamp(next, sub, created, now().UTC().Round(0)); err != nil {
+	next, err := grant.Apply(sub, cur, fn, now().UTC().Round(0))
+	if err != nil {
 		return nil, err
+	}
+	if next == nil {
+		return cur, nil
 	}
 	data, err := grant.EncodeRecord(next)
 	if err != nil {

@@ -78,11 +78,7 @@ func (s *Store) Update(ctx context.Context, sub string, fn func(cur *grant.Recor
 	if err != nil {
 		return nil, err
 	}
-	var created time.Time
-	if cur != nil {
-		created = cur.CreatedAt
-	}
-	next, err := fn(cur)
+	next, err := grant.Apply(sub, cur, fn, normTime(s.now()))
 	if err != nil {
 		return nil, err
 	}
@@ -90,9 +86,6 @@ func (s *Store) Update(ctx context.Context, sub string, fn func(cur *grant.Recor
 		return cur, nil // nothing to write; the deferred rollback releases the lock
 	}
 	rec := *next
-	if err := grant.Stamp(&rec, sub, created, normTime(s.now())); err != nil {
-		return nil, err
-	}
 	rec.CreatedAt = normTime(rec.CreatedAt)
 	rec.Token.Expiry = normTime(rec.Token.Expiry)
 	if rec.RevokedAt != nil {
