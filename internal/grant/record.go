@@ -110,9 +110,9 @@ func Validate(rec *Record) error {
 // stamped: the current version, sub, status active when unset, CreatedAt
 // as fn set it (a copy from another store keeps its history), else cur's,
 // else now, and UpdatedAt now. now is the backend's clock at the precision
-// it stores. A record that Validate refuses is an EINTERNAL error, so that
+// it stores, read after fn returns (fn may wait on Google). A record that Validate refuses is an EINTERNAL error, so that
 // no backend writes what it cannot read back.
-func Apply(sub string, cur *Record, fn func(cur *Record) (*Record, error), now time.Time) (*Record, error) {
+func Apply(sub string, cur *Record, fn func(cur *Record) (*Record, error), clock func() time.Time) (*Record, error) {
 	var created time.Time
 	if cur != nil {
 		created = cur.CreatedAt // before fn, which may change cur
@@ -121,7 +121,7 @@ func Apply(sub string, cur *Record, fn func(cur *Record) (*Record, error), now t
 	if err != nil || next == nil {
 		return nil, err
 	}
-	rec := *next
+	rec, now := *next, clock()
 	rec.Version, rec.Sub, rec.UpdatedAt = RecordVersion, sub, now
 	if rec.Status == "" {
 		rec.Status = StatusActive

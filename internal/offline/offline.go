@@ -15,6 +15,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -221,11 +222,11 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 			err = signin.Wrap(err, signin.EINVALID, grant.CodeAmbiguousUser, "-user: "+signin.ErrorMessage(err))
 		case signin.ErrorKind(err) == signin.ENOTFOUND:
 			r.failed.Add(1)
-			r.out.failed(who{sub: r.cfg.User}, "not_found", signin.ErrorMessage(err))
+			r.out.failed(asked(r.cfg.User), "not_found", signin.ErrorMessage(err))
 			err = nil
 		case signin.ErrorCode(err) == grant.CodeCorruptRecord:
 			r.failed.Add(1)
-			r.out.failed(who{sub: r.cfg.User}, grant.CodeCorruptRecord, describe(err))
+			r.out.failed(asked(r.cfg.User), grant.CodeCorruptRecord, describe(err))
 			err = nil
 		}
 	} else {
@@ -256,6 +257,15 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 		return sum, err
 	}
 	return sum, nil
+}
+
+// asked is the user -user named, when no record says more: an email is
+// an email, never a sub.
+func asked(user string) who {
+	if strings.Contains(user, "@") {
+		return who{email: user}
+	}
+	return who{sub: user}
 }
 
 func (r *runner) summary() Summary {

@@ -86,10 +86,11 @@ func revokedBefore(rec *grant.Record) string {
 func (o *output) problem(u who, l line) {
 	l.Sub, l.Name, l.Email = u.sub, u.name, u.email
 	label := clean(u.sub)
-	if label == "" {
-		label = "store"
-	}
 	switch {
+	case label == "" && u.email != "":
+		label = clean(u.email) // a user named by email, with no record
+	case label == "":
+		label = "store"
 	case u.name != "" && u.email != "":
 		label += " (" + clean(u.name) + " <" + clean(u.email) + ">)"
 	case u.name != "" || u.email != "":

@@ -91,7 +91,7 @@ func Open(ctx context.Context, cfg Config) (*Parts, error) {
 	if cfg.Database != "" && strings.TrimSpace(cfg.Getenv(seal.EnvKeys)) == "" {
 		return nil, &ConfigError{fmt.Errorf("with -database (or %s), set %s: every process must share the keys that seal tokens", config.EnvDatabaseURL, seal.EnvKeys)}
 	}
-	st, err := store.Open(ctx, store.Config{DatabaseURL: cfg.Database, Dir: cfg.CredentialsDir, Logger: logger.With("component", "store"), MaxConns: cfg.MaxConns})
+	st, err := store.Open(ctx, store.Config{DatabaseURL: cfg.Database, Dir: cfg.CredentialsDir, Logger: logger.With("component", "store"), MaxConns: cfg.MaxConns, Timeout: cfg.DatabaseTimeout})
 	if err != nil {
 		return nil, err
 	}

@@ -103,7 +103,7 @@ func (m *Memory) Update(ctx context.Context, sub string, fn func(cur *grant.Reco
 	if m.Now != nil {
 		now = m.Now
 	}
-	next, err := grant.Apply(sub, cur, fn, now().UTC().Round(0))
+	next, err := grant.Apply(sub, cur, fn, func() time.Time { return now().UTC().Round(0) })
 	if err != nil {
 		return nil, err
 	}
