@@ -23,6 +23,9 @@ type Common struct {
 	// past it the database counts as unavailable (503 for a request).
 	DatabaseTimeout time.Duration
 	LogLevel        slog.Level
+	// Scopes is -scopes as given: the scopes the offline work needs beyond
+	// sign-in, comma-separated (grant.ParseScopes reads it).
+	Scopes string
 
 	logLevel string
 }
@@ -36,6 +39,7 @@ func (c *Common) Register(fs *flag.FlagSet, defaultLogLevel string) {
 	fs.StringVar(&c.Database, "database", "", "PostgreSQL URL (postgres://user@host:5432/db?sslmode=disable) for credentials and sessions, shared by replicas; default $"+EnvDatabaseURL+", else the files in -credentials")
 	fs.DurationVar(&c.DatabaseTimeout, "database-timeout", DefaultDatabaseTimeout, "with -database: bound on each database operation (a connection and its statements); past it the database counts as unavailable (503 database_unavailable)")
 	fs.StringVar(&c.logLevel, "log-level", defaultLogLevel, "log level: debug, info, warn, error")
+	fs.StringVar(&c.Scopes, "scopes", "", "comma-separated scopes the offline work needs beyond sign-in (contacts.readonly); the same on signin and offline-fetch")
 }
 
 // DefaultDatabaseTimeout is -database-timeout's default.

@@ -19,7 +19,7 @@ const (
 type profileCache struct{ c *ttlCache[*profileView] }
 
 func newProfileCache(now func() time.Time) *profileCache {
-	return &profileCache{newTTLCache[*profileView](profileCacheTTL, profileCacheMax, now, nil)}
+	return &profileCache{newTTLCache[*profileView](profileCacheTTL, profileCacheMax, now)}
 }
 
 // get returns sub's profile if it was fetched within profileCacheTTL.

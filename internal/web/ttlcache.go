@@ -13,19 +13,14 @@ import (
 // entries from the old end, and a full cache makes room by dropping the
 // oldest entry, expired or not (the one closest to expiring). Every
 // operation takes bounded time, whatever the cache holds.
-//
-// With a group function, entries are also indexed by group (a session's
-// user), so that forgetGroup costs the size of the group, not of the cache.
 type ttlCache[V any] struct {
-	ttl   time.Duration
-	max   int
-	now   func() time.Time
-	group func(V) string // nil: no groups
+	ttl time.Duration
+	max int
+	now func() time.Time
 
-	mu     sync.Mutex
-	m      map[string]*list.Element // of *ttlEntry[V]
-	order  list.List                // oldest put first
-	groups map[string]map[string]struct{}
+	mu    sync.Mutex
+	m     map[string]*list.Element // of *ttlEntry[V]
+	order list.List                // oldest put first
 }
 
 type ttlEntry[V any] struct {
@@ -38,11 +33,9 @@ type ttlEntry[V any] struct {
 // room: enough to keep ahead of puts, few enough to keep a put cheap.
 const sweepPerPut = 4
 
-// newTTLCache returns a cache of at most max entries. group, if not nil,
-// names an entry's group for forgetGroup.
-func newTTLCache[V any](ttl time.Duration, max int, now func() time.Time, group func(V) string) *ttlCache[V] {
-	return &ttlCache[V]{ttl: ttl, max: max, now: now, group: group,
-		m: make(map[string]*list.Element), groups: make(map[string]map[string]struct{})}
+// newTTLCache returns a cache of at most max entries.
+func newTTLCache[V any](ttl time.Duration, max int, now func() time.Time) *ttlCache[V] {
+	return &ttlCache[V]{ttl: ttl, max: max, now: now, m: make(map[string]*list.Element)}
 }
 
 // get returns k's value if it was put within ttl.
@@ -78,15 +71,6 @@ func (c *ttlCache[V]) put(k string, v V) {
 		c.remove(c.order.Front())
 	}
 	c.m[k] = c.order.PushBack(&ttlEntry[V]{k: k, v: v, at: now})
-	if c.group != nil {
-		g := c.group(v)
-		keys := c.groups[g]
-		if keys == nil {
-			keys = make(map[string]struct{})
-			c.groups[g] = keys
-		}
-		keys[k] = struct{}{}
-	}
 }
 
 func (c *ttlCache[V]) forget(k string) {
@@ -97,24 +81,7 @@ func (c *ttlCache[V]) forget(k string) {
 	}
 }
 
-// forgetGroup drops every entry of group g.
-func (c *ttlCache[V]) forgetGroup(g string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for k := range c.groups[g] {
-		c.remove(c.m[k])
-	}
-}
-
 // remove drops el's entry. The caller holds c.mu.
 func (c *ttlCache[V]) remove(el *list.Element) {
-	e := c.order.Remove(el).(*ttlEntry[V])
-	delete(c.m, e.k)
-	if c.group != nil {
-		g := c.group(e.v)
-		delete(c.groups[g], e.k)
-		if len(c.groups[g]) == 0 {
-			delete(c.groups, g)
-		}
-	}
+	delete(c.m, c.order.Remove(el).(*ttlEntry[V]).k)
 }

@@ -8,7 +8,7 @@ import (
 
 func TestTTLCache(t *testing.T) {
 	now := time.Unix(1700000000, 0)
-	c := newTTLCache[string](time.Second, 4, func() time.Time { return now }, nil)
+	c := newTTLCache[string](time.Second, 4, func() time.Time { return now })
 	c.put("a", "A")
 	if v, ok := c.get("a"); !ok || v != "A" {
 		t.Fatalf("get = %q, %v", v, ok)
@@ -39,7 +39,7 @@ func TestTTLCache(t *testing.T) {
 // before a burst of expired ones stays.
 func TestTTLCacheDropsExpiredFirst(t *testing.T) {
 	now := time.Unix(1700000000, 0)
-	c := newTTLCache[string](time.Minute, 4, func() time.Time { return now }, nil)
+	c := newTTLCache[string](time.Minute, 4, func() time.Time { return now })
 	for i := range 3 {
 		c.put(fmt.Sprint("old", i), "x")
 	}
@@ -52,28 +52,5 @@ func TestTTLCacheDropsExpiredFirst(t *testing.T) {
 	}
 	if n := len(c.m); n != 3 {
 		t.Errorf("%d entries, want the three fresh ones", n)
-	}
-}
-
-// forgetGroup drops one group's entries and no other.
-func TestTTLCacheForgetGroup(t *testing.T) {
-	now := time.Unix(1700000000, 0)
-	c := newTTLCache(time.Minute, 100, func() time.Time { return now }, func(sub string) string { return sub })
-	c.put("s1", "ada")
-	c.put("s2", "ada")
-	c.put("s3", "grace")
-	c.put("s2", "grace") // s2 moved to another group
-	c.forgetGroup("ada")
-	if _, ok := c.get("s1"); ok {
-		t.Error("forgetGroup kept a member")
-	}
-	for _, k := range []string{"s2", "s3"} {
-		if v, ok := c.get(k); !ok || v != "grace" {
-			t.Errorf("%s = %q, %v; want grace's, kept", k, v, ok)
-		}
-	}
-	c.forgetGroup("grace")
-	if len(c.m) != 0 || len(c.groups) != 0 || c.order.Len() != 0 {
-		t.Errorf("after forgetting every group: %d entries, %d groups, %d in order", len(c.m), len(c.groups), c.order.Len())
 	}
 }
