@@ -39,6 +39,10 @@ type FetcherConfig struct {
 	// Logger receives retries and problems that need an operator, never
 	// tokens. Nil discards.
 	Logger *slog.Logger
+	// Pacer, when set, is a budget of calls shared with other processes:
+	// each request waits for it, and a 429 waits for it again rather than
+	// counting as a retry (see Pacer).
+	Pacer Pacer
 }
 
 // Fetcher fetches users' People API profiles with their stored offline
@@ -71,6 +75,7 @@ func NewFetcher(cfg FetcherConfig) *Fetcher {
 		sleep:   cfg.Sleep,
 		now:     cfg.Now,
 		log:     cfg.Logger,
+		pacer:   cfg.Pacer,
 	}
 	return &Fetcher{
 		cfg:    cfg,
