@@ -33,6 +33,7 @@ const (
 	selDisconnect        = "#disconnect"
 	selTokenSignin       = "#token-signin"
 	selTokenSignout      = "#token-signout"
+	selTokenRevoke       = "#token-revoke"
 )
 
 // adaEmail is a test account the emulator has by default.
@@ -234,15 +235,51 @@ func TestClientSideFlow(t *testing.T) {
 		t.Errorf("the client-side sign-in changed the server's credentials directory: %s", diff)
 	}
 
-	// Sign-out revokes the browser's access token at Google.
+	// Sign-out forgets the token in the page, and only there: the
+	// server's offline access for the same user goes on working.
 	before = after
 	b.click(ctx, selTokenSignout)
 	b.waitState(ctx, "signed-out")
-	if n := s.Emu.stats(t).revocations() - before.revocations(); n < 1 {
-		t.Errorf("signing out of /staticjs made %d revocations, want at least 1", n)
+	b.wantNotice(ctx, "You are signed out: this page forgot its access token.")
+	if n := s.Emu.stats(t).revocations() - before.revocations(); n != 0 {
+		t.Errorf("signing out of /staticjs made %d revocations at Google, want none", n)
 	}
 	if diff := diffDir(files, snapshotDir(t, s.CredDir)); diff != "" {
 		t.Errorf("signing out of /staticjs changed the server's credentials directory: %s", diff)
+	}
+	if code, stdout, stderr := s.offlineFetch(ctx, t, "-user", grace.Email, "-json"); code != 0 || !fetchedEmail(t, stdout, user.Sub, user.Email) {
+		t.Errorf("offline-fetch -user %s after a /staticjs sign-out: exit %d\n%s%s; want the server's offline access intact", grace.Email, code, stdout, stderr)
+	}
+
+	// "Revoke access at Google" is the separate, explained action: the
+	// page's buttons are disabled while it runs, and it ends the app's
+	// whole grant, the server's offline access included.
+	b.popup(ctx, selTokenSignin, grace)
+	b.waitState(ctx, "signed-in")
+	var watching bool
+	b.run(ctx, "watch the buttons while working", chromedp.Evaluate(`(() => {
+		window.__buttonsWhileWorking = null;
+		new MutationObserver(() => {
+			if (document.body.dataset.state === "working" && window.__buttonsWhileWorking === null) {
+				window.__buttonsWhileWorking = ["token-signin", "token-signout", "token-revoke"].map((id) => document.getElementById(id).disabled);
+			}
+		}).observe(document.body, {attributes: true, attributeFilter: ["data-state"]});
+		return true;
+	})()`, &watching))
+	before = s.Emu.stats(t)
+	b.click(ctx, selTokenRevoke)
+	b.waitState(ctx, "signed-out")
+	b.wantNotice(ctx, "Revoked at Google: this app's access to your account has ended, including the server's offline access")
+	var disabled []bool
+	b.run(ctx, "read the buttons while working", chromedp.Evaluate(`window.__buttonsWhileWorking`, &disabled))
+	if len(disabled) != 3 || !disabled[0] || !disabled[1] || !disabled[2] {
+		t.Errorf("buttons (sign in, sign out, revoke) disabled while working: %v, want all", disabled)
+	}
+	if n := s.Emu.stats(t).revocations() - before.revocations(); n < 1 {
+		t.Errorf("revoking on /staticjs made %d revocations at Google, want at least 1", n)
+	}
+	if code, stdout, _ := s.offlineFetch(ctx, t, "-user", grace.Email, "-json"); code != 1 || !strings.Contains(stdout, `"revoked"`) {
+		t.Errorf("offline-fetch -user %s after revoking on /staticjs: exit %d\n%s; want revoked, as the page says", grace.Email, code, stdout)
 	}
 
 	b.assertNoConsoleErrors()

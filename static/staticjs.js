@@ -4,7 +4,9 @@
 // token); the page calls the People API itself and draws the profile with
 // textContent (no user data ever goes through innerHTML). The token lives
 // in this closure only: the server never sees it, and a reload forgets it.
-// Sign-out revokes it at Google from the browser.
+// Sign-out forgets it in the page. Revoking at Google is a separate action:
+// Google revokes the app's whole grant for the user, which also ends the
+// offline access the server may hold for them (the home page's flow).
 'use strict';
 
 (() => {
@@ -52,7 +54,7 @@
 
   async function onToken(resp) {
     if (!resp || resp.error || !resp.access_token) {
-      $('token-signin').disabled = false;
+      busy(false);
       page.showError(resp && resp.error === 'access_denied' ?
         'You did not grant access.' : 'Google did not return an access token.');
       return;
@@ -67,12 +69,12 @@
         referrerPolicy: 'no-referrer',
       });
     } catch (e) {
-      $('token-signin').disabled = false;
+      busy(false);
       page.showError('The People API could not be reached. Please try again.');
       return;
     }
     if (!res.ok) {
-      $('token-signin').disabled = false;
+      busy(false);
       page.showError('The People API refused the request (HTTP ' + res.status + ').');
       return;
     }
@@ -80,19 +82,20 @@
     try {
       person = await res.json();
     } catch (e) {
-      $('token-signin').disabled = false;
+      busy(false);
       page.showError('The People API sent an answer this page cannot read.');
       return;
     }
     page.clearError();
     drawProfile(person || {});
     drawSignedIn(true);
+    busy(false);
     $('token-signout').focus();
     page.setState('signed-in');
   }
 
   function onTokenError(err) {
-    $('token-signin').disabled = false;
+    busy(false);
     page.setState('signed-out');
     if (err && err.type === 'popup_closed') return;
     page.showError(err && err.type === 'popup_failed_to_open' ?
@@ -100,23 +103,54 @@
       'Google could not complete the sign-in. Please try again.');
   }
 
-  function signOut(accounts) {
+  const NOTICE_SIGNED_OUT = 'You are signed out: this page forgot its access token. ' +
+    'Google still holds this app\'s access to your account (and the server its offline access, ' +
+    'if you enabled it on the home page); "Revoke access at Google" ends it.';
+  const NOTICE_REVOKED = 'Revoked at Google: this app\'s access to your account has ended, ' +
+    'including the server\'s offline access if you had enabled it (the home page offers Reconnect). ' +
+    'You are signed out.';
+
+  // busy disables the page's buttons while a request is under way.
+  function busy(on) {
+    for (const id of ['token-signin', 'token-signout', 'token-revoke']) {
+      const el = $(id);
+      if (el) el.disabled = on;
+    }
+    if (on) page.setState('working');
+  }
+
+  // signOut forgets the token in the page; with revoke it first revokes it
+  // at Google, which ends the app's whole grant for the user.
+  function signOut(accounts, revoke) {
     const token = accessToken;
     accessToken = null;
     expiresAt = 0;
-    const done = () => {
+    page.clearError();
+    const done = (notice) => {
       drawProfile({});
       drawSignedIn(false);
-      $('token-signin').disabled = false;
+      busy(false);
+      page.showNotice(notice);
       $('token-signin').focus();
       page.setState('signed-out');
     };
-    if (token) {
-      page.setState('working');
-      accounts.oauth2.revoke(token, done);
-    } else {
-      done();
+    if (!revoke || !token) {
+      done(NOTICE_SIGNED_OUT);
+      return;
     }
+    busy(true);
+    accounts.oauth2.revoke(token, (resp) => {
+      if (resp && resp.successful === false) {
+        // Google did not revoke: keep the token, so the user can retry.
+        accessToken = token;
+        busy(false);
+        page.setState('signed-in');
+        page.showError('Google did not revoke the access' + (resp.error ? ' (' + resp.error + ')' : '') +
+          '. Please try again.');
+        return;
+      }
+      done(NOTICE_REVOKED);
+    });
   }
 
   page.whenGIS().then((accounts) => {
@@ -130,11 +164,11 @@
     signin.disabled = false;
     signin.addEventListener('click', () => {
       page.clearError();
-      signin.disabled = true;
-      page.setState('working');
+      busy(true);
       client.requestAccessToken();
     });
-    $('token-signout').addEventListener('click', () => signOut(accounts));
+    $('token-signout').addEventListener('click', () => signOut(accounts, false));
+    $('token-revoke').addEventListener('click', () => signOut(accounts, true));
     page.setState('signed-out');
   }).catch((e) => {
     page.showError((e && e.message) || 'Google Identity Services could not be loaded.');

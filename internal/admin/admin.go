@@ -20,7 +20,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -304,34 +303,19 @@ func clean(s string) string {
 	}, s)
 }
 
-// resolve finds the sub the target names: a sub as it is, or an email
-// (which must name exactly one record).
+// resolve finds the sub the target names (grant.FindUser): a sub, or an
+// email exactly one record holds. An unreadable record is named by its sub.
 func (c *command) resolve(ctx context.Context, e *wiring.Parts) (string, error) {
-	if !strings.Contains(c.target, "@") {
-		if _, err := e.Store.Get(ctx, c.target); err != nil && signin.ErrorKind(err) == signin.ENOTFOUND {
-			return "", fmt.Errorf("no record for sub %q", c.target)
-		} else if err != nil && signin.ErrorCode(err) != grant.CodeCorruptRecord {
-			return "", err
-		}
-		return c.target, nil
-	}
-	var subs []string
-	err := e.Store.List(ctx, func(rec *grant.Record, err error) error {
-		if err == nil && strings.EqualFold(rec.Email, c.target) {
-			subs = append(subs, rec.Sub)
-		}
-		return nil
-	})
+	rec, err := grant.FindUser(ctx, e.Store, c.target)
 	switch {
-	case err != nil:
-		return "", err
-	case len(subs) == 0:
-		return "", fmt.Errorf("no record for email %q", c.target)
-	case len(subs) > 1:
-		slices.Sort(subs)
-		return "", fmt.Errorf("%q names %d users (%s): give the sub", c.target, len(subs), strings.Join(subs, ", "))
+	case err == nil:
+		return rec.Sub, nil
+	case signin.ErrorCode(err) == grant.CodeCorruptRecord:
+		return c.target, nil
+	case signin.ErrorKind(err) == signin.ENOTFOUND, signin.ErrorKind(err) == signin.EINVALID:
+		return "", fmt.Errorf("%s: %s", c.target, signin.ErrorMessage(err))
 	}
-	return subs[0], nil
+	return "", err
 }
 
 func (c *command) usersShow(ctx context.Context, e *wiring.Parts) error {
@@ -400,8 +384,7 @@ func (c *command) sessionsEnd(ctx context.Context, e *wiring.Parts) error {
 }
 
 // importFiles copies the file store in c.from into the database, record by
-// record under each user's lock: a user the database does not have, or has
-// an older record of, gets the file's; a newer database record is kept. It
+// record under each user's lock, by grant.Import: the newer record wins. It
 // is idempotent, and tokens are sealed on the way in.
 func (c *command) importFiles(ctx context.Context, e *wiring.Parts) error {
 	fi, err := os.Stat(c.from)
@@ -429,18 +412,7 @@ func (c *command) importFiles(ctx context.Context, e *wiring.Parts) error {
 			fmt.Fprintf(c.stderr, "signin-admin: import: %s\n", err)
 			return nil
 		}
-		wrote := false
-		_, err = to.Update(ctx, rec.Sub, func(cur *grant.Record) (*grant.Record, error) {
-			if cur != nil && !cur.UpdatedAt.Before(rec.UpdatedAt) {
-				return nil, nil
-			}
-			next := *rec
-			if cur != nil {
-				next.CreatedAt = cur.CreatedAt
-			}
-			wrote = true
-			return &next, nil
-		})
+		wrote, err := grant.Import(ctx, to, rec)
 		switch {
 		case err != nil:
 			failed++

@@ -14,10 +14,19 @@
 //   - a grant Google refuses (invalid_grant) is marked revoked, not deleted,
 //     so the page can offer to reconnect;
 //   - disconnecting revokes at Google first and forgets the record only then
-//     (Grants.Disconnect).
+//     (Grants.Disconnect);
+//   - what an error from acting with a grant shows of it, as the API and
+//     the pages answer (OfflineOf), and why Google refused it
+//     (RevokedReason, as the record keeps it);
+//   - which records acting offline passes over, skips or uses (ActOn);
+//   - finding a user by sub or email (FindUser), and which record wins an
+//     import from another store (Import: the newer);
+//   - how every backend stamps and checks a record it writes (Stamp,
+//     Validate).
 //
-// The web server and offline-fetch each make one call for each of these;
-// neither decides a rule. Google's protocol itself is package auth's.
+// The web server, offline-fetch, its rounds and signin-admin each make one
+// call for each of these; none decides a rule. Google's protocol itself is
+// package auth's.
 package grant
 
 import (

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 	"unicode/utf8"
 
 	"example.com/signin"
@@ -40,7 +41,7 @@ func CheckSub(sub string) error {
 // record that DecodeRecord would refuse, so a store never writes what it
 // cannot read back.
 func EncodeRecord(rec *Record) ([]byte, error) {
-	if err := validate(rec); err != nil {
+	if err := Validate(rec); err != nil {
 		return nil, signin.Wrap(err, signin.EINTERNAL, "", "invalid credential record")
 	}
 	data, err := json.MarshalIndent(rec, "", "  ")
@@ -72,13 +73,16 @@ func DecodeRecord(data []byte) (*Record, error) {
 	if err := json.Unmarshal(data, &rec); err != nil {
 		return nil, corrupt(err)
 	}
-	if err := validate(&rec); err != nil {
+	if err := Validate(&rec); err != nil {
 		return nil, corrupt(err)
 	}
 	return &rec, nil
 }
 
-func validate(rec *Record) error {
+// Validate checks what every backend requires of a record, written or
+// read: a version this program knows, a valid sub, a known status. Its
+// error is plain; a backend wraps it (as corrupt when reading).
+func Validate(rec *Record) error {
 	if rec == nil {
 		return fmt.Errorf("no record")
 	}
@@ -95,6 +99,30 @@ func validate(rec *Record) error {
 	case StatusActive, StatusRevoked:
 	default:
 		return fmt.Errorf("record status %q is unknown", rec.Status)
+	}
+	return nil
+}
+
+// Stamp makes next, as a Store.Update function returned it, the record a
+// backend writes for sub: the current version, sub, status active when
+// unset, CreatedAt as next has it (a copy from another store keeps its
+// history), else created (the stored record's, read before the function
+// ran), else now, and UpdatedAt now. now is the backend's clock at the
+// precision it stores. A record that Validate refuses is an EINTERNAL
+// error, so that no backend writes what it cannot read back.
+func Stamp(next *Record, sub string, created, now time.Time) error {
+	next.Version, next.Sub, next.UpdatedAt = RecordVersion, sub, now
+	if next.Status == "" {
+		next.Status = StatusActive
+	}
+	if next.CreatedAt.IsZero() {
+		next.CreatedAt = created
+	}
+	if next.CreatedAt.IsZero() {
+		next.CreatedAt = now
+	}
+	if err := Validate(next); err != nil {
+		return signin.Wrap(err, signin.EINTERNAL, "", "invalid credential record")
 	}
 	return nil
 }

@@ -52,6 +52,25 @@ const CodeOfflineAccessRevoked = "offline_access_revoked"
 // token stored.
 const CodeOfflineAccessRequired = "offline_access_required"
 
+// OfflineOf says what err, returned by acting for a user offline (a token
+// source, a fetch made with one), shows of the user's grant: OfflineNone
+// when there is nothing to act on (no record, or one without a refresh
+// token: CodeOfflineAccessRequired), OfflineRevoked when Google refused the
+// grant (CodeOfflineAccessRevoked), and "" for any other error (Google or
+// the store failing), which says nothing of the grant. The API and the
+// pages both answer by it.
+func OfflineOf(err error) Offline {
+	switch {
+	case err == nil:
+		return ""
+	case signin.ErrorKind(err) == signin.ENOTFOUND, signin.ErrorCode(err) == CodeOfflineAccessRequired:
+		return OfflineNone
+	case signin.ErrorCode(err) == CodeOfflineAccessRevoked:
+		return OfflineRevoked
+	}
+	return ""
+}
+
 // Google is the part of Google's OAuth 2.0 endpoints a grant needs
 // (*auth.Google). Its errors carry an *auth.GoogleError when Google
 // answered, so that auth.InvalidGrant recognises a dead grant.
@@ -228,6 +247,17 @@ func (g *Grants) notKept(ctx context.Context, sub string, tok *oauth2.Token, err
 		"The server could not save the offline access you just gave, so it kept nothing and cancelled it at Google. Please try again: Google will ask for your consent once more.")
 }
 
+// SavedRefreshToken says, for the audit line of an exchange SaveExchange
+// made active, which refresh token the record holds now: "new" when the
+// exchange gave one (it replaced the stored one), "kept" when it did not
+// (the stored one stays).
+func SavedRefreshToken(tok *oauth2.Token) string {
+	if tok.RefreshToken == "" {
+		return "kept"
+	}
+	return "new"
+}
+
 func (g *Grants) saveExchange(ctx context.Context, sub string, who Identity, tok *oauth2.Token) (Offline, error) {
 	var status Offline
 	_, err := g.store.Update(ctx, sub, func(cur *Record) (*Record, error) {
@@ -335,13 +365,46 @@ func (g *Grants) markRevoked(cur *Record, reason string) {
 	cur.RevokedAt = &now
 }
 
-func revokedError(cause error) error {
+// revokedError is the error of acting with a grant Google refused, now
+// (cause is Google's answer) or before; reason is Google's, as the record
+// keeps it (RevokedReason).
+func revokedError(cause error, reason string) error {
 	return &signin.Error{
 		Kind:    signin.ECONFLICT,
 		Code:    CodeOfflineAccessRevoked,
 		Message: "Google no longer accepts this user's offline access; they must connect again.",
-		Err:     cause,
+		Err:     &revocation{reason: reason, cause: cause},
 	}
+}
+
+// revocation carries the reason Google gave for refusing a grant in a
+// CodeOfflineAccessRevoked error.
+type revocation struct {
+	reason string
+	cause  error
+}
+
+func (r *revocation) Error() string {
+	if r.cause != nil {
+		return r.cause.Error()
+	}
+	if r.reason != "" {
+		return "revoked before: " + r.reason
+	}
+	return "revoked before"
+}
+
+func (r *revocation) Unwrap() error { return r.cause }
+
+// RevokedReason is the reason Google gave for refusing the grant err
+// reports (a CodeOfflineAccessRevoked error), as the record keeps it in
+// RevokedReason: "" when err is no such error or Google gave none.
+func RevokedReason(err error) string {
+	var r *revocation
+	if errors.As(err, &r) {
+		return r.reason
+	}
+	return ""
 }
 
 func sameToken(a, b Token) bool {

@@ -274,6 +274,42 @@ func TestOfflineOfRecord(t *testing.T) {
 	}
 }
 
+// TestOfflineOfErrors: what a token source's error shows of the grant, as
+// the API and the pages answer by it. A record without a refresh token is
+// "none" (enable offline access), not "revoked" (reconnect).
+func TestOfflineOfErrors(t *testing.T) {
+	st := &granttest.Memory{}
+	expired := t0.Add(-time.Hour)
+	revoked := granttest.Put(t, st, granttest.NewRecord("2", expired))
+	revoked.Status = grant.StatusRevoked
+	noRefresh := granttest.NewRecord("3", expired)
+	noRefresh.Token.RefreshToken = ""
+	granttest.Put(t, st, noRefresh)
+	failing := granttest.Put(t, st, granttest.NewRecord("4", expired))
+	g := grant.New(grant.Config{Store: st, Google: &fakeGoogle{}, Now: func() time.Time { return t0 }})
+	for _, tc := range []struct {
+		name string
+		rec  *grant.Record
+		want grant.Offline
+	}{
+		{"revoked", revoked, grant.OfflineRevoked},
+		{"no refresh token", noRefresh, grant.OfflineNone},
+		{"record gone", granttest.NewRecord("9", expired), grant.OfflineNone},
+		{"Google failing", failing, ""},
+	} {
+		_, err := g.TokenSource(t.Context(), tc.rec).Token()
+		if err == nil {
+			t.Fatalf("%s: no error", tc.name)
+		}
+		if got := grant.OfflineOf(err); got != tc.want {
+			t.Errorf("%s: OfflineOf(%v) = %q, want %q", tc.name, err, got, tc.want)
+		}
+	}
+	if got := grant.OfflineOf(nil); got != "" {
+		t.Errorf("OfflineOf(nil) = %q", got)
+	}
+}
+
 // failingStore is a Store whose writes fail as a read-only or unreachable
 // store's do.
 type failingStore struct {

@@ -54,7 +54,7 @@ var _ oauth2.TokenSource = (*TokenSource)(nil)
 func (g *Grants) TokenSource(ctx context.Context, rec *Record) *TokenSource {
 	ts := &TokenSource{g: g, ctx: ctx, sub: rec.Sub}
 	if rec.Status == StatusRevoked {
-		ts.err = revokedError(nil)
+		ts.err = revokedError(nil, rec.RevokedReason)
 	} else {
 		ts.tok = rec.Token.OAuth2()
 	}
@@ -105,7 +105,7 @@ func (s *TokenSource) update(usable func(*oauth2.Token) bool) (*oauth2.Token, er
 			return nil, signin.Errorf(signin.ENOTFOUND, "", "No offline access is stored for this user.")
 		}
 		if cur.Status == StatusRevoked {
-			return nil, revokedError(nil)
+			return nil, revokedError(nil, cur.RevokedReason)
 		}
 		saved := cur.Token.OAuth2()
 		if usable(saved) {
@@ -123,7 +123,7 @@ func (s *TokenSource) update(usable func(*oauth2.Token) bool) (*oauth2.Token, er
 				reason = ge.Code
 			}
 			s.g.markRevoked(cur, reason)
-			revoked = revokedError(err)
+			revoked = revokedError(err, reason)
 			return cur, nil
 		}
 		if err != nil {

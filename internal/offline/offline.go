@@ -13,10 +13,8 @@ package offline
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -199,16 +197,16 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 	stopProgress := r.progress()
 
 	dispatch := func(rec *grant.Record) error {
-		switch {
-		case rec.Offline() == grant.OfflineNone && r.cfg.User == "":
-			return nil // no grant: a record kept for another reason (an account Google disabled)
-		case rec.Status == grant.StatusRevoked && r.cfg.User != "":
+		switch act := grant.ActOn(rec); {
+		case act == grant.PassOver && r.cfg.User == "":
+			return nil
+		case act == grant.SkipRevoked && r.cfg.User != "":
 			// The one user asked for cannot be done: a failure, not
 			// one departed user among many.
 			r.revoked.Add(1)
 			r.out.revoked(whoOf(rec), revokedBefore(rec))
 			return nil
-		case rec.Status == grant.StatusRevoked:
+		case act == grant.SkipRevoked:
 			r.skipped.Add(1)
 			r.out.skipped(rec)
 			return nil
@@ -223,10 +221,12 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 	var err error
 	if r.cfg.User != "" {
 		var rec *grant.Record
-		rec, err = r.findUser(ctx, r.cfg.User)
+		rec, err = grant.FindUser(ctx, r.cfg.Grants.Store(), r.cfg.User)
 		switch {
 		case err == nil:
 			err = dispatch(rec)
+		case signin.ErrorCode(err) == grant.CodeAmbiguousUser:
+			err = signin.Wrap(err, signin.EINVALID, grant.CodeAmbiguousUser, "-user: "+signin.ErrorMessage(err))
 		case signin.ErrorKind(err) == signin.ENOTFOUND:
 			r.failed.Add(1)
 			r.out.failed(who{sub: r.cfg.User}, "not_found", signin.ErrorMessage(err))
@@ -265,52 +265,6 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 	}
 	return sum, nil
 }
-
-// findUser returns the record of user, a sub or else the email one record
-// holds. Several records holding the email is an EINVALID error naming
-// their subs; none, ENOTFOUND.
-func (r *runner) findUser(ctx context.Context, user string) (*grant.Record, error) {
-	st := r.cfg.Grants.Store()
-	rec, err := st.Get(ctx, user)
-	if signin.ErrorKind(err) != signin.ENOTFOUND || !strings.Contains(user, "@") {
-		if signin.ErrorKind(err) == signin.ENOTFOUND {
-			err = signin.Errorf(signin.ENOTFOUND, "", "no offline access is stored for this user")
-		}
-		return rec, err
-	}
-	const maxListed = 10
-	var found []*grant.Record
-	err = st.List(ctx, func(rec *grant.Record, err error) error {
-		if err == nil && strings.EqualFold(rec.Email, user) {
-			found = append(found, rec)
-			if len(found) > maxListed {
-				return errStopList
-			}
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, errStopList) {
-		return nil, err
-	}
-	switch len(found) {
-	case 0:
-		return nil, signin.Errorf(signin.ENOTFOUND, "", "no offline access is stored for a user with this email")
-	case 1:
-		return found[0], nil
-	}
-	subs := make([]string, 0, len(found))
-	for _, rec := range found {
-		subs = append(subs, rec.Sub)
-	}
-	more := ""
-	if len(found) > maxListed {
-		subs, more = subs[:maxListed], ", ..."
-	}
-	return nil, signin.Errorf(signin.EINVALID, "ambiguous_user",
-		"-user %s: several users' records hold this email (subs %s%s); give the sub of the one you mean", user, strings.Join(subs, ", "), more)
-}
-
-var errStopList = errors.New("enough found")
 
 func (r *runner) summary() Summary {
 	return Summary{

@@ -1,7 +1,6 @@
 package offline
 
 import (
-	"cmp"
 	"encoding/json"
 	"errors"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"unicode"
 
 	"example.com/signin"
-	"example.com/signin/internal/auth"
 	"example.com/signin/internal/grant"
 )
 
@@ -169,13 +167,11 @@ func describe(err error) string {
 }
 
 // revokedReason says why Google refused a grant, in its words when it gave
-// them ("Token has been expired or revoked.").
+// them ("Token has been expired or revoked."), as the record keeps them.
 func revokedReason(err error) string {
 	s := "Google refused the stored grant; the user must connect again"
-	if ge, ok := auth.InvalidGrant(err); ok {
-		if d := cmp.Or(ge.Description, ge.Code); d != "" {
-			s += " (" + d + ")"
-		}
+	if d := grant.RevokedReason(err); d != "" {
+		s += " (" + d + ")"
 	}
 	return oneLine(s)
 }

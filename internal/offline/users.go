@@ -63,7 +63,7 @@ func (o Outcome) Retryable() bool {
 // Try fetches rec's profile, as Run does for each user, without printing
 // anything. A record already revoked is skipped without calling Google.
 func (u *Users) Try(ctx context.Context, rec *grant.Record) Outcome {
-	if rec.Status == grant.StatusRevoked {
+	if grant.ActOn(rec) == grant.SkipRevoked {
 		return Outcome{rec: rec, skipped: true}
 	}
 	res, err := u.r.f.Fetch(ctx, rec)

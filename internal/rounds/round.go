@@ -69,8 +69,8 @@ func (e *engine) enqueue(ctx context.Context, tx pgx.Tx, id int64) (int, error) 
 			e.count(id, e.users.ReportUnreadable("", err))
 			return nil
 		}
-		if rec.Offline() == grant.OfflineNone {
-			return nil // no grant: a record kept for another reason (an account Google disabled)
+		if grant.ActOn(rec) == grant.PassOver {
+			return nil
 		}
 		batch = append(batch, river.InsertManyParams{Args: userArgs{Round: id, Sub: rec.Sub}})
 		if len(batch) == enqueueBatch {

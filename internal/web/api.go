@@ -251,11 +251,7 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) (err erro
 	}
 	s.profiles.forget(c.Sub)
 	if status == grant.OfflineActive {
-		kept := "new"
-		if tok.RefreshToken == "" {
-			kept = "kept"
-		}
-		s.audit(r.Context(), auditOfflineAccess, c.Sub, slog.String("refresh_token", kept))
+		s.audit(r.Context(), auditOfflineAccess, c.Sub, slog.String("refresh_token", grant.SavedRefreshToken(tok)))
 	}
 	u := current
 	if !signedIn {
@@ -420,13 +416,14 @@ func (s *Server) handleProfile(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// profileError turns the ProfileFetcher's "no credentials" and "grant
-// revoked" into the API's two 409 answers.
+// profileError turns what the ProfileFetcher's error shows of the grant
+// (grant.OfflineOf: none to act on, or revoked) into the API's two 409
+// answers.
 func profileError(err error) error {
-	switch signin.ErrorKind(err) {
-	case signin.ENOTFOUND:
+	switch grant.OfflineOf(err) {
+	case grant.OfflineNone:
 		return signin.Wrap(err, signin.ECONFLICT, "offline_access_required", "The server holds no offline access for you: enable it first.")
-	case signin.ECONFLICT:
+	case grant.OfflineRevoked:
 		return signin.Wrap(err, signin.ECONFLICT, "reconnect_required", "Google no longer accepts the server's offline access for you: reconnect.")
 	}
 	var se *signin.Error

@@ -654,6 +654,10 @@ func TestAPIProfile(t *testing.T) {
 	}{
 		{"no credentials", nil, nil, 409, "offline_access_required"},
 		{"revoked", &grant.Record{Sub: "s1", Status: grant.StatusRevoked, Token: grant.Token{RefreshToken: "rt"}}, nil, 409, "reconnect_required"},
+		// A record without a refresh token (one RISC made for a disabled
+		// account) has nothing to reconnect: it needs offline access
+		// enabled, not "Google no longer accepts".
+		{"no refresh token", &grant.Record{Sub: "s1", Status: grant.StatusActive}, signin.Errorf(signin.ECONFLICT, grant.CodeOfflineAccessRequired, "none"), 409, "offline_access_required"},
 		{"google down", &grant.Record{Sub: "s1", Status: grant.StatusActive}, signin.Errorf(signin.EUPSTREAM, "google_unavailable", "down"), 502, "google_unavailable"},
 		{"ok", &grant.Record{Sub: "s1", Name: "Ada", Email: "a@example.com", Status: grant.StatusActive, Token: grant.Token{RefreshToken: "rt"}}, nil, 200, ""},
 		{"database down", &grant.Record{Sub: "s1", Status: grant.StatusActive}, signin.Errorf(signin.EUNAVAILABLE, "database_unavailable", "down"), 503, "database_unavailable"},

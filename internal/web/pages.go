@@ -301,15 +301,13 @@ func (s *Server) pageProfile(ctx context.Context, rec *grant.Record) (status gra
 	ctx, cancel := context.WithTimeout(ctx, profileTimeout)
 	defer cancel()
 	person, err := s.cfg.Profiles.FetchProfile(ctx, rec)
-	switch {
-	case err == nil && person != nil:
+	if err == nil && person != nil {
 		v := newProfileView(person)
 		s.profiles.put(rec.Sub, v)
 		return grant.OfflineActive, v, ""
-	case signin.ErrorKind(err) == signin.ENOTFOUND:
-		return grant.OfflineNone, nil, ""
-	case signin.ErrorKind(err) == signin.ECONFLICT:
-		return grant.OfflineRevoked, nil, ""
+	}
+	if shown := grant.OfflineOf(err); shown != "" {
+		return shown, nil, ""
 	}
 	if err == nil {
 		err = fmt.Errorf("no profile and no error")

@@ -306,7 +306,7 @@ func TestStaticJSPage(t *testing.T) {
 	}
 	doc := parseHTML(t, r.body)
 	checkPageHygiene(t, doc, "http://127.0.0.1:9022/gsi/client")
-	for _, id := range []string{"token-signin", "token-signout", "profile-name", "profile-email", "profile-photo", "flow-panel", "error", "demo-banner"} {
+	for _, id := range []string{"token-signin", "token-signout", "token-revoke", "notice", "profile-name", "profile-email", "profile-photo", "flow-panel", "error", "demo-banner"} {
 		mustID(t, doc, id)
 	}
 	// The panel says what the flow did: hidden until it did something

@@ -113,16 +113,8 @@ func (m *Memory) Update(ctx context.Context, sub string, fn func(cur *grant.Reco
 	if m.Now != nil {
 		now = m.Now
 	}
-	t := now().UTC().Round(0)
-	next.Version, next.Sub, next.UpdatedAt = grant.RecordVersion, sub, t
-	if next.Status == "" {
-		next.Status = grant.StatusActive
-	}
-	if next.CreatedAt.IsZero() {
-		next.CreatedAt = created
-	}
-	if next.CreatedAt.IsZero() {
-		next.CreatedAt = t
+	if err := grant.Stamp(next, sub, created, now().UTC().Round(0)); err != nil {
+		return nil, err
 	}
 	data, err := grant.EncodeRecord(next)
 	if err != nil {

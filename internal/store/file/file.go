@@ -262,19 +262,9 @@ func (s *Store) Update(ctx context.Context, sub string, fn func(cur *grant.Recor
 	if next == nil {
 		return cur, nil
 	}
-	now := s.now().UTC().Round(0)
-	next.Version = grant.RecordVersion
-	next.Sub = sub
-	if next.Status == "" {
-		next.Status = grant.StatusActive
+	if err := grant.Stamp(next, sub, created, s.now().UTC().Round(0)); err != nil {
+		return nil, err
 	}
-	if next.CreatedAt.IsZero() {
-		next.CreatedAt = created
-	}
-	if next.CreatedAt.IsZero() {
-		next.CreatedAt = now
-	}
-	next.UpdatedAt = now
 	data, err := grant.EncodeRecord(next)
 	if err != nil {
 		return nil, err

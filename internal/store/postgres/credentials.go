@@ -89,29 +89,18 @@ func (s *Store) Update(ctx context.Context, sub string, fn func(cur *grant.Recor
 	if next == nil {
 		return cur, nil // nothing to write; the deferred rollback releases the lock
 	}
-	// As the file store: fn's CreatedAt if it set one (a copy from another
-	// store keeps its history), else the stored one, else now.
 	rec := *next
-	rec.Version, rec.Sub = grant.RecordVersion, sub
-	if rec.Status == "" {
-		rec.Status = grant.StatusActive
-	}
-	now := normTime(s.now())
-	if rec.CreatedAt.IsZero() {
-		rec.CreatedAt = created
-	}
-	if rec.CreatedAt.IsZero() {
-		rec.CreatedAt = now
+	if err := grant.Stamp(&rec, sub, created, normTime(s.now())); err != nil {
+		return nil, err
 	}
 	rec.CreatedAt = normTime(rec.CreatedAt)
-	rec.UpdatedAt = now
 	rec.Token.Expiry = normTime(rec.Token.Expiry)
 	if rec.RevokedAt != nil {
 		t := normTime(*rec.RevokedAt)
 		rec.RevokedAt = &t
 	}
 	rec.Scopes = append([]string(nil), rec.Scopes...)
-	if _, err := grant.EncodeRecord(&rec); err != nil { // the same rules as every backend
+	if _, err := grant.EncodeRecord(&rec); err != nil { // the size bound every backend keeps
 		return nil, err
 	}
 	if cur == nil {
@@ -314,27 +303,13 @@ func scanRow(rows pgx.Rows) (*grant.Record, string, error) {
 	return rec, raw.key, err
 }
 
-// record checks a scanned row as grant.DecodeRecord checks a file: a
-// version this program knows, a valid sub, a known status. Anything else
-// is an EINTERNAL error with code grant.CodeCorruptRecord.
+// record checks a scanned row as grant.DecodeRecord checks a file
+// (grant.Validate). Anything else is an EINTERNAL error with code
+// grant.CodeCorruptRecord.
 func (r *row) record() (*grant.Record, error) {
 	sub, ok := unescapeText(r.key)
 	if !ok {
 		return nil, corrupt(r.key, errors.New("malformed sub"))
-	}
-	switch {
-	case r.version < 1:
-		return nil, corrupt(r.key, errors.New("record has no version"))
-	case r.version > grant.RecordVersion:
-		return nil, corrupt(r.key, fmt.Errorf("record version %d is newer than this program's %d", r.version, grant.RecordVersion))
-	}
-	if err := grant.CheckSub(sub); err != nil {
-		return nil, corrupt(r.key, err)
-	}
-	switch grant.Status(r.status) {
-	case grant.StatusActive, grant.StatusRevoked:
-	default:
-		return nil, corrupt(r.key, fmt.Errorf("record status %q is unknown", r.status))
 	}
 	// Unescape every text field; one that escapeText cannot have written
 	// makes the row corrupt.
@@ -365,6 +340,9 @@ func (r *row) record() (*grant.Record, error) {
 	}
 	if bad {
 		return nil, corrupt(r.key, errors.New("malformed escape in a text field"))
+	}
+	if err := grant.Validate(rec); err != nil {
+		return nil, corrupt(r.key, err)
 	}
 	if r.revokedAt != nil {
 		t := r.revokedAt.UTC()
