@@ -20,6 +20,7 @@ const (
 	EFORBIDDEN    = "forbidden"    // authenticated, but not allowed (403)
 	ENOTFOUND     = "not_found"    // no such thing (404)
 	ECONFLICT     = "conflict"     // state does not allow it (409)
+	ETIMEOUT      = "timeout"      // the client sent its request too slowly (408)
 	ETOOLARGE     = "too_large"    // request body over the limit (413)
 	EUPSTREAM     = "upstream"     // Google unreachable or failing (502)
 	EUNAVAILABLE  = "unavailable"  // our own storage unreachable or busy; retry later (503)

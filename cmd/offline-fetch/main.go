@@ -43,6 +43,8 @@ func main() {
 // Config is everything offline-fetch needs from flags and environment.
 type Config struct {
 	config.Common
+	// OfflineScopes is -scopes, normalised: what the work needs.
+	OfflineScopes  []string
 	User           string
 	JSON           bool
 	Concurrency    int
@@ -124,7 +126,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	if cfg.MetricsTextfile != "" {
 		run := metrics.OfflineRun{
 			Users: map[string]int{"ok": sum.OK, "revoked": sum.Revoked, "failed": sum.Failed,
-				"skipped": sum.Skipped, "interrupted": sum.Interrupted},
+				"skipped": sum.Skipped, "scope_missing": sum.ScopeMissing, "interrupted": sum.Interrupted},
 			Start: start, End: time.Now(), Success: code == 0,
 		}
 		if err := metrics.WriteOfflineTextfile(cfg.MetricsTextfile, run, cfg.Metrics); err != nil {
@@ -192,6 +194,10 @@ Flags:
 	if err := cfg.Parsed(fs, getenv); err != nil {
 		return cfg, err
 	}
+	var err error
+	if cfg.OfflineScopes, err = wiring.OfflineScopes(cfg.Scopes); err != nil {
+		return cfg, err
+	}
 	// Zero would mean "default" to the engine; on the command line it
 	// means what it says.
 	if cfg.Concurrency < 1 || cfg.Concurrency > offline.MaxConcurrency {
@@ -255,6 +261,7 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 			RequestTimeout: cfg.RequestTimeout,
 			MaxRetries:     cfg.MaxRetries,
 			Logger:         logger,
+			Scopes:         cfg.OfflineScopes,
 		},
 		User:        cfg.User,
 		Concurrency: cfg.Concurrency,

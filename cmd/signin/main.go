@@ -107,6 +107,8 @@ type Config struct {
 	// MetricsReady, if set, is called with the metrics listener's URL
 	// once it listens (tests use it with MetricsAddr "127.0.0.1:0").
 	MetricsReady func(metricsURL string)
+	// OfflineScopes is -scopes, normalised (grant.ParseScopes).
+	OfflineScopes []string
 }
 
 // ParseFlags turns command-line arguments and the environment into a Config.
@@ -151,6 +153,10 @@ Flags:
 		return cfg, nil
 	}
 	if err := cfg.Parsed(fs, getenv); err != nil {
+		return cfg, err
+	}
+	var err error
+	if cfg.OfflineScopes, err = wiring.OfflineScopes(cfg.Scopes); err != nil {
 		return cfg, err
 	}
 	for _, id := range strings.Split(*other, ",") {
@@ -284,6 +290,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Logger:        logger,
 		Metrics:       m,
 		Ready:         st.Ping,
+		OfflineScopes: cfg.OfflineScopes,
 	})
 	if err != nil {
 		return err

@@ -329,9 +329,8 @@ func (c *command) usersShow(ctx context.Context, e *wiring.Parts) error {
 	}
 	v := view(rec)
 	if c.json {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
+		// One JSON line, as users list -json prints them.
+		return json.NewEncoder(c.stdout).Encode(v)
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	for _, f := range [][2]string{
@@ -360,10 +359,19 @@ func (c *command) usersDelete(ctx context.Context, e *wiring.Parts) error {
 		fmt.Fprintf(c.stdout, "deleted %s (revoked at Google: %v)\n", sub, revoked)
 		return nil
 	}
+	// What the record said decides what Google still holds.
+	rec, getErr := e.Store.Get(ctx, sub)
 	if err := e.Store.Delete(ctx, sub); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "deleted %s (not revoked at Google: the grant stays valid there)\n", sub)
+	switch {
+	case getErr == nil && rec.Offline() == grant.OfflineRevoked:
+		fmt.Fprintf(c.stdout, "deleted %s (its grant was already revoked at Google)\n", sub)
+	case getErr != nil:
+		fmt.Fprintf(c.stdout, "deleted %s (its record could not be read; a grant Google still holds stays valid there)\n", sub)
+	default:
+		fmt.Fprintf(c.stdout, "deleted %s (not revoked at Google: the grant stays valid there; -revoke revokes it)\n", sub)
+	}
 	return nil
 }
 
@@ -379,7 +387,11 @@ func (c *command) sessionsEnd(ctx context.Context, e *wiring.Parts) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "ended %d sessions of %s (every replica refuses them within a second)\n", n, sub)
+	them := "them"
+	if n == 1 {
+		them = "it"
+	}
+	fmt.Fprintf(c.stdout, "ended %s of %s (every replica refuses %s within a second)\n", plural(n, "session"), sub, them)
 	return nil
 }
 
@@ -496,4 +508,12 @@ func (c *command) reencrypt(ctx context.Context, e *wiring.Parts) error {
 		return fmt.Errorf("%d records could not be read or resealed", unreadable)
 	}
 	return nil
+}
+
+// plural says n things: "1 session", "2 sessions", "0 sessions".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }

@@ -154,6 +154,12 @@ func TestUsersListAndShow(t *testing.T) {
 		if code != 0 || !strings.Contains(out, f.subs["ada@example.com"]) || !strings.Contains(out, "sealing key:") {
 			t.Errorf("users show by email: %d\n%s", code, out)
 		}
+		// -json: one JSON line, as users list -json prints them.
+		code, out, _ = f.run("users", "show", "ada@example.com", "-json")
+		var shown userJSON
+		if code != 0 || strings.Count(out, "\n") != 1 || !strings.HasSuffix(out, "}\n") || json.Unmarshal([]byte(out), &shown) != nil || shown.Sub != f.subs["ada@example.com"] {
+			t.Errorf("users show -json: %d, want one JSON line of Ada:\n%s", code, out)
+		}
 		if code, _, errOut := f.run("users", "show", "twin@example.com"); code != 1 || !strings.Contains(errOut, "names 2 users") {
 			t.Errorf("ambiguous email: %d %s", code, errOut)
 		}
@@ -177,6 +183,12 @@ func TestSessionsEnd(t *testing.T) {
 		code, out, errOut := f.run("sessions", "end", "grace@example.com")
 		if code != 0 || !strings.Contains(out, "ended 2 sessions") {
 			t.Fatalf("sessions end: %d %s %s", code, out, errOut)
+		}
+		if err := f.backend.CreateSession(t.Context(), "s3", sub, nil, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if code, out, errOut := f.run("sessions", "end", "grace@example.com"); code != 0 || !strings.Contains(out, "ended 1 session of") {
+			t.Errorf("sessions end of one session: %d %q %s, want \"ended 1 session of\"", code, out, errOut)
 		}
 		if _, _, _, err := f.backend.LoadSession(t.Context(), "s1"); signin.ErrorKind(err) != signin.ENOTFOUND {
 			t.Errorf("session still live: %v", err)
@@ -209,8 +221,16 @@ func TestUsersDelete(t *testing.T) {
 		if _, err := f2.backend.Get(t.Context(), ada); signin.ErrorKind(err) != signin.ENOTFOUND {
 			t.Errorf("record after delete: %v", err)
 		}
-		if code, _, _ := f.run("users", "delete", grace); code != 0 {
-			t.Errorf("delete without -revoke: %d", code)
+		if code, out, _ := f.run("users", "delete", grace); code != 0 || !strings.Contains(out, "the grant stays valid there") {
+			t.Errorf("delete without -revoke: %d %q", code, out)
+		}
+		// A user whose grant Google already revoked: nothing stays valid.
+		twin := f.subs["twin@example.com"]
+		if _, err := f.grants.MarkRevoked(t.Context(), twin, "Token has been expired or revoked."); err != nil {
+			t.Fatal(err)
+		}
+		if code, out, _ := f.run("users", "delete", twin); code != 0 || strings.Contains(out, "stays valid") || !strings.Contains(out, "already revoked") {
+			t.Errorf("delete of a revoked user: %d %q, want it to say the grant was already revoked", code, out)
 		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 )
 
 // Common is the configuration signin, offline-fetch and signin-admin take
@@ -18,7 +19,13 @@ type Common struct {
 	// Database is a PostgreSQL URL: -database, else $DATABASE_URL. Empty
 	// means the file store in CredentialsDir.
 	Database string
-	LogLevel slog.Level
+	// DatabaseTimeout bounds each database operation (-database-timeout):
+	// past it the database counts as unavailable (503 for a request).
+	DatabaseTimeout time.Duration
+	LogLevel        slog.Level
+	// Scopes is -scopes as given: the scopes the offline work needs beyond
+	// sign-in, comma-separated (grant.ParseScopes reads it).
+	Scopes string
 
 	logLevel string
 }
@@ -30,8 +37,13 @@ func (c *Common) Register(fs *flag.FlagSet, defaultLogLevel string) {
 	fs.StringVar(&c.ClientSecrets, "client-secrets", DefaultClientSecrets, "Google OAuth client file (the JSON downloaded from the Cloud console); absent at this default path: demo mode on the emulator")
 	fs.StringVar(&c.CredentialsDir, "credentials", "credentials", "directory of stored offline credentials (created 0700)")
 	fs.StringVar(&c.Database, "database", "", "PostgreSQL URL (postgres://user@host:5432/db?sslmode=disable) for credentials and sessions, shared by replicas; default $"+EnvDatabaseURL+", else the files in -credentials")
+	fs.DurationVar(&c.DatabaseTimeout, "database-timeout", DefaultDatabaseTimeout, "with -database: bound on each database operation (a connection and its statements); past it the database counts as unavailable (503 database_unavailable)")
 	fs.StringVar(&c.logLevel, "log-level", defaultLogLevel, "log level: debug, info, warn, error")
+	fs.StringVar(&c.Scopes, "scopes", "", "comma-separated scopes the offline work needs beyond sign-in (contacts.readonly); the same on signin and offline-fetch")
 }
+
+// DefaultDatabaseTimeout is -database-timeout's default.
+const DefaultDatabaseTimeout = 5 * time.Second
 
 // EnvDatabaseURL is read when -database is not given.
 const EnvDatabaseURL = "DATABASE_URL"
@@ -54,6 +66,9 @@ func (c *Common) Parsed(fs *flag.FlagSet, getenv func(string) string) error {
 	})
 	if err := c.LogLevel.UnmarshalText([]byte(c.logLevel)); err != nil {
 		return fmt.Errorf("-log-level: %w", err)
+	}
+	if c.DatabaseTimeout <= 0 || c.DatabaseTimeout > 10*time.Minute {
+		return fmt.Errorf("-database-timeout %v: want more than 0 and at most 10m", c.DatabaseTimeout)
 	}
 	return nil
 }

@@ -34,7 +34,7 @@ const (
 	EndpointRevoke    = "revoke"    // POST /revoke
 	EndpointCerts     = "certs"     // GET /oauth2/v3/certs (JWKS) and /oauth2/v1/certs (PEM)
 	EndpointTokenInfo = "tokeninfo" // /tokeninfo and /oauth2/v3/tokeninfo
-	EndpointPeople    = "people"    // GET /v1/people/me
+	EndpointPeople    = "people"    // GET /v1/people/me and /v1/people/me/connections
 	EndpointGSI       = "gsi"       // /gsi/client, /gsi/style, /gsi/select, /gsi/revoke
 	EndpointUserInfo  = "userinfo"  // /v1/userinfo and /oauth2/v3/userinfo
 	EndpointRISC      = "risc"      // GET /.well-known/risc-configuration
@@ -350,6 +350,8 @@ func (e *Emulator) Handler() http.Handler {
 
 	mux.Handle("GET /v1/people/me", ep(EndpointPeople, e.handlePeopleMe))
 	mux.HandleFunc("OPTIONS /v1/people/me", e.handlePreflight)
+	mux.Handle("GET /v1/people/me/connections", ep(EndpointPeople, e.handleConnections))
+	mux.HandleFunc("OPTIONS /v1/people/me/connections", e.handlePreflight)
 
 	mux.Handle("GET /gsi/client", ep(EndpointGSI, e.handleGISClient))
 	mux.Handle("GET /gsi/style", ep(EndpointGSI, e.handleGISStyle))

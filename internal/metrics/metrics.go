@@ -149,14 +149,14 @@ var outcomes = set(
 	OutcomeOK, OutcomeCanceled, OutcomeOther,
 	// Kinds, for errors without a code.
 	signin.EINVALID, signin.EUNAUTHORIZED, signin.EFORBIDDEN, signin.ENOTFOUND, signin.ECONFLICT,
-	signin.ETOOLARGE, signin.EUPSTREAM, signin.EUNAVAILABLE, signin.EINTERNAL,
+	signin.ETOOLARGE, signin.ETIMEOUT, signin.EUPSTREAM, signin.EUNAVAILABLE, signin.EINTERNAL,
 	// Codes.
 	"invalid_token", "invalid_grant", "invalid_code", "invalid_request", "invalid_client", "invalid_sub",
 	"google_unavailable", "google_client_misconfigured", "google_request_rejected", "no_id_token",
 	"rate_limited", "timeout", "people_unauthorized", "insufficient_scope",
 	"offline_access_required", "offline_access_revoked", "reconnect_required", "corrupt_record",
 	"account_mismatch", "account_disabled", "csrf", "signed_out", "too_large",
-	"store_unavailable", "database_unavailable", "record_busy",
+	"store_unavailable", "database_unavailable", "record_busy", "request_timeout",
 	// RISC: what the server did about an event.
 	"invalid_set", "duplicate", "sessions_ended", "no_sessions", "grant_revoked", "no_match",
 	"disabled", "enabled", "unknown_user", "no_subject", "logged",

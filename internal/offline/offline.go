@@ -15,6 +15,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,6 +73,10 @@ type Summary struct {
 	Revoked int // Google refused the grant during this run; now marked revoked
 	Failed  int // anything else that went wrong, unreadable records included
 	Skipped int // already revoked before the run: not tried
+	// ScopeMissing counts the users whose grant lacks a scope the work
+	// needs (-scopes): not tried, not a failure of the run; their page
+	// asks them for it.
+	ScopeMissing int
 	// Refreshed counts the users among OK whose access token was
 	// refreshed (and the new one saved) for this run.
 	Refreshed int
@@ -83,14 +88,18 @@ type Summary struct {
 // Plus is s and o counted together.
 func (s Summary) Plus(o Summary) Summary {
 	return Summary{OK: s.OK + o.OK, Revoked: s.Revoked + o.Revoked, Failed: s.Failed + o.Failed, Skipped: s.Skipped + o.Skipped,
-		Refreshed: s.Refreshed + o.Refreshed, Interrupted: s.Interrupted + o.Interrupted}
+		ScopeMissing: s.ScopeMissing + o.ScopeMissing, Refreshed: s.Refreshed + o.Refreshed, Interrupted: s.Interrupted + o.Interrupted}
 }
 
 // String is the summary line: "ok=N revoked=N failed=N skipped=N", with
+// " scope_missing=N" when users lack a scope the work needs,
 // " refreshed=N" when tokens were refreshed and " interrupted=N" when the
 // run was cut short.
 func (s Summary) String() string {
 	line := fmt.Sprintf("ok=%d revoked=%d failed=%d skipped=%d", s.OK, s.Revoked, s.Failed, s.Skipped)
+	if s.ScopeMissing > 0 {
+		line += fmt.Sprintf(" scope_missing=%d", s.ScopeMissing)
+	}
 	if s.Refreshed > 0 {
 		line += fmt.Sprintf(" refreshed=%d", s.Refreshed)
 	}
@@ -167,7 +176,7 @@ type runner struct {
 	out   *output
 	start time.Time
 
-	ok, revoked, failed, skipped, refreshed, interrupted atomic.Int64
+	ok, revoked, failed, skipped, scopeMissing, refreshed, interrupted atomic.Int64
 }
 
 func newRunner(cfg Config) *runner {
@@ -229,11 +238,11 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 			err = signin.Wrap(err, signin.EINVALID, grant.CodeAmbiguousUser, "-user: "+signin.ErrorMessage(err))
 		case signin.ErrorKind(err) == signin.ENOTFOUND:
 			r.failed.Add(1)
-			r.out.failed(who{sub: r.cfg.User}, "not_found", signin.ErrorMessage(err))
+			r.out.failed(asked(r.cfg.User), "not_found", signin.ErrorMessage(err))
 			err = nil
 		case signin.ErrorCode(err) == grant.CodeCorruptRecord:
 			r.failed.Add(1)
-			r.out.failed(who{sub: r.cfg.User}, grant.CodeCorruptRecord, describe(err))
+			r.out.failed(asked(r.cfg.User), grant.CodeCorruptRecord, describe(err))
 			err = nil
 		}
 	} else {
@@ -266,37 +275,36 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 	return sum, nil
 }
 
+// asked is the user -user named, when no record says more: an email is
+// an email, never a sub.
+func asked(user string) who {
+	if strings.Contains(user, "@") {
+		return who{email: user}
+	}
+	return who{sub: user}
+}
+
 func (r *runner) summary() Summary {
 	return Summary{
-		OK:          int(r.ok.Load()),
-		Revoked:     int(r.revoked.Load()),
-		Failed:      int(r.failed.Load()),
-		Skipped:     int(r.skipped.Load()),
-		Refreshed:   int(r.refreshed.Load()),
-		Interrupted: int(r.interrupted.Load()),
+		OK:           int(r.ok.Load()),
+		Revoked:      int(r.revoked.Load()),
+		Failed:       int(r.failed.Load()),
+		Skipped:      int(r.skipped.Load()),
+		ScopeMissing: int(r.scopeMissing.Load()),
+		Refreshed:    int(r.refreshed.Load()),
+		Interrupted:  int(r.interrupted.Load()),
 	}
 }
 
-// fetch does one user.
+// fetch does one user: Users.Try, then Users.Report, the same code a
+// round uses.
 func (r *runner) fetch(ctx context.Context, rec *grant.Record) {
-	res, err := r.f.Fetch(ctx, rec)
-	switch {
-	case err == nil:
-		r.ok.Add(1)
-		if res.Refreshed {
-			r.refreshed.Add(1)
-		}
-		v := ProfileOf(res.Person)
-		r.out.ok(rec.Sub, v.Name, v.Email, res.Refreshed)
-	case ctx.Err() != nil:
+	o := r.try(ctx, rec)
+	if o.err != nil && ctx.Err() != nil {
 		r.interrupted.Add(1)
-	case signin.ErrorCode(err) == grant.CodeOfflineAccessRevoked:
-		r.revoked.Add(1)
-		r.out.revoked(whoOf(rec), revokedReason(err))
-	default:
-		r.failed.Add(1)
-		r.out.failed(whoOf(rec), signin.ErrorCode(err), describe(err))
+		return
 	}
+	r.report(o)
 }
 
 // progress draws the progress line every half second until stopped, if
@@ -327,7 +335,7 @@ func (r *runner) progress() (stop func()) {
 }
 
 func progressLine(s Summary, elapsed time.Duration) string {
-	n := s.OK + s.Revoked + s.Failed + s.Skipped
+	n := s.OK + s.Revoked + s.Failed + s.Skipped + s.ScopeMissing
 	rate := 0.0
 	if secs := elapsed.Seconds(); secs > 0 {
 		rate = float64(n) / secs

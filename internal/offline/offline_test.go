@@ -380,6 +380,12 @@ func TestRunOneUserByEmail(t *testing.T) {
 	if r.err != nil || r.sum != (Summary{Failed: 1}) || !strings.Contains(r.stderr, "nobody@example.com: failed: not_found: ") {
 		t.Errorf("unknown email: %+v, %v\n%s", r.sum, r.err, r.stderr)
 	}
+	// In JSON the email is the email: "sub" is no place for it.
+	r = run(t, t.Context(), f, st, Config{User: "nobody@example.com", JSON: true})
+	var l struct{ Sub, Email, Status, Error string }
+	if err := json.Unmarshal([]byte(r.stdout), &l); err != nil || l.Sub != "" || l.Email != "nobody@example.com" || l.Status != "failed" || l.Error != "not_found" {
+		t.Errorf("unknown email, -json: %q (%v), want sub empty and the email in \"email\"", r.stdout, err)
+	}
 }
 
 // TestRunOneRevokedUser: asked for by -user, a user whose grant was revoked
@@ -584,7 +590,7 @@ func TestProgressLine(t *testing.T) {
 	var term bytes.Buffer // stdout and stderr on one terminal
 	o := &output{stdout: &term, stderr: &term}
 	o.drawProgress(progressLine(Summary{OK: 90, Failed: 10}, 4*time.Second))
-	o.ok("2", "Ada", "ada@example.com", false)
+	o.ok("2", "Ada", "ada@example.com", false, nil)
 	o.drawProgress(progressLine(Summary{OK: 1}, time.Second))
 	o.failed(who{sub: "1"}, "google_unavailable", "boom")
 	o.clearProgress()

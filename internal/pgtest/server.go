@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -148,6 +149,7 @@ func (s *Server) Stop() error {
 		return nil
 	}
 	s.cmd.Process.Signal(syscall.SIGINT)
+	s.signalAll(syscall.SIGCONT) // a frozen server must wake to stop
 	select {
 	case <-s.exited:
 	case <-time.After(30 * time.Second):
@@ -155,6 +157,64 @@ func (s *Server) Stop() error {
 		<-s.exited
 	}
 	s.cmd = nil
+	return nil
+}
+
+// Freeze stops every process of the server (the postmaster and each
+// connection's backend) with SIGSTOP: what a hung host, or a network that
+// drops packets, looks like to a client. Connections stay open and
+// connects are accepted by the kernel, but nothing answers until Thaw.
+func (s *Server) Freeze() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return errors.New("pgtest: server not running")
+	}
+	return s.signalAll(syscall.SIGSTOP)
+}
+
+// Thaw resumes a frozen server (SIGCONT).
+func (s *Server) Thaw() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return errors.New("pgtest: server not running")
+	}
+	return s.signalAll(syscall.SIGCONT)
+}
+
+// signalAll signals the postmaster, then each of its children (every
+// backend makes itself a session leader, so a process group would miss
+// them). Stopped first, the postmaster forks no new child meanwhile.
+// s.mu is held.
+func (s *Server) signalAll(sig syscall.Signal) error {
+	pid := s.cmd.Process.Pid
+	if err := syscall.Kill(pid, sig); err != nil {
+		return err
+	}
+	stats, err := filepath.Glob("/proc/[0-9]*/stat")
+	if err != nil {
+		return err
+	}
+	for _, path := range stats {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue // exited meanwhile
+		}
+		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 2 || f[1] != strconv.Itoa(pid) {
+			continue
+		}
+		child, err := strconv.Atoi(filepath.Base(filepath.Dir(path)))
+		if err == nil {
+			syscall.Kill(child, sig)
+		}
+	}
 	return nil
 }
 

@@ -22,6 +22,8 @@ func (s *Server) URL(db string) string             { return "" }
 func (s *Server) NewDatabase(tb testing.TB) string { return "" }
 func (s *Server) Start() error                     { return errors.New("pgtest: not supported") }
 func (s *Server) Stop() error                      { return nil }
+func (s *Server) Freeze() error                    { return errors.New("pgtest: not supported") }
+func (s *Server) Thaw() error                      { return errors.New("pgtest: not supported") }
 func (s *Server) close()                           {}
 func startServer() (*Server, error) {
 	return nil, errors.New("throwaway PostgreSQL servers run on Linux only")

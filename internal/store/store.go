@@ -40,6 +40,9 @@ type Config struct {
 	Dir string
 	// Logger receives the backend's warnings. Nil discards.
 	Logger *slog.Logger
+	// Timeout bounds each database operation (postgres.Config.Timeout).
+	// 0: postgres.DefaultTimeout.
+	Timeout time.Duration
 	// MaxConns bounds the database's connection pool (0: pgxpool's
 	// default, 4 or the number of CPUs).
 	MaxConns int32
@@ -49,7 +52,7 @@ type Config struct {
 // up (logging why) until ctx ends, and applies the schema migrations.
 func Open(ctx context.Context, cfg Config) (Backend, error) {
 	if cfg.DatabaseURL != "" {
-		st, err := postgres.Open(ctx, postgres.Config{URL: cfg.DatabaseURL, Logger: cfg.Logger, MaxConns: cfg.MaxConns})
+		st, err := postgres.Open(ctx, postgres.Config{URL: cfg.DatabaseURL, Logger: cfg.Logger, MaxConns: cfg.MaxConns, Timeout: cfg.Timeout})
 		if err != nil {
 			return nil, err
 		}

@@ -25,10 +25,40 @@ type userJSON struct {
 }
 
 // meJSON is the answer of /api/me, /tokensignin and /connect.
+// GrantedScopes are the scopes the stored grant holds (Google's word);
+// MissingScopes the configured offline scopes (-scopes) it does not hold.
+// Both are arrays, empty rather than null.
 type meJSON struct {
 	User          userJSON `json:"user"`
 	Offline       bool     `json:"offline"`
 	OfflineStatus string   `json:"offline_status"`
+	GrantedScopes []string `json:"granted_scopes"`
+	MissingScopes []string `json:"missing_scopes"`
+}
+
+// me is the API's answer about u, whose stored grant is rec (nil for none)
+// with status.
+func (s *Server) me(u sessionUser, rec *grant.Record, status grant.Offline) meJSON {
+	m := newMeJSON(u, status)
+	m.GrantedScopes, m.MissingScopes = s.scopesOf(rec, status)
+	return m
+}
+
+// scopesOf says which scopes rec's grant holds and which of the configured
+// offline scopes it lacks. A grant that is not active holds none.
+func (s *Server) scopesOf(rec *grant.Record, status grant.Offline) (granted, missing []string) {
+	if status != grant.OfflineActive {
+		rec = nil
+	}
+	granted = rec.GrantedScopes()
+	if granted == nil {
+		granted = []string{}
+	}
+	missing = rec.MissingScopes(s.cfg.OfflineScopes)
+	if missing == nil {
+		missing = []string{}
+	}
+	return granted, missing
 }
 
 func newMeJSON(u sessionUser, status grant.Offline) meJSON {
@@ -44,13 +74,6 @@ func newMeJSON(u sessionUser, status grant.Offline) meJSON {
 		Offline:       status == grant.OfflineActive,
 		OfflineStatus: string(status),
 	}
-}
-
-// offlineStatus says whether the server can act for sub while they are
-// away.
-func (s *Server) offlineStatus(ctx context.Context, sub string) (grant.Offline, error) {
-	_, status, err := s.cfg.Grants.Lookup(ctx, sub)
-	return status, err
 }
 
 // verify verifies an ID token from a client. Anything that is not an
@@ -170,7 +193,7 @@ func (s *Server) handleTokenSignin(w http.ResponseWriter, r *http.Request) (err 
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return nil
 	}
-	writeJSON(w, http.StatusOK, newMeJSON(u, status))
+	writeJSON(w, http.StatusOK, s.me(u, rec, status))
 	return nil
 }
 
@@ -271,7 +294,11 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) (err erro
 		}
 		s.audit(r.Context(), auditSignIn, u.Sub, slog.String("method", metrics.SignInConnect))
 	}
-	writeJSON(w, http.StatusOK, newMeJSON(u, status))
+	rec, status, err := s.cfg.Grants.Lookup(r.Context(), c.Sub)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.me(u, rec, status))
 	return nil
 }
 
@@ -383,11 +410,11 @@ func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	status, err := s.offlineStatus(r.Context(), u.Sub)
+	rec, status, err := s.cfg.Grants.Lookup(r.Context(), u.Sub)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, newMeJSON(u, status))
+	writeJSON(w, http.StatusOK, s.me(u, rec, status))
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 
 	"google.golang.org/api/googleapi"
@@ -61,6 +62,8 @@ func statusOf(kind string) int {
 		return http.StatusNotFound
 	case signin.ECONFLICT:
 		return http.StatusConflict
+	case signin.ETIMEOUT:
+		return http.StatusRequestTimeout
 	case signin.ETOOLARGE:
 		return http.StatusRequestEntityTooLarge
 	case signin.EUPSTREAM:
@@ -81,8 +84,9 @@ const statusClientClosedRequest = 499
 // user-facing message. Only server-side failures (5xx) are logged, with the
 // request id, method and path; never the request's body or query, which may
 // hold tokens. Google failing is a warning naming the endpoint and Google's
-// error code (our own failures are errors), and a client that went away
-// before the answer is no failure at all: 499, at debug.
+// error code (our own failures are errors), storage being unavailable is
+// at debug (the store logs the outage), and a client that went away before
+// the answer is no failure at all: 499, at debug.
 func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error, format errorFormat) {
 	ctx := r.Context()
 	attrs := func(status int) []slog.Attr {
@@ -94,18 +98,26 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error, 
 			slog.String("error", err.Error()),
 		}
 	}
-	if ctx.Err() != nil {
+	kind := signin.ErrorKind(err)
+	if ctx.Err() != nil && kind != signin.ETIMEOUT {
+		// A body read that timed out also ends the context, but that
+		// client is still there, waiting for its 408.
 		s.log.LogAttrs(ctx, slog.LevelDebug, "client went away", attrs(statusClientClosedRequest)...)
 		w.WriteHeader(statusClientClosedRequest)
 		return
 	}
-	kind := signin.ErrorKind(err)
 	status := statusOf(kind)
 	switch {
 	case kind == signin.EUPSTREAM:
 		endpoint, code := googleFailure(err)
 		s.log.LogAttrs(ctx, slog.LevelWarn, "Google failed", append(attrs(status),
 			slog.String("endpoint", endpoint), slog.String("google_error", code))...)
+	case kind == signin.EUNAVAILABLE:
+		// Storage down or busy: the store logs an outage itself, once when
+		// it starts and once when it ends (with the count of refused
+		// operations); the request line says 503. A line per refused
+		// request would grow with traffic, and is no error of ours.
+		s.log.LogAttrs(ctx, slog.LevelDebug, "request refused: storage unavailable", attrs(status)...)
 	case status >= 500:
 		s.log.LogAttrs(ctx, slog.LevelError, "request failed", attrs(status)...)
 	}
@@ -168,15 +180,26 @@ func errTooLarge() error {
 	return signin.Errorf(signin.ETOOLARGE, "too_large", "The request body is too large.")
 }
 
-// parseForm parses a urlencoded request body, turning a body over the limit
-// (http.MaxBytesReader, installed by the middleware) into ETOOLARGE.
+// parseForm parses a urlencoded request body; errors as bodyError.
 func parseForm(r *http.Request) error {
 	if err := r.ParseForm(); err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return errTooLarge()
-		}
-		return signin.Wrap(err, signin.EINVALID, "invalid_request", "The request body could not be read.")
+		return bodyError(err)
 	}
 	return nil
+}
+
+// bodyError is the answer to a request body that could not be read: a
+// body over the limit (http.MaxBytesReader, installed by the middleware)
+// is ETOOLARGE; one the client sent too slowly for the server's read
+// timeout is ETIMEOUT (408: the client is still connected, waiting, and
+// must not get 499, which is for one that left); anything else EINVALID.
+func bodyError(err error) error {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return errTooLarge()
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return signin.Wrap(err, signin.ETIMEOUT, "request_timeout", "The request was not sent in time.")
+	}
+	return signin.Wrap(err, signin.EINVALID, "invalid_request", "The request body could not be read.")
 }

@@ -9,12 +9,14 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
 	"maps"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -812,4 +814,40 @@ func rawGet(t *testing.T, host, target string) (int, string) {
 	}
 	resp.Body.Close()
 	return resp.StatusCode, resp.Header.Get("Location")
+}
+
+// A client sending its body so slowly that the server's read timeout cuts
+// it is still connected, waiting: it gets 408 request_timeout, not "499
+// status code 499", which is for a client that left (issue 23, item 5).
+func TestSlowBodyGets408(t *testing.T) {
+	e := newTestEnv(t)
+	hs := httptest.NewUnstartedServer(e.server.Handler())
+	hs.Config.ReadTimeout = 200 * time.Millisecond
+	hs.Start()
+	defer hs.Close()
+	host := hs.Listener.Addr().String()
+	for _, path := range []string{"/tokensignin", "/connect"} {
+		t.Run(path, func(t *testing.T) {
+			c, err := net.Dial("tcp", host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			// 100 bytes announced, 11 sent: the rest never comes.
+			if _, err := fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: %s\r\nX-Requested-With: XMLHttpRequest\r\n"+
+				"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ncredential=", path, host); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			defer resp.Body.Close()
+			var body errorBody
+			_ = json.NewDecoder(resp.Body).Decode(&body)
+			if resp.StatusCode != http.StatusRequestTimeout || body.Error != "request_timeout" {
+				t.Errorf("%s, %+v; want 408 request_timeout", resp.Status, body)
+			}
+		})
+	}
 }

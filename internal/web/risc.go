@@ -3,12 +3,10 @@ package web
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 
-	"example.com/signin"
 	"example.com/signin/internal/auth"
 	"example.com/signin/internal/metrics"
 )
@@ -39,11 +37,7 @@ type RISCVerifier interface {
 func (s *Server) handleRISC(w http.ResponseWriter, r *http.Request) error {
 	raw, err := io.ReadAll(r.Body)
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return errTooLarge()
-		}
-		return signin.Wrap(err, signin.EINVALID, "invalid_request", "The request body could not be read.")
+		return bodyError(err)
 	}
 	ev, err := s.cfg.RISC.Verify(r.Context(), bytes.TrimSpace(raw))
 	if err != nil {

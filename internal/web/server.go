@@ -69,6 +69,12 @@ type Config struct {
 	// Scopes are requested by the pages' code and token clients. Default:
 	// openid email profile.
 	Scopes []string
+	// OfflineScopes are the scopes the offline work needs beyond sign-in
+	// (-scopes), normalised (grant.ParseScopes). The buttons that grant
+	// offline access ask for them too, incrementally
+	// (include_granted_scopes); the page and /api/me say which of them a
+	// user's grant lacks, and the page offers to ask for just those.
+	OfflineScopes []string
 	// Grants keeps the users' offline grants. Required.
 	Grants *grant.Grants
 	// Verifier verifies ID tokens. Required.

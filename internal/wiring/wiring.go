@@ -91,7 +91,7 @@ func Open(ctx context.Context, cfg Config) (*Parts, error) {
 	if cfg.Database != "" && strings.TrimSpace(cfg.Getenv(seal.EnvKeys)) == "" {
 		return nil, &ConfigError{fmt.Errorf("with -database (or %s), set %s: every process must share the keys that seal tokens", config.EnvDatabaseURL, seal.EnvKeys)}
 	}
-	st, err := store.Open(ctx, store.Config{DatabaseURL: cfg.Database, Dir: cfg.CredentialsDir, Logger: logger.With("component", "store"), MaxConns: cfg.MaxConns})
+	st, err := store.Open(ctx, store.Config{DatabaseURL: cfg.Database, Dir: cfg.CredentialsDir, Logger: logger.With("component", "store"), MaxConns: cfg.MaxConns, Timeout: cfg.DatabaseTimeout})
 	if err != nil {
 		return nil, err
 	}
@@ -136,4 +136,16 @@ func checkWritable(dir, why string) error {
 	}
 	f.Close()
 	return os.Remove(f.Name())
+}
+
+// OfflineScopes reads -scopes (config.Common.Scopes): the scopes the
+// offline work needs beyond sign-in, normalised as Google grants them, by
+// the grant's rules (grant.ParseScopes). signin asks users for them;
+// offline-fetch reports a user whose grant lacks one as scope_missing.
+func OfflineScopes(flag string) ([]string, error) {
+	scopes, err := grant.ParseScopes(flag)
+	if err != nil {
+		return nil, fmt.Errorf("-scopes: %w", err)
+	}
+	return scopes, nil
 }

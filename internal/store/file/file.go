@@ -493,7 +493,16 @@ func (s *Store) lock(ctx context.Context, name string) (unlock func(), err error
 		release(false)
 		return nil, ctx.Err()
 	}
-	f, err := lockFile(ctx, filepath.Join(s.dir, name+lockExt))
+	path := filepath.Join(s.dir, name+lockExt)
+	f, err := lockFile(ctx, path)
+	if err != nil && ctx.Err() == nil && damaged(path) {
+		// Something that is not a lock file sits at the lock's path (a
+		// link, a FIFO, a directory): set it aside, as a damaged record
+		// is, rather than lock the user out until someone removes it.
+		if err = s.setLockAside(ctx, name); err == nil {
+			f, err = lockFile(ctx, path)
+		}
+	}
 	if err != nil {
 		release(true)
 		if ctx.Err() != nil {
@@ -505,6 +514,42 @@ func (s *Store) lock(ctx context.Context, name string) (unlock func(), err error
 		f.Close() // releases the flock
 		release(true)
 	}, nil
+}
+
+// damaged reports whether path exists and is not a regular file.
+func damaged(path string) bool {
+	fi, err := os.Lstat(path)
+	return err == nil && !fi.Mode().IsRegular()
+}
+
+// setLockAside renames the damaged lock path of name to
+// "<name>.lock.damaged-<UTC time>" (nothing reads it: an operator may look
+// at it), and logs where it went. It does so under the directory's own
+// lock, after looking again: another process may have set it aside and
+// created the real lock file meanwhile, which must stay. (Nothing else
+// turns a damaged lock path into a regular file: creating one through a
+// link or over a FIFO or a directory fails.) If the rename fails, the
+// error names the file to remove.
+func (s *Store) setLockAside(ctx context.Context, name string) error {
+	d, err := lockDir(ctx, s.dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	path := filepath.Join(s.dir, name+lockExt)
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode().IsRegular() {
+		return nil // set aside by another process, or gone: try again
+	}
+	aside := name + lockExt + damagedInfix + s.now().UTC().Format("20060102T150405.000000000Z")
+	if err := os.Rename(path, filepath.Join(s.dir, aside)); err != nil {
+		return fmt.Errorf("the lock file %s is not a regular file (%v) and cannot be set aside; remove it: %w", path, fi.Mode().Type(), err)
+	}
+	if err := syncDir(s.dir); err != nil {
+		return err
+	}
+	s.log.Warn("set a damaged lock file aside", "file", name+lockExt, "kept_as", aside, "type", fi.Mode().Type().String())
+	return nil
 }
 
 // removeStaleTemps deletes temporary files that interrupted writes left

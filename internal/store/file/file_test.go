@@ -681,8 +681,8 @@ func within(t *testing.T, what string, fn func()) {
 
 // TestSpecialFilesRefused: a record that is a FIFO or a symbolic link is a
 // damaged record, answered at once, never followed or waited on; a lock
-// file that is a link or a FIFO is refused, and nothing is created outside
-// the directory.
+// file that is a link, a FIFO or a directory is set aside, and nothing is
+// created outside the directory.
 func TestSpecialFilesRefused(t *testing.T) {
 	dir := t.TempDir()
 	s := mustOpen(t, dir)
@@ -719,31 +719,40 @@ func TestSpecialFilesRefused(t *testing.T) {
 		t.Errorf("Get of a symlinked record = %+v, %v; want corrupt_record", rec, err)
 	}
 
-	// A lock file linked outside the directory: nothing is created there.
+	// A lock file linked outside the directory: nothing is created there,
+	// and the user is not locked out either (issue 23, item 6): the link
+	// is set aside, as a damaged record is, and the update goes through.
 	target := filepath.Join(outside, "planted")
 	if err := os.Symlink(target, filepath.Join(dir, "3.lock")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Update(ctx, "3", func(*grant.Record) (*grant.Record, error) {
 		return granttest.NewRecord("3", time.Now()), nil
-	}); err == nil {
-		t.Error("Update with a symlinked lock file succeeded")
+	}); err != nil {
+		t.Errorf("Update with a symlinked lock file: %v; want the link set aside", err)
 	}
 	if _, err := os.Lstat(target); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("a file was created outside the directory through the lock's link: %v", err)
 	}
+	wantLockSetAside(t, dir, "3", fs.ModeSymlink)
 
-	// A FIFO as lock file is refused too, at once.
+	// A FIFO or a directory as lock file too, at once.
 	if err := syscall.Mkfifo(filepath.Join(dir, "4.lock"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	within(t, "Update with a FIFO lock file", func() {
-		if _, err := s.Update(ctx, "4", func(*grant.Record) (*grant.Record, error) {
-			return granttest.NewRecord("4", time.Now()), nil
-		}); err == nil {
-			t.Error("Update with a FIFO lock file succeeded")
-		}
-	})
+	if err := os.Mkdir(filepath.Join(dir, "6.lock"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for sub, mode := range map[string]fs.FileMode{"4": fs.ModeNamedPipe, "6": fs.ModeDir} {
+		within(t, "Update with a "+mode.String()+" lock file", func() {
+			if _, err := s.Update(ctx, sub, func(*grant.Record) (*grant.Record, error) {
+				return granttest.NewRecord(sub, time.Now()), nil
+			}); err != nil {
+				t.Errorf("Update with a %v lock file: %v", mode, err)
+			}
+		})
+		wantLockSetAside(t, dir, sub, mode)
+	}
 
 	// The sessions directory may not be a link elsewhere either.
 	if err := os.Symlink(outside, filepath.Join(dir, sessionsDir)); err != nil {
@@ -760,4 +769,59 @@ func TestSpecialFilesRefused(t *testing.T) {
 	if ents, _ := os.ReadDir(outside); len(ents) != 2 { // 2.json, 2.lock
 		t.Errorf("files created or removed outside the directory: %v", ents)
 	}
+}
+
+// wantLockSetAside checks that sub's lock path is a regular file again and
+// that what was there before (of type mode) was kept beside it.
+func wantLockSetAside(t *testing.T, dir, sub string, mode fs.FileMode) {
+	t.Helper()
+	if fi, err := os.Lstat(filepath.Join(dir, sub+".lock")); err == nil && !fi.Mode().IsRegular() {
+		t.Errorf("%s.lock is still a %v", sub, fi.Mode().Type())
+	}
+	kept, _ := filepath.Glob(filepath.Join(dir, sub+".lock.damaged-*"))
+	if len(kept) != 1 {
+		t.Fatalf("set aside as %v, want one %s.lock.damaged-<time>", kept, sub)
+	}
+	if fi, err := os.Lstat(kept[0]); err != nil || fi.Mode().Type() != mode {
+		t.Errorf("%s is %v, %v; want the %v that was there", kept[0], fi, err, mode)
+	}
+}
+
+// Two processes (two Stores on one directory) meeting a damaged lock path
+// at once: one sets it aside, the other uses the lock file that replaced
+// it (never setting that aside too, which would let both hold "the" lock):
+// no update is lost.
+func TestDamagedLockSetAsideOnce(t *testing.T) {
+	dir := t.TempDir()
+	a, b := mustOpen(t, dir), mustOpen(t, dir)
+	const sub = "7"
+	granttest.Put(t, a, granttest.NewRecord(sub, time.Now()))
+	lock := filepath.Join(dir, sub+".lock")
+	if err := os.Remove(lock); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(t.TempDir(), "elsewhere"), lock); err != nil {
+		t.Fatal(err)
+	}
+	const each = 25
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*each)
+	for _, s := range []*Store{a, b} {
+		wg.Go(func() {
+			for range each {
+				errs <- granttest.Increment(t.Context(), s, sub)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := granttest.Count(t, a, sub); n != 2*each {
+		t.Errorf("counter %d after %d increments: updates were lost", n, 2*each)
+	}
+	wantLockSetAside(t, dir, sub, fs.ModeSymlink)
 }

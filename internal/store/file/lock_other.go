@@ -16,3 +16,5 @@ var errNoFlock = errors.New("file store: flock(2) is not available on this syste
 func checkLocking() error { return errNoFlock }
 
 func lockFile(context.Context, string) (*os.File, error) { return nil, errNoFlock }
+
+func lockDir(context.Context, string) (*os.File, error) { return nil, errNoFlock }

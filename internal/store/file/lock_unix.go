@@ -55,6 +55,22 @@ func lockFile(ctx context.Context, path string) (*os.File, error) {
 	}
 }
 
+// lockDir takes an exclusive flock on the directory itself, waiting until
+// it is free or ctx ends: for the rare change that must exclude every
+// process of the store at once (setting a damaged lock path aside).
+// Closing the returned file releases it.
+func lockDir(ctx context.Context, dir string) (*os.File, error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := flock(ctx, d); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
 func flock(ctx context.Context, f *os.File) error {
 	rc, err := f.SyscallConn()
 	if err != nil {

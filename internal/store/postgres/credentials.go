@@ -24,6 +24,8 @@ func (s *Store) Get(ctx context.Context, sub string) (*grant.Record, error) {
 	if err := grant.CheckSub(sub); err != nil {
 		return nil, err
 	}
+	ctx, cancel := s.bound(ctx, 0)
+	defer cancel()
 	rec, err := scanRecord(s.pool.QueryRow(ctx, `SELECT `+recordColumns+` FROM credentials WHERE sub = $1`, escapeText(sub)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, notFound()
@@ -62,22 +64,28 @@ func (s *Store) Update(ctx context.Context, sub string, fn func(cur *grant.Recor
 		return nil, err
 	}
 	key := escapeText(sub)
-	tx, err := s.begin(ctx)
+	// Two bounds: taking the lock (which may wait LockTimeout for another
+	// holder), then writing; fn runs between them, unbounded here
+	// (HoldTimeout ends a hung holder's session).
+	lockCtx, cancelLock := s.bound(ctx, s.lockWait)
+	defer cancelLock()
+	tx, err := s.begin(lockCtx)
 	if err != nil {
 		return nil, err
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
+	defer s.rollback(ctx, tx)
 
-	cur, err := s.lockRow(ctx, tx, key)
+	cur, err := s.lockRow(lockCtx, tx, key)
 	if err == nil && cur == nil {
-		if _, err = tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, lockClassUserCreate, key); err != nil {
-			return nil, s.fail(ctx, err, "cannot lock the credential record")
+		if _, err = tx.Exec(lockCtx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, lockClassUserCreate, key); err != nil {
+			return nil, s.fail(lockCtx, err, "cannot lock the credential record")
 		}
-		cur, err = s.lockRow(ctx, tx, key)
+		cur, err = s.lockRow(lockCtx, tx, key)
 	}
 	if err != nil {
 		return nil, err
 	}
+	cancelLock()
 	var created time.Time
 	if cur != nil {
 		created = cur.CreatedAt
@@ -103,6 +111,8 @@ func (s *Store) Update(ctx context.Context, sub string, fn func(cur *grant.Recor
 	if _, err := grant.EncodeRecord(&rec); err != nil { // the size bound every backend keeps
 		return nil, err
 	}
+	ctx, cancel := s.bound(ctx, 0)
+	defer cancel()
 	if cur == nil {
 		_, err = tx.Exec(ctx, `INSERT INTO credentials (`+recordColumns+`)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`, recordArgs(key, &rec)...)
@@ -129,7 +139,7 @@ func (s *Store) begin(ctx context.Context) (pgx.Tx, error) {
 	_, err = tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true), set_config('idle_in_transaction_session_timeout', $2, true)`,
 		s.lockTimeout, s.holdTimeout)
 	if err != nil {
-		tx.Rollback(context.WithoutCancel(ctx))
+		s.rollback(ctx, tx)
 		return nil, s.fail(ctx, err, "cannot start a transaction")
 	}
 	return tx, nil
@@ -152,11 +162,13 @@ func (s *Store) Delete(ctx context.Context, sub string) error {
 	if err := grant.CheckSub(sub); err != nil {
 		return err
 	}
+	ctx, cancel := s.bound(ctx, s.lockWait)
+	defer cancel()
 	tx, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
+	defer s.rollback(ctx, tx)
 	tag, err := tx.Exec(ctx, `DELETE FROM credentials WHERE sub = $1`, escapeText(sub))
 	if err != nil {
 		return s.fail(ctx, err, "cannot delete the credential record")
@@ -177,11 +189,13 @@ func (s *Store) SetAside(ctx context.Context, sub string) (string, error) {
 	if err := grant.CheckSub(sub); err != nil {
 		return "", err
 	}
+	ctx, cancel := s.bound(ctx, s.lockWait)
+	defer cancel()
 	tx, err := s.begin(ctx)
 	if err != nil {
 		return "", err
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
+	defer s.rollback(ctx, tx)
 	key := escapeText(sub)
 	_, err = s.lockRow(ctx, tx, key)
 	if signin.ErrorCode(err) != grant.CodeCorruptRecord {
@@ -212,34 +226,14 @@ const listPage = 100
 // throughout is seen exactly once. One created or deleted meanwhile is
 // seen or not, depending on where the listing is; none is seen twice.
 func (s *Store) List(ctx context.Context, fn func(rec *grant.Record, err error) error) error {
-	type item struct {
-		rec *grant.Record
-		err error
-	}
 	after := ""
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		rows, err := s.pool.Query(ctx, `SELECT `+recordColumns+` FROM credentials WHERE sub > $1 ORDER BY sub LIMIT $2`, after, listPage)
+		page, err := s.readPage(ctx, &after)
 		if err != nil {
-			return s.fail(ctx, err, "cannot list the credential records")
-		}
-		page := make([]item, 0, listPage)
-		for rows.Next() {
-			rec, key, err := scanRow(rows)
-			if key != "" {
-				after = key
-			}
-			if err != nil && key == "" { // cannot even tell which row: give up
-				rows.Close()
-				return s.fail(ctx, err, "cannot list the credential records")
-			}
-			page = append(page, item{rec, err})
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return s.fail(ctx, err, "cannot list the credential records")
+			return err
 		}
 		for _, it := range page {
 			if err := fn(it.rec, it.err); err != nil {
@@ -253,6 +247,40 @@ func (s *Store) List(ctx context.Context, fn func(rec *grant.Record, err error) 
 			return nil
 		}
 	}
+}
+
+// listed is a row of List's: a record, or why it cannot be read.
+type listed struct {
+	rec *grant.Record
+	err error
+}
+
+// readPage reads the next page of List, after *after, within
+// Config.Timeout, and moves *after on.
+func (s *Store) readPage(ctx context.Context, after *string) ([]listed, error) {
+	ctx, cancel := s.bound(ctx, 0)
+	defer cancel()
+	rows, err := s.pool.Query(ctx, `SELECT `+recordColumns+` FROM credentials WHERE sub > $1 ORDER BY sub LIMIT $2`, *after, listPage)
+	if err != nil {
+		return nil, s.fail(ctx, err, "cannot list the credential records")
+	}
+	defer rows.Close()
+	page := make([]listed, 0, listPage)
+	for rows.Next() {
+		rec, key, err := scanRow(rows)
+		if key != "" {
+			*after = key
+		}
+		if err != nil && key == "" { // cannot even tell which row: give up
+			return nil, s.fail(ctx, err, "cannot list the credential records")
+		}
+		page = append(page, listed{rec, err})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, s.fail(ctx, err, "cannot list the credential records")
+	}
+	return page, nil
 }
 
 // row is a credentials row as scanned, before checking.

@@ -12,10 +12,15 @@
 // so a holder that loses its lock (its session ended) cannot write either,
 // and no waiter acts on a token the holder is replacing.
 //
-// Errors are *signin.Error. The database being unreachable, restarting or a
-// user's lock not coming in time are kind signin.EUNAVAILABLE (503, try
-// again; nothing was written). The database URL's password never appears in
-// an error or a log line.
+// Errors are *signin.Error. The database being unreachable, restarting,
+// not answering within Config.Timeout (a hung host, a network dropping
+// packets) or a user's lock not coming in time are kind signin.EUNAVAILABLE
+// (503, try again; nothing was written). The database URL's password never
+// appears in an error or a log line.
+//
+// An outage is logged twice, whatever the traffic: once when the first
+// operation finds the database gone (ERROR), once when one succeeds again
+// (WARN, with how long it lasted and how many operations were refused).
 package postgres
 
 import (
@@ -29,8 +34,10 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -66,6 +73,14 @@ type Config struct {
 	// refreshed token is never thrown away. 0: 2 minutes.
 	HoldTimeout time.Duration
 
+	// Timeout bounds each operation: acquiring a connection and running
+	// its statements (a wait for a user's lock may take LockTimeout more;
+	// the fn of Update is not counted). Past it the operation fails as
+	// EUNAVAILABLE database_unavailable, as when the database is down, so
+	// that a hung database gets requests a prompt 503 rather than holding
+	// them. 0: DefaultTimeout.
+	Timeout time.Duration
+
 	// MaxWait bounds how long Open waits for an unreachable database,
 	// retrying with backoff and logging each wait. 0: until ctx ends.
 	MaxWait time.Duration
@@ -75,6 +90,11 @@ type Config struct {
 	Now func() time.Time
 }
 
+// DefaultTimeout is Config.Timeout's default: far above any statement of
+// this package on a healthy database (milliseconds), well below an HTTP
+// client's patience.
+const DefaultTimeout = 5 * time.Second
+
 // Store is a grant.Store, and a session store, on PostgreSQL. It is safe for
 // concurrent use.
 type Store struct {
@@ -82,9 +102,12 @@ type Store struct {
 	log         *slog.Logger
 	target      string // the database, without its password, for logs
 	redact      func(string) string
-	lockTimeout string // for set_config, in milliseconds
+	timeout     time.Duration // Config.Timeout
+	lockWait    time.Duration // Config.LockTimeout
+	lockTimeout string        // for set_config, in milliseconds
 	holdTimeout string
 	now         func() time.Time
+	outage      outage
 
 	cleanupMu   sync.Mutex
 	lastCleanup time.Time
@@ -121,9 +144,15 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if hold <= 0 {
 		hold = 2 * time.Minute
 	}
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
 	s := &Store{
 		log:         log,
 		redact:      redact,
+		timeout:     timeout,
+		lockWait:    lock,
 		lockTimeout: fmt.Sprint(lock.Milliseconds()),
 		holdTimeout: fmt.Sprint(hold.Milliseconds()),
 		now:         cfg.Now,
@@ -131,11 +160,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.target = describe(pcfg.ConnConfig.Config)
+	s.outage.log, s.outage.now, s.outage.target = log, s.now, s.target
+	pcfg.ConnConfig.Tracer = answerTracer{&s.outage}
 	s.pool, err = pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, s.fail(ctx, err, "cannot set up the database pool")
 	}
-	s.target = describe(pcfg.ConnConfig.Config)
 	if err := s.waitReachable(ctx, s.target, cfg.MaxWait); err != nil {
 		s.pool.Close()
 		return nil, err
@@ -144,7 +175,96 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.pool.Close()
 		return nil, err
 	}
+	s.outage.armed.Store(true)
 	return s, nil
+}
+
+// noAnswer is the cause of the end of a context made by bound: the
+// database did not answer in time.
+type noAnswer struct{ after time.Duration }
+
+func (e *noAnswer) Error() string {
+	return fmt.Sprintf("the database did not answer within %v", e.after)
+}
+
+// bound limits ctx to one operation's time, Config.Timeout plus extra (a
+// lock wait). The operation's errors go through fail with the returned
+// context, which tells the deadline from the caller's ctx ending.
+func (s *Store) bound(ctx context.Context, extra time.Duration) (context.Context, context.CancelFunc) {
+	d := s.timeout + extra
+	return context.WithTimeoutCause(ctx, d, &noAnswer{after: d})
+}
+
+// rollback ends tx if it is still open (after a commit it does nothing),
+// within Config.Timeout even when ctx has ended: a rollback on a hung
+// database must not hold the caller either.
+func (s *Store) rollback(ctx context.Context, tx pgx.Tx) {
+	ctx, cancel := s.bound(context.WithoutCancel(ctx), 0)
+	defer cancel()
+	_ = tx.Rollback(ctx)
+}
+
+// outage logs the database going away and coming back, once each, rather
+// than a line per refused operation.
+type outage struct {
+	log    *slog.Logger
+	now    func() time.Time
+	target string
+	armed  atomic.Bool // Open succeeded: Open's own waiting logs itself
+	down   atomic.Bool // fast path of answered
+
+	mu      sync.Mutex
+	since   time.Time
+	refused int64
+}
+
+// refuse notes an operation that failed because the database is
+// unavailable; the first of an outage is logged.
+func (o *outage) refuse(err error) {
+	if !o.armed.Load() {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.refused++
+	if o.down.Load() {
+		return
+	}
+	o.down.Store(true)
+	o.since, o.refused = o.now(), 1
+	o.log.Error("database unavailable: operations fail with database_unavailable (503) until it answers",
+		"database", o.target, "error", err.Error())
+}
+
+// answered notes an operation that succeeded; the first after an outage
+// is logged, with the outage's length and how many operations it refused
+// (about one per request: a request stops at its first failure).
+func (o *outage) answered() {
+	if !o.down.Load() {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.down.Load() {
+		return
+	}
+	o.down.Store(false)
+	o.log.Warn("database answers again", "database", o.target,
+		"down_for", o.now().Sub(o.since).Round(time.Millisecond), "refused", o.refused)
+}
+
+// answerTracer is the pool's query tracer: every statement that succeeds
+// tells the outage log that the database answers.
+type answerTracer struct{ o *outage }
+
+func (a answerTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	return ctx
+}
+
+func (a answerTracer) TraceQueryEnd(_ context.Context, _ *pgx.Conn, data pgx.TraceQueryEndData) {
+	if data.Err == nil {
+		a.o.answered()
+	}
 }
 
 // describe names the database for log lines: user, host, port and database
@@ -195,11 +315,14 @@ func (s *Store) waitReachable(ctx context.Context, target string, maxWait time.D
 // Describe names the store for start-up logs, without the password.
 func (s *Store) Describe() string { return "PostgreSQL " + s.target }
 
-// Ping checks that the database answers.
+// Ping checks that the database answers, within Config.Timeout.
 func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := s.bound(ctx, 0)
+	defer cancel()
 	if err := s.pool.Ping(ctx); err != nil {
 		return s.fail(ctx, err, "cannot reach the database")
 	}
+	s.outage.answered()
 	return nil
 }
 
@@ -217,6 +340,14 @@ const (
 // message of unexpected failures. The end of ctx is returned as it is
 // (wrapped), as the file store does.
 func (s *Store) fail(ctx context.Context, err error, what string) error {
+	var late *noAnswer
+	if ctx.Err() != nil && errors.As(context.Cause(ctx), &late) {
+		// Our own deadline (bound), not the caller's: the database hangs.
+		out := redactErr(signin.Wrap(fmt.Errorf("%w: %w", late, err), signin.EUNAVAILABLE, CodeUnavailable,
+			"The database is unavailable; try again shortly."), s.redact)
+		s.outage.refuse(out)
+		return out
+	}
 	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err)) {
 		return redactErr(fmt.Errorf("%s: %w", what, ctx.Err()), s.redact)
 	}
@@ -230,6 +361,9 @@ func (s *Store) fail(ctx context.Context, err error, what string) error {
 	case isUnavailable(err):
 		out = signin.Wrap(err, signin.EUNAVAILABLE, CodeUnavailable,
 			"The database is unavailable; try again shortly.")
+		red := redactErr(out, s.redact)
+		s.outage.refuse(red)
+		return red
 	default:
 		out = signin.Wrap(err, signin.EINTERNAL, "", what)
 	}

@@ -59,6 +59,8 @@ func (s *Store) CreateSession(ctx context.Context, id string, sub string, data [
 		data = []byte{}
 	}
 	now := s.now()
+	ctx, cancel := s.bound(ctx, 0)
+	defer cancel()
 	// A new session need not wait for its WAL to reach the disk: a crash
 	// in the next few milliseconds loses at worst a session that was just
 	// made, and its user signs in again. Not waiting for that fsync is most
@@ -89,6 +91,8 @@ func (s *Store) LoadSession(ctx context.Context, id string) (sub string, data []
 	if err := checkSessionID(id); err != nil {
 		return "", nil, time.Time{}, err
 	}
+	ctx, cancel := s.bound(ctx, 0)
+	defer cancel()
 	var key string
 	err = s.pool.QueryRow(ctx, `SELECT sub, data, expires_at FROM sessions WHERE id_hash = $1 AND expires_at > $2`,
 		idHash(id), s.now()).Scan(&key, &data, &expires)
@@ -111,6 +115,8 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 	if err := checkSessionID(id); err != nil {
 		return err
 	}
+	ctx, cancel := s.bound(ctx, 0)
+	defer cancel()
 	if _, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE id_hash = $1`, idHash(id)); err != nil {
 		return s.fail(ctx, err, "cannot delete the session")
 	}
@@ -123,6 +129,8 @@ func (s *Store) DeleteUserSessions(ctx context.Context, sub string) (int, error)
 	if err := grant.CheckSub(sub); err != nil {
 		return 0, err
 	}
+	ctx, cancel := s.bound(ctx, 0)
+	defer cancel()
 	tag, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE sub = $1`, escapeText(sub))
 	if err != nil {
 		return 0, s.fail(ctx, err, "cannot delete the user's sessions")
@@ -134,6 +142,8 @@ func (s *Store) DeleteUserSessions(ctx context.Context, sub string) (int, error)
 // returns how many it removed. CreateSession calls it now and then; a
 // command may call it in a loop to clean up at once.
 func (s *Store) DeleteExpiredSessions(ctx context.Context, limit int) (int, error) {
+	ctx, cancel := s.bound(ctx, 0)
+	defer cancel()
 	tag, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE id_hash IN
 		(SELECT id_hash FROM sessions WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`, s.now(), limit)
 	if err != nil {
