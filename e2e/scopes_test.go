@@ -202,4 +202,3 @@ func (c *emulatorClient) refreshScope(ctx context.Context, t *testing.T, refresh
 	}
 	return body.Scope
 }
-
