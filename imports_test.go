@@ -26,7 +26,7 @@ var allowedImports = map[string][]string{
 	"cmd/signin-admin":     {"internal/admin"},
 	"internal/admin":       {"", "internal/wiring", "internal/grant", "internal/store", "internal/config", "internal/googlenet", "internal/seal", "internal/version"},
 	"internal/wiring":      {"internal/store", "internal/store/postgres", "internal/grant", "internal/auth", "internal/config", "internal/seal", "internal/metrics"},
-	"internal/web":         {"", "internal/offline", "internal/grant", "internal/auth", "internal/googlenet", "internal/metrics"},
+	"internal/web":         {"", "internal/offline", "internal/grant", "internal/auth", "internal/googlenet", "internal/metrics", "internal/seal"},
 	"internal/offline":     {"", "internal/grant", "internal/auth"},
 	"internal/grant":       {"", "internal/auth", "internal/seal"},
 	"internal/rounds":      {"", "internal/offline", "internal/grant", "internal/store/postgres"},

@@ -131,7 +131,7 @@ const (
 	auditSignIn        = "sign_in"                // method: button, redirect or connect
 	auditOfflineAccess = "offline_access_granted" // refresh_token: new or kept
 	auditDisconnect    = "disconnect"             // revoked: whether Google was asked to revoke
-	auditSessionsEnded = "sessions_ended"         // cause, sessions: how many
+	auditSessionsEnded = "sessions_ended"         // cause
 )
 
 // audit logs an audit event about sub.
@@ -348,12 +348,11 @@ func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ended := 1
 	if everywhere {
 		if !signedIn {
 			return errSignedOut()
 		}
-		if ended, err = s.endUserSessions(r.Context(), u.Sub, metrics.CauseSignOutEverywhere); err != nil {
+		if err := s.endUserSessions(r.Context(), u.Sub, metrics.CauseSignOutEverywhere); err != nil {
 			return err
 		}
 	}
@@ -361,19 +360,18 @@ func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if signedIn && !everywhere {
-		s.sessionsEnded(r.Context(), u.Sub, metrics.CauseSignOut, 1)
+		s.sessionsEnded(r.Context(), u.Sub, metrics.CauseSignOut)
 	}
 	writeJSON(w, http.StatusOK, struct {
 		SignedOut  bool `json:"signed_out"`
 		Everywhere bool `json:"everywhere,omitempty"`
-		Sessions   int  `json:"sessions,omitempty"`
-	}{true, everywhere, ended})
+	}{true, everywhere})
 	return nil
 }
 
 // endEverywhere ends every session of sub and the request's cookie.
 func (s *Server) endEverywhere(w http.ResponseWriter, r *http.Request, sub, cause string) error {
-	if _, err := s.endUserSessions(r.Context(), sub, cause); err != nil {
+	if err := s.endUserSessions(r.Context(), sub, cause); err != nil {
 		return err
 	}
 	return s.sessions.end(w, r)
@@ -382,25 +380,23 @@ func (s *Server) endEverywhere(w http.ResponseWriter, r *http.Request, sub, caus
 // endUserSessions ends every session of sub, on every replica, for cause
 // (metrics.CauseRISC when Google says the account was compromised, say),
 // with its audit line and metric. It needs no request: it is also for
-// events that come from Google rather than from the user.
-func (s *Server) endUserSessions(ctx context.Context, sub, cause string) (int, error) {
-	n, err := s.sessions.endUser(ctx, sub)
-	if err != nil {
-		return 0, err
+// events that come from Google rather than from the user. It is one write
+// to the SessionStore, however many sessions sub holds (the server does not
+// know how many: signing in writes nothing).
+func (s *Server) endUserSessions(ctx context.Context, sub, cause string) error {
+	if err := s.sessions.endUser(ctx, sub); err != nil {
+		return err
 	}
-	s.sessionsEnded(ctx, sub, cause, n)
-	return n, nil
+	s.sessionsEnded(ctx, sub, cause)
+	return nil
 }
 
-// sessionsEnded records that n sessions of sub ended for cause
-// (metrics.CauseSignOut...): an audit line and the metric; nothing when
-// there were none.
-func (s *Server) sessionsEnded(ctx context.Context, sub, cause string, n int) {
-	if n <= 0 {
-		return
-	}
-	s.audit(ctx, auditSessionsEnded, sub, slog.String("cause", cause), slog.Int("sessions", n))
-	s.cfg.Metrics.SessionsEnded(cause, n)
+// sessionsEnded records that sessions of sub were ended for cause
+// (metrics.CauseSignOut...): one session, or all of the user's at once.
+// An audit line and the metric.
+func (s *Server) sessionsEnded(ctx context.Context, sub, cause string) {
+	s.audit(ctx, auditSessionsEnded, sub, slog.String("cause", cause))
+	s.cfg.Metrics.SessionsEnded(cause, 1)
 }
 
 // handleMe answers who the caller is and whether the server can act for
