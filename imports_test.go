@@ -29,7 +29,7 @@ var allowedImports = map[string][]string{
 	"internal/web":         {"", "internal/offline", "internal/grant", "internal/auth", "internal/googlenet", "internal/metrics", "internal/seal"},
 	"internal/offline":     {"", "internal/grant", "internal/auth"},
 	"internal/grant":       {"", "internal/auth", "internal/seal"},
-	"internal/rounds":      {"", "internal/offline", "internal/grant", "internal/store/postgres"},
+	"internal/rounds":      {"", "internal/offline", "internal/grant", "internal/store/postgres", "internal/metrics", "internal/googlenet"},
 	"internal/store":       {"", "internal/grant"},
 	"internal/auth":        {"", "internal/googlenet", "internal/metrics"},
 	"internal/config":      {"internal/auth", "internal/googlenet", "internal/seal"},
