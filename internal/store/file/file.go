@@ -261,19 +261,12 @@ func (s *Store) Update(ctx context.Context, sub string, fn func(cur *grant.Recor
 		// refresh token for the user, and someone should look at it.
 		return nil, err
 	}
-	var created time.Time
-	if cur != nil {
-		created = cur.CreatedAt
-	}
-	next, err := fn(cur)
+	next, err := grant.Apply(sub, cur, fn, func() time.Time { return s.now().UTC().Round(0) })
 	if err != nil {
 		return nil, err
 	}
 	if next == nil {
 		return cur, nil
-	}
-	if err := grant.Stamp(next, sub, created, s.now().UTC().Round(0)); err != nil {
-		return nil, err
 	}
 	data, err := grant.EncodeRecord(next)
 	if err != nil {
