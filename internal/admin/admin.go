@@ -522,11 +522,3 @@ func (c *command) reencrypt(ctx context.Context, e *wiring.Parts) error {
 	}
 	return nil
 }
-
-// plural says n things: "1 session", "2 sessions", "0 sessions".
-func plural(n int, thing string) string {
-	if n == 1 {
-		return "1 " + thing
-	}
-	return fmt.Sprintf("%d %ss", n, thing)
-}
