@@ -66,6 +66,12 @@ type Config struct {
 	// Every and JobTimeout are for rounds shared by processes
 	// (-database): see package rounds.
 	Every, JobTimeout time.Duration
+	// Rate and TokenRate are the fleet's budgets of People API calls and
+	// refreshes, per minute (-rate, -token-rate; 0: none).
+	Rate, TokenRate rate
+	// Fleet counts rounds, users, budget waits and 429s; nil counts
+	// nothing.
+	Fleet *metrics.Fleet
 }
 
 // Main parses args, runs, and returns the exit status.
@@ -89,6 +95,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	if cfg.MetricsTextfile != "" || cfg.MetricsAddr != "" {
 		reg := prometheus.NewRegistry()
 		cfg.Metrics = metrics.New(reg)
+		cfg.Fleet = metrics.NewFleet(reg)
 		if cfg.MetricsAddr != "" {
 			// A worker (-every) is scraped like signin, on a listener of
 			// its own.
@@ -172,6 +179,8 @@ Flags:
 	showVersion := version.AddFlag(fs)
 	fs.DurationVar(&cfg.Every, "every", 0, "with -database: run as a worker, a round of every user per interval, shared with the other workers (0: one round, then exit)")
 	fs.DurationVar(&cfg.JobTimeout, "job-timeout", rounds.DefaultJobTimeout, "with -database: bound on one user's work; the users of a process that dies go to the others within twice this (+30s at most) plus 50s")
+	fs.Var(&cfg.Rate, "rate", "with -database: People API calls a minute for all the processes together (`N/m`, e.g. 6000/m; N/s too), held in the database; calls wait for it, and a 429 lowers it for every process (default: none)")
+	fs.Var(&cfg.TokenRate, "token-rate", "with -rate: refreshes at the token endpoint a minute for all the processes together, a budget of their own (`N/m`; default: -rate's)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -202,6 +211,9 @@ Flags:
 	}
 	if cfg.MaxRetries == 0 {
 		cfg.MaxRetries = -1 // the engine's "none"
+	}
+	if cfg.TokenRate == 0 {
+		cfg.TokenRate = cfg.Rate // a refresh precedes at most one call
 	}
 	if err := checkRoundFlags(cfg); err != nil {
 		return cfg, err
@@ -260,7 +272,8 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 	}
 	if sharesRounds(cfg) {
 		return rounds.Run(ctx, rounds.Config{DB: parts.DB, Offline: ocfg,
-			Every: cfg.Every, JobTimeout: cfg.JobTimeout, Logger: logger})
+			Every: cfg.Every, JobTimeout: cfg.JobTimeout, Logger: logger, Fleet: cfg.Fleet,
+			Budgets: rounds.Budgets{PeoplePerMinute: int(cfg.Rate), TokenPerMinute: int(cfg.TokenRate)}})
 	}
 	return offline.Run(ctx, ocfg)
 }

@@ -313,7 +313,7 @@ func (e *Emulator) SetAccessTokenTTL(d time.Duration) {
 }
 
 // Reset forgets every grant, token, code, added user, fault, latency, clock
-// shift, counter and RISC receiver (ending deliveries under way), and restores the configured users and token lifetime.
+// shift, counter and RISC receiver (ending deliveries under way), and restores the configured users, token lifetime and quotas.
 // Signing keys are kept, so key sets cached by apps stay valid.
 func (e *Emulator) Reset() {
 	id := newIdentity()
@@ -324,6 +324,10 @@ func (e *Emulator) Reset() {
 	e.id = id
 	e.mu.Unlock()
 	e.faults.reset()
+	e.quotas.reset()
+	for _, q := range e.cfg.Quotas {
+		e.quotas.set(q)
+	}
 	e.stats.reset()
 	e.risc.reset()
 	e.clockShift.Store(0)
@@ -335,6 +339,7 @@ func (e *Emulator) Reset() {
 func (e *Emulator) Stats() Stats {
 	s := e.stats.snapshot()
 	s.RISC = e.risc.snapshot()
+	s.Quota = e.quotas.snapshot()
 	return s
 }
 
@@ -388,6 +393,7 @@ func (e *Emulator) installControl(mux *http.ServeMux) {
 	h("GET /emulator/v1/keys", e.ctlKeys)
 	h("POST /emulator/v1/faults", e.ctlFault)
 	h("POST /emulator/v1/latency", e.ctlLatency)
+	h("POST /emulator/v1/quota", e.ctlQuota)
 	h("GET /emulator/v1/clock", e.ctlClock)
 	h("POST /emulator/v1/clock", e.ctlClock)
 	h("POST /emulator/v1/access-token-ttl", e.ctlTTL)

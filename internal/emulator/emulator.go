@@ -125,6 +125,9 @@ type Config struct {
 	// far as public reports show, leaves the grant alone. Turn it on to
 	// check that an app survives the stricter servers.
 	RevokeOnCodeReuse bool
+	// Quotas are per-minute limits on the People API and the token
+	// endpoint (see Quota), as a project's; SetQuota changes them.
+	Quotas []Quota
 	// Logger receives the emulator's logs; nil discards them. No token,
 	// code or secret is ever logged.
 	Logger *slog.Logger
@@ -163,6 +166,7 @@ type Emulator struct {
 	keyAge   time.Duration
 	keys     *keyring
 	faults   *faultBox
+	quotas   *quotaBox
 	stats    *statsBox
 	risc     *riscBox
 	pages    *template.Template
@@ -218,6 +222,7 @@ func New(cfg Config) (*Emulator, error) {
 		clients: make(map[string]Client, len(cfg.Clients)),
 		keyAge:  cfg.KeyMaxAge,
 		faults:  newFaultBox(),
+		quotas:  newQuotaBox(),
 		stats:   newStatsBox(),
 		risc:    newRISCBox(cfg.RISCMaxAttempts, cfg.RISCRetryBackoff),
 	}
@@ -236,6 +241,11 @@ func New(cfg Config) (*Emulator, error) {
 		e.clients[c.ID] = c
 	}
 	e.ttl.Store(int64(cfg.AccessTokenTTL))
+	for _, q := range cfg.Quotas {
+		if err := e.SetQuota(q); err != nil {
+			return nil, fmt.Errorf("emulator: %w", err)
+		}
+	}
 
 	var err error
 	if e.pages, err = parsePages(); err != nil {

@@ -41,6 +41,10 @@ type FetcherConfig struct {
 	// Logger receives retries and problems that need an operator, never
 	// tokens. Nil discards.
 	Logger *slog.Logger
+	// Pacer, when set, is a budget of calls shared with other processes:
+	// each request waits for it, and a 429 waits for it again rather than
+	// counting as a retry (see Pacer).
+	Pacer Pacer
 	// Scopes are the scopes the offline work needs beyond sign-in
 	// (-scopes), normalised (grant.ParseScopes). A user whose grant lacks
 	// one is not fetched: Fetch answers CodeScopeMissing. With
@@ -81,6 +85,7 @@ func NewFetcher(cfg FetcherConfig) *Fetcher {
 		sleep:   cfg.Sleep,
 		now:     cfg.Now,
 		log:     cfg.Logger,
+		pacer:   cfg.Pacer,
 	}
 	return &Fetcher{
 		cfg:    cfg,

@@ -39,7 +39,8 @@ const (
 const PersonFields = "names,emailAddresses,photos"
 
 // Config is what a run needs: the Fetcher's configuration (Grants and
-// HTTPClient are required) and the run's own settings.
+// HTTPClient are required; RequestTimeout and MaxRetries are the
+// Fetcher's) and the run's own settings.
 type Config struct {
 	FetcherConfig
 
@@ -50,12 +51,6 @@ type Config struct {
 	User string
 	// Concurrency is how many users are fetched at once (default 8).
 	Concurrency int
-	// RequestTimeout bounds each HTTP request, each retry included
-	// (default 20 s).
-	RequestTimeout time.Duration
-	// MaxRetries is how many times a request answered with 429 or 5xx, or
-	// failing in the network, is retried (default 4; negative for none).
-	MaxRetries int
 
 	// JSON prints JSON lines instead of tab-separated text.
 	JSON bool
@@ -157,9 +152,6 @@ func (c *Config) check() error {
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultConcurrency
-	}
-	if c.RequestTimeout == 0 {
-		c.RequestTimeout = DefaultRequestTimeout
 	}
 	if c.Stdout == nil {
 		c.Stdout = io.Discard

@@ -39,6 +39,7 @@ import (
 
 	"example.com/signin"
 	"example.com/signin/internal/grant"
+	"example.com/signin/internal/metrics"
 	"example.com/signin/internal/offline"
 	"example.com/signin/internal/store/postgres"
 )
@@ -96,6 +97,13 @@ type Config struct {
 	Every time.Duration
 	// JobTimeout bounds one user's job (DefaultJobTimeout).
 	JobTimeout time.Duration
+	// Budgets, when set, are the whole fleet's rates of calls to Google,
+	// held in the database: every call waits for its budget, and a 429
+	// lowers it for every process (see Budgets).
+	Budgets Budgets
+	// Fleet counts rounds, users by outcome, budget waits and 429s. Nil
+	// counts nothing.
+	Fleet *metrics.Fleet
 	// Logger receives what an operator should know. Nil discards.
 	Logger *slog.Logger
 }
@@ -112,25 +120,34 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 	if cfg.Every < 0 || cfg.JobTimeout < 0 {
 		return offline.Summary{}, signin.Errorf(signin.EINVALID, "invalid_config", "rounds: negative interval or job timeout")
 	}
+	if cfg.DB == nil {
+		return offline.Summary{}, signin.Errorf(signin.EINVALID, "invalid_config", "rounds: no database")
+	}
+	if cfg.Budgets.PeoplePerMinute < 0 || cfg.Budgets.TokenPerMinute < 0 {
+		return offline.Summary{}, signin.Errorf(signin.EINVALID, "invalid_config", "rounds: negative rate")
+	}
+	if cfg.Budgets != (Budgets{}) {
+		cfg.Offline.Pacer = newPacer(cfg.DB, cfg.Budgets, cfg.Fleet, cfg.Logger)
+	}
 	users, err := offline.NewUsers(cfg.Offline)
 	if err != nil {
 		return offline.Summary{}, err
 	}
 	conc := cmp.Or(cfg.Offline.Concurrency, offline.DefaultConcurrency)
-	if cfg.DB == nil {
-		return offline.Summary{}, signin.Errorf(signin.EINVALID, "invalid_config", "rounds: no database")
-	}
 	if err := cfg.DB.MigrateRiver(ctx, cfg.Logger); err != nil {
 		return offline.Summary{}, fmt.Errorf("rounds: %w", err)
 	}
 
 	e := &engine{
-		db:     cfg.DB,
-		store:  cfg.Offline.Grants.Store(),
-		users:  users,
-		log:    cfg.Logger,
-		slots:  make(chan struct{}, conc),
-		shares: map[int64]offline.Summary{},
+		db:       cfg.DB,
+		store:    cfg.Offline.Grants.Store(),
+		users:    users,
+		log:      cfg.Logger,
+		slots:    make(chan struct{}, conc),
+		shares:   map[int64]offline.Summary{},
+		progress: map[int64]offline.Summary{},
+		fleet:    cfg.Fleet,
+		cfg:      cfg,
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &userWorker{e: e})
@@ -185,6 +202,9 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 		cfg.Logger.Warn("stopping the job queue", "error", err)
 	}
 	cancel()
+	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	e.flushProgress(flushCtx)
+	cancel()
 	if cfg.Every > 0 {
 		// The rounds that ended while this worker stopped: its share of
 		// them is final now that its users are back or done.
@@ -210,10 +230,16 @@ type engine struct {
 	// slots bounds the users done at once (Config.Offline.Concurrency).
 	slots chan struct{}
 
+	fleet *metrics.Fleet
+	cfg   Config
+
 	mu sync.Mutex
 	// shares is what this process reported of each round's users, until
 	// the round ends and a worker prints it.
 	shares map[int64]offline.Summary
+	// progress is what this process reported of each round's users since
+	// it last added it to the database (flushProgress).
+	progress map[int64]offline.Summary
 	// reported is the last round a worker has printed its share of (or,
 	// at its start, the last one that ended before).
 	reported int64
@@ -227,9 +253,13 @@ func (e *engine) oneRound(ctx context.Context) error {
 		return err
 	}
 	e.log.Info("round", "id", r.ID, "key", r.Key, "started_here", r.Started, "users", r.Users)
+	if r.Started {
+		e.needs(r, 0)
+	}
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
 	for {
+		e.flushProgress(ctx)
 		done, err := e.db.FinishRoundIfDone(ctx, r.ID, userArgs{}.Kind())
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -289,6 +319,7 @@ func (e *engine) serve(ctx context.Context) error {
 // prints this worker's share of each round that ended since the last it
 // printed, in order: "round KEY: ok=N revoked=N failed=N skipped=N".
 func (e *engine) reportEnded(ctx context.Context) {
+	e.flushProgress(ctx)
 	rs, err := e.db.RoundsAfter(ctx, e.reported)
 	for _, r := range rs {
 		if r.Open {
@@ -298,6 +329,7 @@ func (e *engine) reportEnded(ctx context.Context) {
 			}
 		}
 		e.users.Note("round " + r.Key + ": " + e.share(r.ID).String())
+		e.fleet.Round(metrics.RoundFinished)
 		e.reported = r.ID
 	}
 	if err != nil && ctx.Err() == nil {

@@ -5,7 +5,9 @@
 //
 // It knows nothing about Google's wire formats: verification, code exchange,
 // revocation and profile fetches come in through the small interfaces below,
-// and the credential records through grant.Store.
+// and the users' grants through grant.Grants, which decides every grant
+// rule (what a record allows, what an error shows of it); web turns the
+// answers into pages, JSON and statuses.
 package web
 
 import (
