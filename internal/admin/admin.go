@@ -210,23 +210,14 @@ func (c *command) Run(ctx context.Context) error {
 		return err
 	}
 	defer e.Close()
-	switch c.name {
-	case "users list":
-		return c.usersList(ctx, e)
-	case "users show":
-		return c.usersShow(ctx, e)
-	case "users delete":
-		return c.usersDelete(ctx, e)
-	case "sessions end":
-		return c.sessionsEnd(ctx, e)
-	case "import":
-		return c.importFiles(ctx, e)
-	case "reencrypt":
-		return c.reencrypt(ctx, e)
-	case "rounds":
-		return c.rounds(ctx, e)
+	run, ok := map[string]func(context.Context, *wiring.Parts) error{
+		"users list": c.usersList, "users show": c.usersShow, "users delete": c.usersDelete,
+		"sessions end": c.sessionsEnd, "import": c.importFiles, "reencrypt": c.reencrypt, "rounds": c.rounds,
+	}[c.name]
+	if !ok {
+		return usageError{fmt.Errorf("unknown command %q", c.name)}
 	}
-	return usageError{fmt.Errorf("unknown command %q", c.name)}
+	return run(ctx, e)
 }
 
 // userJSON is a record as the admin shows it: everything but token values.
@@ -521,12 +512,4 @@ func (c *command) reencrypt(ctx context.Context, e *wiring.Parts) error {
 		return fmt.Errorf("%d records could not be read or resealed", unreadable)
 	}
 	return nil
-}
-
-// plural says n things: "1 session", "2 sessions", "0 sessions".
-func plural(n int, thing string) string {
-	if n == 1 {
-		return "1 " + thing
-	}
-	return fmt.Sprintf("%d %ss", n, thing)
 }
