@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"example.com/signin"
 	"example.com/signin/internal/auth"
 	"example.com/signin/internal/config"
 	"example.com/signin/internal/grant"
@@ -54,6 +55,10 @@ type Config struct {
 	// MaxConns bounds the database's connection pool (0: pgxpool's
 	// default): offline-fetch's rounds run River on it too.
 	MaxConns int32
+	// Background: the database is connected and migrated in the
+	// background (Parts.DB.Started says when), so that a server listens
+	// at once; see store.Config.Background.
+	Background bool
 }
 
 // Parts are what Open built. Close releases them.
@@ -80,6 +85,9 @@ type ConfigError struct{ Err error }
 func (e *ConfigError) Error() string { return e.Err.Error() }
 func (e *ConfigError) Unwrap() error { return e.Err }
 
+// UsageError marks it for exitcode: exit status 2.
+func (e *ConfigError) UsageError() bool { return true }
+
 // Open builds the parts cfg describes. With a database every process must
 // share the sealing keys, so SIGNIN_ENCRYPTION_KEYS is then required, and
 // that is checked before waiting for the database.
@@ -91,7 +99,17 @@ func Open(ctx context.Context, cfg Config) (*Parts, error) {
 	if cfg.Database != "" && strings.TrimSpace(cfg.Getenv(seal.EnvKeys)) == "" {
 		return nil, &ConfigError{fmt.Errorf("with -database (or %s), set %s: every process must share the keys that seal tokens", config.EnvDatabaseURL, seal.EnvKeys)}
 	}
-	st, err := store.Open(ctx, store.Config{DatabaseURL: cfg.Database, Dir: cfg.CredentialsDir, Logger: logger.With("component", "store"), MaxConns: cfg.MaxConns, Timeout: cfg.DatabaseTimeout})
+	st, err := store.Open(ctx, store.Config{DatabaseURL: cfg.Database, Dir: cfg.CredentialsDir, Logger: logger.With("component", "store"), MaxConns: cfg.MaxConns, Timeout: cfg.DatabaseTimeout, MaxWait: cfg.DatabaseWait, Background: cfg.Background})
+	if signin.ErrorKind(err) == signin.EINVALID {
+		// A URL that cannot work, a database or role that does not
+		// exist, a directory that is not one: the user's to change,
+		// named (the URL never shown: it may hold a password).
+		where := "-credentials " + cfg.CredentialsDir
+		if cfg.Database != "" {
+			where = cfg.DatabaseFrom
+		}
+		return nil, &ConfigError{fmt.Errorf("%s: %w", where, err)}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +118,7 @@ func Open(ctx context.Context, cfg Config) (*Parts, error) {
 	if cfg.Database == "" && cfg.Writable {
 		if err := checkWritable(cfg.CredentialsDir, cfg.Why); err != nil {
 			st.Close()
-			return nil, err
+			return nil, &ConfigError{err}
 		}
 	}
 	// The key file, used when the variable is unset, sits beside the
