@@ -1,9 +1,9 @@
 // Package signin holds what every part of the app shares: the error
 // vocabulary (this file) and the embedded pages and assets (assets.go).
 //
-// The working code lives in internal/: auth (Google specifics), store
-// (offline credentials), web (the HTTP server), googlenet (where Google
-// traffic goes) and emulator (a local stand-in for Google).
+// The working code lives in internal/, one package per concern; README.md's
+// Architecture section draws them and says which owns what, and
+// imports_test.go keeps the arrows between them.
 package signin
 
 import (

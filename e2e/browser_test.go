@@ -438,6 +438,9 @@ type popupResult struct {
 // means "add it with the add-account form if it is not listed".
 type account struct {
 	Email, Name string
+	// Untick are the scopes whose box the user unticks on the consent
+	// page (Google's granular consent) before approving.
+	Untick []string
 }
 
 // popup clicks sel in the tab, which must open the emulator's popup (the
@@ -586,7 +589,11 @@ func driveEmulator(ctx, tctx context.Context, gone <-chan struct{}, home string,
 			return res, nil
 		case state == "consent" && !res.Consented:
 			res.Consented = true
-			action = chromedp.Click("#approve", chromedp.ByQuery)
+			var steps chromedp.Tasks
+			for _, s := range acct.Untick {
+				steps = append(steps, chromedp.Click(fmt.Sprintf(`input[name="emu_scope"][value=%q]:checked`, s), chromedp.ByQuery))
+			}
+			action = append(steps, chromedp.Click("#approve", chromedp.ByQuery))
 		case state == "account" && !res.Chose:
 			res.Chose = true
 			action = chromedp.Click(accountSel, chromedp.ByQuery)

@@ -113,6 +113,12 @@ type stack struct {
 // the test ends. On failure their logs go to the test log.
 func startStack(t *testing.T) *stack {
 	t.Helper()
+	return startStackWith(t)
+}
+
+// startStackWith is startStack with more flags for signin.
+func startStackWith(t *testing.T, signinArgs ...string) *stack {
+	t.Helper()
 	if binaries.signin == "" {
 		t.Fatal("binaries not built: TestMain did not run")
 	}
@@ -128,11 +134,11 @@ func startStack(t *testing.T) *stack {
 
 	// No client_secrets.json in WorkDir: demo mode, with the demo client
 	// the emulator registers by default.
-	app := startProcess(t, "signin", binaries.signin, s.WorkDir, s.env(),
+	app := startProcess(t, "signin", binaries.signin, s.WorkDir, s.env(), append([]string{
 		"-addr", "127.0.0.1:0",
 		"-credentials", s.CredDir,
 		"-log-level", "debug",
-	)
+	}, signinArgs...)...)
 	served := app.waitOutput(t, signinServing)
 	waitHTTP(t, app, served+"/healthz")
 	u, err := url.Parse(served)

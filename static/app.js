@@ -52,7 +52,7 @@
   let consentNext = false;
 
   function busy(on) {
-    for (const id of ['signin-offline', 'enable-offline', 'reconnect', 'signout', 'signout-everywhere', 'disconnect']) {
+    for (const id of ['signin-offline', 'enable-offline', 'reconnect', 'grant-missing', 'signout', 'signout-everywhere', 'disconnect']) {
       const el = $(id);
       if (el && el.dataset.ready === '1') el.disabled = on;
     }
@@ -112,7 +112,8 @@
 
   // requestCode asks Google, in a popup, for a one-time code that the server
   // exchanges for tokens. It must run inside the click handler, or the
-  // browser blocks the popup.
+  // browser blocks the popup. include_granted_scopes: the grant Google
+  // gives holds every scope granted so far (incremental authorization).
   function requestCode(accounts, extra) {
     page.clearError();
     if (consentNext) {
@@ -124,6 +125,7 @@
     const client = accounts.oauth2.initCodeClient(Object.assign({
       client_id: cfg.client_id,
       scope: cfg.scope,
+      include_granted_scopes: true,
       ux_mode: 'popup',
       callback: onCode,
       error_callback: onCodeError,
@@ -229,8 +231,9 @@
     }
 
     const grant = $('enable-offline') || $('reconnect');
-    if (!grant) {
-      // Offline access is on: nothing here needs GIS.
+    const rest = $('grant-missing');
+    if (!grant && !rest) {
+      // Offline access is on, every scope granted: nothing here needs GIS.
       page.setState('signed-in');
       return;
     }
@@ -238,6 +241,9 @@
       // prompt=consent: the only way to be sure Google sends a refresh
       // token again to a user who consented before.
       ready(grant, () => requestCode(accounts, {login_hint: cfg.login_hint, prompt: 'consent'}));
+      // Just the scopes the grant lacks: Google's answer, and the refresh
+      // token that comes with it, hold them and every scope granted before.
+      ready(rest, () => requestCode(accounts, {scope: cfg.missing_scope, login_hint: cfg.login_hint, prompt: 'consent'}));
       page.setState('signed-in');
     }).catch(gisFailed);
   }

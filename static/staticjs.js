@@ -38,6 +38,29 @@
     }
   }
 
+  // scopeName is a scope as the pages name it: email, profile, openid,
+  // contacts.readonly (Google's answer lists short and long forms).
+  function scopeName(s) {
+    const short = s.replace(/^https:\/\/www\.googleapis\.com\/auth\//, '');
+    return short === 'userinfo.email' ? 'email' : short === 'userinfo.profile' ? 'profile' : short;
+  }
+
+  // drawScopes shows what the token client's answer granted and which of
+  // the server's offline scopes it did not: the same lists as the
+  // server-side page, read from Google's answer as GIS reads it.
+  function drawScopes(resp) {
+    const granted = [];
+    for (const s of String((resp && resp.scope) || '').split(' ')) {
+      const name = scopeName(s);
+      if (name && !granted.includes(name)) granted.push(name);
+    }
+    const oauth2 = window.google.accounts.oauth2;
+    const missing = String(cfg.offline_scopes || '').split(' ').filter((s) => s && !oauth2.hasGrantedAllScopes(resp, s));
+    $('token-granted-scopes').textContent = granted.length ? granted.join(', ') : 'none listed';
+    $('token-missing-scopes').textContent = missing.map(scopeName).join(', ');
+    page.show($('token-missing-note'), missing.length > 0);
+  }
+
   function drawSignedIn(signedIn) {
     page.show($('signed-out-view'), !signedIn);
     page.show($('signed-in-view'), signedIn);
@@ -88,6 +111,7 @@
     }
     page.clearError();
     drawProfile(person || {});
+    drawScopes(resp);
     drawSignedIn(true);
     busy(false);
     $('token-signout').focus();

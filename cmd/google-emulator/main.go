@@ -22,6 +22,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -90,6 +91,8 @@ func ParseFlags(args []string, stdout, stderr io.Writer) (Config, error) {
 	var controlHosts listFlag
 	fs.Var(&controlHosts, "control-host", "further host `names` under which the control API answers (besides loopback ones and the -addr host), e.g. a container's name; repeatable or comma-separated")
 	fs.BoolVar(&o.Emulator.RevokeOnCodeReuse, "revoke-on-code-reuse", false, "a replayed code also revokes the tokens it issued (RFC 6749 4.1.2; Google does not)")
+	var quotas listFlag
+	fs.Var(&quotas, "quota", "per-minute quotas as Google's, `endpoint=N` (people, token), e.g. people=6000; past one: 429 RESOURCE_EXHAUSTED; repeatable or comma-separated")
 	showVersion := version.AddFlag(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: google-emulator [flags]\n\nRuns a local stand-in for Google Sign-In. Point apps at it with GOOGLE_EMULATOR_HOST=host:port.\n\n")
@@ -118,6 +121,14 @@ func ParseFlags(args []string, stdout, stderr io.Writer) (Config, error) {
 		o.Emulator.ControlHosts = append(o.Emulator.ControlHosts, host)
 	}
 	o.Emulator.ControlHosts = append(o.Emulator.ControlHosts, controlHosts...)
+	for _, q := range quotas {
+		ep, n, ok := strings.Cut(q, "=")
+		per, err := strconv.Atoi(n)
+		if !ok || err != nil || per < 0 {
+			return o, usageError{Err: fmt.Errorf("-quota %q: want endpoint=N, e.g. people=6000", q)}
+		}
+		o.Emulator.Quotas = append(o.Emulator.Quotas, emulator.Quota{Endpoint: ep, PerMinute: per})
+	}
 	if o.Emulator.KeyMaxAge < time.Second {
 		return o, usageError{Err: fmt.Errorf("-key-max-age must be at least 1s")}
 	}

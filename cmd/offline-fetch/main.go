@@ -44,6 +44,8 @@ func main() {
 // Config is everything offline-fetch needs from flags and environment.
 type Config struct {
 	config.Common
+	// OfflineScopes is -scopes, normalised: what the work needs.
+	OfflineScopes  []string
 	User           string
 	JSON           bool
 	Concurrency    int
@@ -65,6 +67,12 @@ type Config struct {
 	// Every and JobTimeout are for rounds shared by processes
 	// (-database): see package rounds.
 	Every, JobTimeout time.Duration
+	// Rate and TokenRate are the fleet's budgets of People API calls and
+	// refreshes, per minute (-rate, -token-rate; 0: none).
+	Rate, TokenRate rate
+	// Fleet counts rounds, users, budget waits and 429s; nil counts
+	// nothing.
+	Fleet *metrics.Fleet
 }
 
 // Main parses args, runs, and returns the exit status.
@@ -81,6 +89,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	if cfg.MetricsTextfile != "" || cfg.MetricsAddr != "" {
 		reg := prometheus.NewRegistry()
 		cfg.Metrics = metrics.New(reg)
+		cfg.Fleet = metrics.NewFleet(reg)
 		if cfg.MetricsAddr != "" {
 			// A worker (-every) is scraped like signin, on a listener of
 			// its own.
@@ -106,7 +115,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	if cfg.MetricsTextfile != "" {
 		run := metrics.OfflineRun{
 			Users: map[string]int{"ok": sum.OK, "revoked": sum.Revoked, "failed": sum.Failed,
-				"skipped": sum.Skipped, "interrupted": sum.Interrupted},
+				"skipped": sum.Skipped, "scope_missing": sum.ScopeMissing, "interrupted": sum.Interrupted},
 			Start: start, End: time.Now(), Success: code == 0,
 		}
 		if err := metrics.WriteOfflineTextfile(cfg.MetricsTextfile, run, cfg.Metrics); err != nil {
@@ -155,6 +164,8 @@ Flags:
 	showVersion := version.AddFlag(fs)
 	fs.DurationVar(&cfg.Every, "every", 0, "with -database: run as a worker, a round of every user per interval, shared with the other workers (0: one round, then exit)")
 	fs.DurationVar(&cfg.JobTimeout, "job-timeout", rounds.DefaultJobTimeout, "with -database: bound on one user's work; the users of a process that dies go to the others within twice this (+30s at most) plus 50s")
+	fs.Var(&cfg.Rate, "rate", "with -database: People API calls a minute for all the processes together (`N/m`, e.g. 6000/m; N/s too), held in the database; calls wait for it, and a 429 lowers it for every process (default: none)")
+	fs.Var(&cfg.TokenRate, "token-rate", "with -rate: refreshes at the token endpoint a minute for all the processes together, a budget of their own (`N/m`; default: -rate's)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -166,6 +177,10 @@ Flags:
 		return cfg, nil
 	}
 	if err := cfg.Parsed(fs, getenv); err != nil {
+		return cfg, err
+	}
+	var err error
+	if cfg.OfflineScopes, err = wiring.OfflineScopes(cfg.Scopes); err != nil {
 		return cfg, err
 	}
 	// Zero would mean "default" to the engine; on the command line it
@@ -181,6 +196,9 @@ Flags:
 	}
 	if cfg.MaxRetries == 0 {
 		cfg.MaxRetries = -1 // the engine's "none"
+	}
+	if cfg.TokenRate == 0 {
+		cfg.TokenRate = cfg.Rate // a refresh precedes at most one call
 	}
 	if err := checkRoundFlags(cfg); err != nil {
 		return cfg, err
@@ -231,6 +249,7 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 			RequestTimeout: cfg.RequestTimeout,
 			MaxRetries:     cfg.MaxRetries,
 			Logger:         logger,
+			Scopes:         cfg.OfflineScopes,
 		},
 		User:        cfg.User,
 		Concurrency: cfg.Concurrency,
@@ -241,7 +260,8 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 	}
 	if sharesRounds(cfg) {
 		return rounds.Run(ctx, rounds.Config{DB: parts.DB, Offline: ocfg,
-			Every: cfg.Every, JobTimeout: cfg.JobTimeout, Logger: logger})
+			Every: cfg.Every, JobTimeout: cfg.JobTimeout, Logger: logger, Fleet: cfg.Fleet,
+			Budgets: rounds.Budgets{PeoplePerMinute: int(cfg.Rate), TokenPerMinute: int(cfg.TokenRate)}})
 	}
 	return offline.Run(ctx, ocfg)
 }

@@ -1,6 +1,12 @@
 package main
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
 
 // roundsMaxConns is the store's pool with rounds: River's producer,
 // completer, notifier and leader (about 8) besides the users' reads and
@@ -25,6 +31,39 @@ func checkRoundFlags(cfg Config) error {
 		return errors.New("-metrics-addr is for a worker (-every), which runs long enough to be scraped; a one-off run writes -metrics-textfile")
 	case cfg.JobTimeout <= 0:
 		return errors.New("-job-timeout: want a positive duration")
+	case cfg.Rate > 0 && !sharesRounds(cfg):
+		return errors.New("-rate needs -database (or DATABASE_URL) and every user: the processes share the budget through it")
 	}
+	return nil
+}
+
+// rate is a flag of calls a minute: "6000/m", "6000/min", "100/s" or
+// "6000" (a minute).
+type rate int
+
+func (r *rate) String() string {
+	if *r == 0 {
+		return ""
+	}
+	return strconv.Itoa(int(*r)) + "/m"
+}
+
+func (r *rate) Set(v string) error {
+	n, per, _ := strings.Cut(strings.TrimSpace(v), "/")
+	f, err := strconv.ParseFloat(n, 64)
+	if err != nil || f <= 0 || math.IsInf(f, 0) {
+		return fmt.Errorf("%q: want calls per minute, N/m (e.g. 6000/m)", v)
+	}
+	switch per {
+	case "", "m", "min", "minute":
+	case "s", "sec", "second":
+		f *= 60
+	default:
+		return fmt.Errorf("%q: per %q? want N/m or N/s", v, per)
+	}
+	if f < 1 || f > math.MaxInt32 {
+		return fmt.Errorf("%q: want 1 to %d a minute", v, math.MaxInt32)
+	}
+	*r = rate(math.Round(f))
 	return nil
 }

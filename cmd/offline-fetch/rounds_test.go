@@ -27,6 +27,11 @@ func TestRoundFlags(t *testing.T) {
 		{"negative every", []string{"-database", db, "-every", "-1s"}, "", "-every", false},
 		{"metrics-addr without every", []string{"-database", db, "-metrics-addr", "127.0.0.1:0"}, "", "-metrics-addr is for a worker", false},
 		{"zero job timeout", []string{"-database", db, "-job-timeout", "0"}, "", "-job-timeout", false},
+		{"rate", []string{"-database", db, "-rate", "6000/m"}, "", "", true},
+		{"rate without database", []string{"-rate", "6000/m"}, "", "-rate needs -database", false},
+		{"rate and user", []string{"-database", db, "-user", "123", "-rate", "6000/m"}, "", "-rate needs -database", false},
+		{"rate per hour", []string{"-database", db, "-rate", "6000/h"}, "", "want N/m or N/s", false},
+		{"rate zero", []string{"-database", db, "-rate", "0/m"}, "", "want calls per minute", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			getenv := func(k string) string {
@@ -45,5 +50,20 @@ func TestRoundFlags(t *testing.T) {
 				t.Errorf("shares rounds: %v, want %v", sharesRounds(cfg), c.rounds)
 			}
 		})
+	}
+}
+
+// TestRateFlag: -rate is calls a minute, written N/m or N/s; -token-rate
+// defaults to it.
+func TestRateFlag(t *testing.T) {
+	for in, want := range map[string]rate{"6000/m": 6000, "6000": 6000, "100/s": 6000, "1.5/s": 90, "60000/min": 60000} {
+		cfg, err := ParseFlags([]string{"-database", "postgres://u@h/d", "-rate", in}, func(string) string { return "" }, io.Discard, io.Discard)
+		if err != nil || cfg.Rate != want || cfg.TokenRate != want {
+			t.Errorf("-rate %s: %v/%v, %v; want %v", in, cfg.Rate, cfg.TokenRate, err, want)
+		}
+	}
+	cfg, err := ParseFlags([]string{"-database", "postgres://u@h/d", "-rate", "6000/m", "-token-rate", "600/m"}, func(string) string { return "" }, io.Discard, io.Discard)
+	if err != nil || cfg.Rate != 6000 || cfg.TokenRate != 600 {
+		t.Errorf("-token-rate: %v/%v, %v", cfg.Rate, cfg.TokenRate, err)
 	}
 }

@@ -95,6 +95,8 @@ type Config struct {
 	// MetricsReady, if set, is called with the metrics listener's URL
 	// once it listens (tests use it with MetricsAddr "127.0.0.1:0").
 	MetricsReady func(metricsURL string)
+	// OfflineScopes is -scopes, normalised (grant.ParseScopes).
+	OfflineScopes []string
 }
 
 // ParseFlags turns command-line arguments and the environment into a Config.
@@ -142,6 +144,10 @@ Flags:
 		return cfg, err
 	}
 	cfg.WaitForever() // a replica waits for its database as long as it takes
+	var err error
+	if cfg.OfflineScopes, err = wiring.OfflineScopes(cfg.Scopes); err != nil {
+		return cfg, err
+	}
 	for _, id := range strings.Split(*other, ",") {
 		if id = strings.TrimSpace(id); id != "" {
 			cfg.OtherClientIDs = append(cfg.OtherClientIDs, id)
@@ -279,6 +285,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Logger:        logger,
 		Metrics:       m,
 		Ready:         st.Ping,
+		OfflineScopes: cfg.OfflineScopes,
 	})
 	if err != nil {
 		return err

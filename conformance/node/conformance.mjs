@@ -175,6 +175,54 @@ test('people.get without personFields is Google\'s 400', async () => {
   assert.equal(err.response.data.error.status, 'INVALID_ARGUMENT');
 });
 
+const contacts = 'https://www.googleapis.com/auth/contacts.readonly';
+const signIn = ['https://www.googleapis.com/auth/userinfo.email', 'https://www.googleapis.com/auth/userinfo.profile', 'openid'];
+
+// Granular consent: Grace is asked for contacts.readonly and unticks it.
+// The library reads what was granted from the token response's scope, as
+// the app does (split on spaces, Google's long forms), and from tokeninfo;
+// the People API refuses the call that needs the missing scope with
+// Google's 403. Asking again for just contacts, with
+// include_granted_scopes, gives tokens for the union.
+test('a partial grant: scope lists only what was granted; connections needs contacts.readonly', async () => {
+  const client = newClient();
+  const partial = await client.getToken(
+    await mintCode(grace, { scope: `openid email profile ${contacts}`, granted_scope: 'openid' }),
+  );
+  assert.deepEqual(partial.tokens.scope.split(' ').sort(), signIn);
+  const info = await client.getTokenInfo(partial.tokens.access_token);
+  assert.deepEqual([...info.scopes].sort(), signIn);
+  client.setCredentials(partial.tokens);
+  const api = people({ version: 'v1', auth: client, rootUrl: `${base}/` });
+  const err = await rejects(api.people.connections.list({ resourceName: 'people/me', personFields: 'names' }), {
+    status: 403,
+    message: /insufficient authentication scopes/,
+  });
+  assert.equal(err.response.data.error.status, 'PERMISSION_DENIED');
+  assert.equal(err.response.data.error.details[0].reason, 'ACCESS_TOKEN_SCOPE_INSUFFICIENT');
+
+  const more = newClient();
+  const union = await more.getToken(
+    await mintCode(grace, { scope: contacts, include_granted_scopes: true, prompt: '' }),
+  );
+  assert.deepEqual(union.tokens.scope.split(' ').sort(), [contacts, ...signIn].sort());
+  assert.ok(union.tokens.refresh_token, 'the incremental grant gave no refresh token');
+  more.setCredentials({ ...union.tokens, expiry_date: Date.now() - 1000 });
+  const refreshed = [];
+  more.on('tokens', (t) => refreshed.push(t));
+  await more.getAccessToken();
+  assert.deepEqual(refreshed[0].scope.split(' ').sort(), [contacts, ...signIn].sort());
+  const list = people({ version: 'v1', auth: more, rootUrl: `${base}/` });
+  let n = 0;
+  let pageToken;
+  do {
+    const { data } = await list.people.connections.list({ resourceName: 'people/me', personFields: 'names', pageSize: 2, pageToken });
+    n += (data.connections || []).length;
+    pageToken = data.nextPageToken;
+  } while (pageToken);
+  assert.ok(n >= 3, `${n} contacts`);
+});
+
 test('a wrong client secret is 401 invalid_client', async () => {
   const client = newClient({ clientSecret: 'GOCSPX-wrong' });
   await rejects(client.getToken(await mintCode(grace)), { status: 401, error: 'invalid_client' });

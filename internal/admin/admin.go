@@ -370,17 +370,18 @@ func (c *command) sessionsEnd(ctx context.Context, e *wiring.Parts) error {
 			return err
 		}
 	}
-	n, err := e.Store.DeleteUserSessions(ctx, sub)
-	if err != nil {
+	at := time.UnixMicro(time.Now().UnixMicro()) // what cookies keep
+	if err := e.Store.EndUserSessions(ctx, sub, at, at.Add(endsKeptFor)); err != nil {
 		return err
 	}
-	them := "them"
-	if n == 1 {
-		them = "it"
-	}
-	fmt.Fprintf(c.stdout, "ended %s of %s (every replica refuses %s within a second)\n", plural(n, "session"), sub, them)
+	fmt.Fprintf(c.stdout, "ended every session of %s issued until %s (every replica refuses them within a second)\n", sub, at.UTC().Format(time.RFC3339))
 	return nil
 }
+
+// endsKeptFor is how long the store keeps that an admin ended a user's
+// sessions: this command does not know signin's -session-max-age, so a
+// bound well above any sensible one (it is one small row per user).
+const endsKeptFor = 400 * 24 * time.Hour
 
 // importFiles copies the file store in c.from into the database, record by
 // record under each user's lock, by grant.Import: the newer record wins. It

@@ -33,6 +33,9 @@ type Common struct {
 	// DatabaseWaitExplicit is set when -database-wait was given.
 	DatabaseWaitExplicit bool
 	LogLevel             slog.Level
+	// Scopes is -scopes as given: the scopes the offline work needs beyond
+	// sign-in, comma-separated (grant.ParseScopes reads it).
+	Scopes string
 
 	logLevel string
 }
@@ -47,6 +50,7 @@ func (c *Common) Register(fs *flag.FlagSet, defaultLogLevel string) {
 	fs.DurationVar(&c.DatabaseTimeout, "database-timeout", DefaultDatabaseTimeout, "with -database: bound on each database operation (a connection and its statements); past it the database counts as unavailable (503 database_unavailable)")
 	fs.DurationVar(&c.DatabaseWait, "database-wait", DefaultDatabaseWait, "with -database: how long to wait at start for a database that does not answer before giving up (exit 1); 0: for ever. Default for ever for signin and offline-fetch -every")
 	fs.StringVar(&c.logLevel, "log-level", defaultLogLevel, "log level: debug, info, warn, error")
+	fs.StringVar(&c.Scopes, "scopes", "", "comma-separated scopes the offline work needs beyond sign-in (contacts.readonly); the same on signin and offline-fetch")
 }
 
 // DefaultDatabaseWait is -database-wait's default for one-shot commands

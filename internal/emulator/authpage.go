@@ -42,6 +42,11 @@ type authRequest struct {
 	offline        bool     // access_type=offline
 	prompts        map[string]bool
 	includeGranted bool
+	// granted is what the user ticked on the consent screen: the sign-in
+	// scopes asked for (granted as a block) and the other scopes whose
+	// box stayed checked. Nil: every scope asked for (no consent screen,
+	// or a form that showed no boxes).
+	granted []string
 
 	state, nonce, loginHint, hd string
 	challenge, challengeMethod  string
@@ -311,6 +316,7 @@ func (e *Emulator) serveFlow(w http.ResponseWriter, r *http.Request, kind flowKi
 	case action == "deny":
 		e.answerError(w, r, req, "access_denied", "")
 	case action == "approve":
+		req.granted = consentedScopes(req, r.PostForm)
 		e.answer(w, r, req, *user, true)
 	case e.needsConsent(req, *user):
 		e.renderConsent(w, r, req, *user)
@@ -404,8 +410,11 @@ func (e *Emulator) answer(w http.ResponseWriter, r *http.Request, req *authReque
 	now := e.now()
 	ttl := e.accessTTL()
 	e.mu.Lock()
-	g, giveRefresh := e.id.consent(k, req.scopes, req.offline && req.code, req.prompts["consent"])
 	scopes := req.scopes
+	if req.granted != nil {
+		scopes = req.granted
+	}
+	g, giveRefresh := e.id.consent(k, scopes, req.offline && req.code, req.prompts["consent"])
 	if req.includeGranted {
 		scopes = unionScopes(scopes, g.grantedScopes())
 	}
@@ -567,7 +576,7 @@ func (e *Emulator) renderConsent(w http.ResponseWriter, r *http.Request, req *au
 	d.Title = "Sign in with Google"
 	d.User = viewUser(u, base)
 	for _, s := range req.scopes {
-		d.Scopes = append(d.Scopes, scopeView{Scope: s, Description: describeScope(s)})
+		d.Scopes = append(d.Scopes, scopeView{Scope: s, Description: describeScope(s), Optional: !isSignInScope(s)})
 	}
 	d.Offline = req.offline && req.code
 	e.renderPage(w, http.StatusOK, "consent", d, e.formTargets(req))
@@ -611,6 +620,30 @@ func originOf(uri string) string {
 	return u.Scheme + "://" + u.Host
 }
 
+// isSignInScope: Google's granular consent grants the sign-in scopes as a
+// block; every other scope gets its own checkbox.
+func isSignInScope(s string) bool {
+	return s == scopeOpenID || s == scopeEmail || s == scopeProfile
+}
+
+// consentedScopes is what the consent form granted: the sign-in scopes
+// asked for, and each other scope asked for whose box was left checked
+// (emu_scope). A form that showed no boxes (emu_scopes_shown absent, as in
+// a test posting "approve" by hand) grants everything asked.
+func consentedScopes(req *authRequest, form url.Values) []string {
+	if form.Get("emu_scopes_shown") != "1" {
+		return nil
+	}
+	ticked := form["emu_scope"]
+	out := []string{}
+	for _, s := range req.scopes {
+		if isSignInScope(s) || slices.Contains(ticked, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 func describeScope(s string) string {
 	switch s {
 	case scopeOpenID:
@@ -619,6 +652,10 @@ func describeScope(s string) string {
 		return "See your primary Google Account email address"
 	case scopeProfile:
 		return "See your personal info, including any personal info you've made publicly available"
+	case scopeContactsReadOnly:
+		return "See and download your contacts"
+	case scopeContacts:
+		return "See, edit, download and permanently delete your contacts"
 	}
 	return "Use " + s
 }

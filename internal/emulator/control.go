@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,7 +23,10 @@ var (
 // CodeRequest asks for an authorization code exactly as the consent popup
 // would issue it. Scope is space-separated (default "openid email
 // profile"); RedirectURI defaults to "postmessage" (a popup code). Sub may
-// be left empty when Email names the user.
+// be left empty when Email names the user. GrantedScope, when set, is what
+// the user ticked on the granular consent screen: of Scope, the sign-in
+// scopes (always granted as a block) and these; by default every scope
+// asked for is granted.
 type CodeRequest struct {
 	ClientID             string `json:"client_id"`
 	Sub                  string `json:"sub,omitempty"`
@@ -35,6 +39,17 @@ type CodeRequest struct {
 	CodeChallenge        string `json:"code_challenge,omitempty"`
 	CodeChallengeMethod  string `json:"code_challenge_method,omitempty"`
 	IncludeGrantedScopes bool   `json:"include_granted_scopes,omitempty"`
+	GrantedScope         string `json:"granted_scope,omitempty"`
+}
+
+// TokenGrant is what MintToken issues: the token endpoint's answer to the
+// exchange of a code, without the ID token.
+type TokenGrant struct {
+	AccessToken  string `json:"access_token"`
+	ExpiresIn    int    `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope"`
+	TokenType    string `json:"token_type"`
 }
 
 // AddUser adds a test account. Sub is generated (21 digits) when empty;
@@ -63,16 +78,73 @@ func (e *Emulator) Users() []User {
 // on exchange when access_type is offline and this is the pair's first
 // offline consent or prompt=consent.
 func (e *Emulator) MintCode(r CodeRequest) (string, error) {
+	if r.RedirectURI == "" {
+		r.RedirectURI = "postmessage"
+	}
+	if r.CodeChallengeMethod == "" {
+		r.CodeChallengeMethod = "plain"
+	}
+	var code string
+	err := e.mint(r, func(k grantKey, g *grant, scopes []string, offline, give bool, now time.Time) {
+		code = newCode()
+		e.id.codes[code] = &authCode{
+			key: k, gen: g.gen, scopes: scopes, redirectURI: r.RedirectURI, nonce: r.Nonce,
+			offline: offline, giveRefresh: give, challenge: r.CodeChallenge, challengeMethod: r.CodeChallengeMethod,
+			issued: now, fam: &family{},
+		}
+	})
+	return code, err
+}
+
+// MintToken is MintCode followed by the code's exchange: the consent is
+// recorded, and the grant's tokens are issued at once (a refresh token when
+// MintCode's code would yield one). The code-only fields (RedirectURI,
+// Nonce, the PKCE challenge) are ignored.
+func (e *Emulator) MintToken(r CodeRequest) (TokenGrant, error) {
+	r.RedirectURI, r.CodeChallenge, r.CodeChallengeMethod = "", "", ""
+	ttl := e.accessTTL()
+	var t TokenGrant
+	err := e.mint(r, func(k grantKey, g *grant, scopes []string, offline, give bool, now time.Time) {
+		t = TokenGrant{ExpiresIn: int(ttl / time.Second), Scope: strings.Join(scopes, " "), TokenType: "Bearer"}
+		t.AccessToken = e.id.issueAccess(k, g, scopes, offline, now, now.Add(ttl), nil)
+		if give {
+			t.RefreshToken = e.id.issueRefresh(k, g, scopes, now, nil)
+		}
+	})
+	return t, err
+}
+
+// mint validates r, records the user's consent and calls issue under the
+// lock with what the consent gave.
+func (e *Emulator) mint(r CodeRequest, issue func(k grantKey, g *grant, scopes []string, offline, give bool, now time.Time)) error {
 	c, ok := e.clients[r.ClientID]
 	if !ok {
-		return "", ErrUnknownClient
+		return ErrUnknownClient
 	}
 	if r.Scope == "" {
 		r.Scope = "openid email profile"
 	}
 	_, scopes, invalid := parseScopes(r.Scope)
 	if len(invalid) > 0 || len(scopes) == 0 {
-		return "", fmt.Errorf("emulator: invalid scopes %q", invalid)
+		return fmt.Errorf("emulator: invalid scopes %q", invalid)
+	}
+	if r.GrantedScope != "" {
+		_, ticked, invalid := parseScopes(r.GrantedScope)
+		if len(invalid) > 0 {
+			return fmt.Errorf("emulator: invalid granted scopes %q", invalid)
+		}
+		var granted []string
+		for _, s := range scopes {
+			if isSignInScope(s) || slices.Contains(ticked, s) {
+				granted = append(granted, s)
+			}
+		}
+		for _, s := range ticked {
+			if !slices.Contains(scopes, s) {
+				return fmt.Errorf("emulator: granted scope %q was not asked for in scope", s)
+			}
+		}
+		scopes = granted
 	}
 	var offline bool
 	switch r.AccessType {
@@ -80,7 +152,7 @@ func (e *Emulator) MintCode(r CodeRequest) (string, error) {
 	case "offline":
 		offline = true
 	default:
-		return "", fmt.Errorf("emulator: access_type %q: want online or offline", r.AccessType)
+		return fmt.Errorf("emulator: access_type %q: want online or offline", r.AccessType)
 	}
 	forced := false
 	for _, p := range strings.Fields(r.Prompt) {
@@ -89,21 +161,14 @@ func (e *Emulator) MintCode(r CodeRequest) (string, error) {
 			forced = true
 		case "none", "select_account":
 		default:
-			return "", fmt.Errorf("emulator: prompt %q: want none, consent or select_account", p)
+			return fmt.Errorf("emulator: prompt %q: want none, consent or select_account", p)
 		}
 	}
-	if r.RedirectURI == "" {
-		r.RedirectURI = "postmessage"
+	if r.RedirectURI != "" && r.RedirectURI != "postmessage" && !c.redirectAllowed(r.RedirectURI) {
+		return fmt.Errorf("emulator: redirect_uri %q is not registered for the client", r.RedirectURI)
 	}
-	if r.RedirectURI != "postmessage" && !c.redirectAllowed(r.RedirectURI) {
-		return "", fmt.Errorf("emulator: redirect_uri %q is not registered for the client", r.RedirectURI)
-	}
-	method := r.CodeChallengeMethod
-	if method == "" {
-		method = "plain"
-	}
-	if method != "plain" && method != "S256" {
-		return "", fmt.Errorf("emulator: code_challenge_method %q", method)
+	if method := r.CodeChallengeMethod; method != "" && method != "plain" && method != "S256" {
+		return fmt.Errorf("emulator: code_challenge_method %q", method)
 	}
 	hint := r.Sub
 	if hint == "" {
@@ -115,22 +180,17 @@ func (e *Emulator) MintCode(r CodeRequest) (string, error) {
 	u := e.id.userByHint(hint)
 	if u == nil {
 		e.mu.Unlock()
-		return "", ErrUnknownUser
+		return ErrUnknownUser
 	}
 	k := grantKey{c.ID, u.Sub}
 	g, give := e.id.consent(k, scopes, offline, forced)
 	if r.IncludeGrantedScopes {
 		scopes = unionScopes(scopes, g.grantedScopes())
 	}
-	code := newCode()
-	e.id.codes[code] = &authCode{
-		key: k, gen: g.gen, scopes: scopes, redirectURI: r.RedirectURI, nonce: r.Nonce,
-		offline: offline, giveRefresh: give, challenge: r.CodeChallenge, challengeMethod: method,
-		issued: now, fam: &family{},
-	}
+	issue(k, g, scopes, offline, give, now)
 	e.mu.Unlock()
 	e.changed()
-	return code, nil
+	return nil
 }
 
 // MintIDToken issues an ID token (the "credential") for the user as the
@@ -253,7 +313,7 @@ func (e *Emulator) SetAccessTokenTTL(d time.Duration) {
 }
 
 // Reset forgets every grant, token, code, added user, fault, latency, clock
-// shift, counter and RISC receiver (ending deliveries under way), and restores the configured users and token lifetime.
+// shift, counter and RISC receiver (ending deliveries under way), and restores the configured users, token lifetime and quotas.
 // Signing keys are kept, so key sets cached by apps stay valid.
 func (e *Emulator) Reset() {
 	id := newIdentity()
@@ -264,6 +324,10 @@ func (e *Emulator) Reset() {
 	e.id = id
 	e.mu.Unlock()
 	e.faults.reset()
+	e.quotas.reset()
+	for _, q := range e.cfg.Quotas {
+		e.quotas.set(q)
+	}
 	e.stats.reset()
 	e.risc.reset()
 	e.clockShift.Store(0)
@@ -275,6 +339,7 @@ func (e *Emulator) Reset() {
 func (e *Emulator) Stats() Stats {
 	s := e.stats.snapshot()
 	s.RISC = e.risc.snapshot()
+	s.Quota = e.quotas.snapshot()
 	return s
 }
 
@@ -322,11 +387,13 @@ func (e *Emulator) installControl(mux *http.ServeMux) {
 	h("GET /emulator/v1/users", e.ctlListUsers)
 	h("POST /emulator/v1/users/{sub}/revoke", e.ctlRevokeUser)
 	h("POST /emulator/v1/codes", e.ctlMintCode)
+	h("POST /emulator/v1/tokens", e.ctlMintToken)
 	h("POST /emulator/v1/id-tokens", e.ctlMintIDToken)
 	h("POST /emulator/v1/keys/rotate", e.ctlRotateKey)
 	h("GET /emulator/v1/keys", e.ctlKeys)
 	h("POST /emulator/v1/faults", e.ctlFault)
 	h("POST /emulator/v1/latency", e.ctlLatency)
+	h("POST /emulator/v1/quota", e.ctlQuota)
 	h("GET /emulator/v1/clock", e.ctlClock)
 	h("POST /emulator/v1/clock", e.ctlClock)
 	h("POST /emulator/v1/access-token-ttl", e.ctlTTL)
@@ -454,6 +521,19 @@ func (e *Emulator) ctlMintCode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"code": code})
+}
+
+func (e *Emulator) ctlMintToken(w http.ResponseWriter, r *http.Request) {
+	var req CodeRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	t, err := e.MintToken(req)
+	if err != nil {
+		writeMintError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
 }
 
 func writeMintError(w http.ResponseWriter, err error) {

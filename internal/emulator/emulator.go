@@ -34,7 +34,7 @@ const (
 	EndpointRevoke    = "revoke"    // POST /revoke
 	EndpointCerts     = "certs"     // GET /oauth2/v3/certs (JWKS) and /oauth2/v1/certs (PEM)
 	EndpointTokenInfo = "tokeninfo" // /tokeninfo and /oauth2/v3/tokeninfo
-	EndpointPeople    = "people"    // GET /v1/people/me
+	EndpointPeople    = "people"    // GET /v1/people/me and /v1/people/me/connections
 	EndpointGSI       = "gsi"       // /gsi/client, /gsi/style, /gsi/select, /gsi/revoke
 	EndpointUserInfo  = "userinfo"  // /v1/userinfo and /oauth2/v3/userinfo
 	EndpointRISC      = "risc"      // GET /.well-known/risc-configuration
@@ -125,6 +125,9 @@ type Config struct {
 	// far as public reports show, leaves the grant alone. Turn it on to
 	// check that an app survives the stricter servers.
 	RevokeOnCodeReuse bool
+	// Quotas are per-minute limits on the People API and the token
+	// endpoint (see Quota), as a project's; SetQuota changes them.
+	Quotas []Quota
 	// Logger receives the emulator's logs; nil discards them. No token,
 	// code or secret is ever logged.
 	Logger *slog.Logger
@@ -163,6 +166,7 @@ type Emulator struct {
 	keyAge   time.Duration
 	keys     *keyring
 	faults   *faultBox
+	quotas   *quotaBox
 	stats    *statsBox
 	risc     *riscBox
 	pages    *template.Template
@@ -218,6 +222,7 @@ func New(cfg Config) (*Emulator, error) {
 		clients: make(map[string]Client, len(cfg.Clients)),
 		keyAge:  cfg.KeyMaxAge,
 		faults:  newFaultBox(),
+		quotas:  newQuotaBox(),
 		stats:   newStatsBox(),
 		risc:    newRISCBox(cfg.RISCMaxAttempts, cfg.RISCRetryBackoff),
 	}
@@ -236,6 +241,11 @@ func New(cfg Config) (*Emulator, error) {
 		e.clients[c.ID] = c
 	}
 	e.ttl.Store(int64(cfg.AccessTokenTTL))
+	for _, q := range cfg.Quotas {
+		if err := e.SetQuota(q); err != nil {
+			return nil, fmt.Errorf("emulator: %w", err)
+		}
+	}
 
 	var err error
 	if e.pages, err = parsePages(); err != nil {
@@ -340,6 +350,8 @@ func (e *Emulator) Handler() http.Handler {
 
 	mux.Handle("GET /v1/people/me", ep(EndpointPeople, e.handlePeopleMe))
 	mux.HandleFunc("OPTIONS /v1/people/me", e.handlePreflight)
+	mux.Handle("GET /v1/people/me/connections", ep(EndpointPeople, e.handleConnections))
+	mux.HandleFunc("OPTIONS /v1/people/me/connections", e.handlePreflight)
 
 	mux.Handle("GET /gsi/client", ep(EndpointGSI, e.handleGISClient))
 	mux.Handle("GET /gsi/style", ep(EndpointGSI, e.handleGISStyle))

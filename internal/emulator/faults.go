@@ -118,6 +118,7 @@ type Stats struct {
 	Grants      map[string]int           `json:"grants"`      // successful token grants by grant_type
 	Revocations int                      `json:"revocations"` // successful revocations at /revoke and GIS revoke
 	RISC        RISCStats                `json:"risc"`        // security event deliveries
+	Quota       map[string]QuotaStats    `json:"quota"`       // by endpoint: its quota, requests refused for it, per second
 }
 
 // EndpointStats counts one endpoint's requests and their statuses. Status 0
@@ -209,6 +210,9 @@ func (e *Emulator) endpoint(name string, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() { e.stats.record(name, sw.status) }() // runs on a Drop's panic too
+		if e.refuseForQuota(sw, name) {
+			return
+		}
 		latency, f := e.faults.next(name)
 		if f != nil {
 			latency += f.Delay

@@ -218,9 +218,12 @@ func (id *identity) covers(k grantKey, scopes []string, offline bool) bool {
 	return true
 }
 
-// consent records the user's consent and reports whether a refresh token is
-// due: Google gives one on the first offline consent of a client/user pair,
-// and again only when prompt=consent forced the consent screen.
+// consent records the user's consent to scopes (what they granted, not
+// what was asked) and reports whether a refresh token is due: Google gives
+// one on the first offline consent of a client/user pair, again when
+// prompt=consent forced the consent screen, and with an offline consent
+// that widened the grant (incremental authorization: the new refresh token
+// covers the new scopes).
 func (id *identity) consent(k grantKey, scopes []string, offline, forced bool) (g *grant, giveRefresh bool) {
 	g = id.grants[k]
 	if g == nil {
@@ -228,11 +231,13 @@ func (id *identity) consent(k grantKey, scopes []string, offline, forced bool) (
 		g = &grant{gen: id.nextGen, scopes: make(map[string]bool), access: make(map[string]struct{})}
 		id.grants[k] = g
 	}
+	widened := false
 	for _, s := range scopes {
+		widened = widened || !g.scopes[s]
 		g.scopes[s] = true
 	}
 	if offline {
-		giveRefresh = !g.offline || forced
+		giveRefresh = !g.offline || forced || widened
 		g.offline = true
 	}
 	return g, giveRefresh

@@ -52,7 +52,12 @@ type userView struct {
 	Sub, Email, Name, Picture, Initial, HostedDomain string
 }
 
-type scopeView struct{ Scope, Description string }
+// scopeView is a scope on the consent screen; Optional ones (not sign-in
+// scopes) get a checkbox.
+type scopeView struct {
+	Scope, Description string
+	Optional           bool
+}
 
 func viewUser(u User, base string) userView {
 	r, _ := utf8.DecodeRuneInString(u.Name)

@@ -3,11 +3,13 @@ package emulator
 import (
 	"crypto/sha256"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
-// People API (people.googleapis.com): only GET /v1/people/me, the call
-// the app makes, with Google's field mask rules and error bodies.
+// People API (people.googleapis.com): GET /v1/people/me and GET
+// /v1/people/me/connections, the calls the app makes, with Google's field
+// mask rules, scope checks and error bodies.
 
 // personFieldPaths are the paths Google accepts in personFields.
 var personFieldPaths = map[string]bool{
@@ -27,6 +29,7 @@ const (
 	msgCredsInvalid     = "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project."
 	msgScopesNotEnough  = "Request had insufficient authentication scopes."
 	peopleGetPeopleRPC  = "google.internal.people.v2.minimal.InternalPeopleMinimalService.GetPeople"
+	peopleListRPC       = "google.people.v1.PeopleService.ListConnections"
 	peopleServiceDomain = "people.googleapis.com"
 )
 
@@ -50,11 +53,17 @@ type apiErrorInfo struct {
 }
 
 func writeAPIError(w http.ResponseWriter, code int, status, message, reason string) {
+	writeAPIErrorFor(w, peopleGetPeopleRPC, code, status, message, reason)
+}
+
+// writeAPIErrorFor is writeAPIError for an error of the given RPC method
+// (ErrorInfo's metadata names it).
+func writeAPIErrorFor(w http.ResponseWriter, method string, code int, status, message, reason string) {
 	body := apiError{Error: apiErrorBody{Code: code, Message: message, Status: status}}
 	if reason != "" {
 		body.Error.Details = []apiErrorInfo{{
 			Type: "type.googleapis.com/google.rpc.ErrorInfo", Reason: reason, Domain: "googleapis.com",
-			Metadata: map[string]string{"service": peopleServiceDomain, "method": peopleGetPeopleRPC},
+			Metadata: map[string]string{"service": peopleServiceDomain, "method": method},
 		}}
 	}
 	w.Header().Set("Vary", "Origin, X-Origin, Referer")
@@ -101,48 +110,73 @@ type person struct {
 	EmailAddresses []personEmail `json:"emailAddresses,omitempty"`
 }
 
-// handlePeopleMe is GET /v1/people/me. Authentication is checked first, as
-// at Google, then the mask, then the scopes the mask needs.
-func (e *Emulator) handlePeopleMe(w http.ResponseWriter, r *http.Request) {
-	allowCORS(w, r)
-	w.Header().Set("Cache-Control", "private")
+// peopleAccess checks a People API call's bearer token, as Google does
+// first, and answers the error itself when it fails.
+func (e *Emulator) peopleAccess(w http.ResponseWriter, r *http.Request, method string) (accessToken, User, bool) {
 	a, u, st := e.checkAccess(bearer(r))
 	switch st {
 	case accessMissing:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="https://accounts.google.com/"`)
-		writeAPIError(w, http.StatusUnauthorized, "UNAUTHENTICATED", msgCredsMissing, "CREDENTIALS_MISSING")
-		return
+		writeAPIErrorFor(w, method, http.StatusUnauthorized, "UNAUTHENTICATED", msgCredsMissing, "CREDENTIALS_MISSING")
+		return a, u, false
 	case accessExpired:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="https://accounts.google.com/", error="invalid_token"`)
-		writeAPIError(w, http.StatusUnauthorized, "UNAUTHENTICATED", msgCredsInvalid, "ACCESS_TOKEN_EXPIRED")
-		return
+		writeAPIErrorFor(w, method, http.StatusUnauthorized, "UNAUTHENTICATED", msgCredsInvalid, "ACCESS_TOKEN_EXPIRED")
+		return a, u, false
 	case accessInvalid:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="https://accounts.google.com/", error="invalid_token"`)
-		writeAPIError(w, http.StatusUnauthorized, "UNAUTHENTICATED", msgCredsInvalid, "ACCESS_TOKEN_TYPE_UNSUPPORTED")
-		return
+		writeAPIErrorFor(w, method, http.StatusUnauthorized, "UNAUTHENTICATED", msgCredsInvalid, "ACCESS_TOKEN_TYPE_UNSUPPORTED")
+		return a, u, false
 	}
+	return a, u, true
+}
 
+// personMask parses personFields, answering Google's 400 itself when it is
+// missing or names an unknown path.
+func personMask(w http.ResponseWriter, r *http.Request, method string) (map[string]bool, bool) {
 	mask := r.URL.Query().Get("personFields")
 	if strings.TrimSpace(mask) == "" {
-		writeAPIError(w, http.StatusBadRequest, "INVALID_ARGUMENT", msgMaskRequired, "")
-		return
+		writeAPIErrorFor(w, method, http.StatusBadRequest, "INVALID_ARGUMENT", msgMaskRequired, "")
+		return nil, false
 	}
 	want := map[string]bool{}
 	for _, p := range strings.Split(mask, ",") {
 		p = strings.TrimPrefix(strings.TrimSpace(p), "person.")
 		if !personFieldPaths[p] {
-			writeAPIError(w, http.StatusBadRequest, "INVALID_ARGUMENT",
+			writeAPIErrorFor(w, method, http.StatusBadRequest, "INVALID_ARGUMENT",
 				"Invalid personFields mask path: \""+truncate(p, 100)+"\". Valid paths are documented at "+peopleDocsURL+".", "")
-			return
+			return nil, false
 		}
 		want[p] = true
+	}
+	return want, true
+}
+
+// insufficientScope is Google's 403 for a token that lacks the scope a
+// call needs.
+func insufficientScope(w http.ResponseWriter, method, scope string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="https://accounts.google.com/", error="insufficient_scope", scope="`+scope+`"`)
+	writeAPIErrorFor(w, method, http.StatusForbidden, "PERMISSION_DENIED", msgScopesNotEnough, "ACCESS_TOKEN_SCOPE_INSUFFICIENT")
+}
+
+// handlePeopleMe is GET /v1/people/me. Authentication is checked first, as
+// at Google, then the mask, then the scopes the mask needs.
+func (e *Emulator) handlePeopleMe(w http.ResponseWriter, r *http.Request) {
+	allowCORS(w, r)
+	w.Header().Set("Cache-Control", "private")
+	a, u, ok := e.peopleAccess(w, r, peopleGetPeopleRPC)
+	if !ok {
+		return
+	}
+	want, ok := personMask(w, r, peopleGetPeopleRPC)
+	if !ok {
+		return
 	}
 	hasProfile, hasEmail := hasScope(a.scopes, scopeProfile), hasScope(a.scopes, scopeEmail)
 	if (!hasProfile && !hasEmail) ||
 		((want["names"] || want["photos"]) && !hasProfile) ||
 		(want["emailAddresses"] && !hasEmail) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="https://accounts.google.com/", error="insufficient_scope", scope="https://www.googleapis.com/auth/userinfo.profile"`)
-		writeAPIError(w, http.StatusForbidden, "PERMISSION_DENIED", msgScopesNotEnough, "ACCESS_TOKEN_SCOPE_INSUFFICIENT")
+		insufficientScope(w, peopleGetPeopleRPC, scopeProfile)
 		return
 	}
 
@@ -183,4 +217,114 @@ func personEtag(u User, want map[string]bool) string {
 		}
 	}
 	return "%" + b64(h.Sum(nil)[:18])
+}
+
+// The contacts scopes: people/me/connections needs one of them.
+const (
+	scopeContactsReadOnly = scopePrefix + "contacts.readonly"
+	scopeContacts         = scopePrefix + "contacts"
+)
+
+// Connections paging, as Google's: pageSize 1 to 1000, default 100.
+const (
+	defaultConnectionsPageSize = 100
+	maxConnectionsPageSize     = 1000
+	connectionsPageTokenPrefix = "emu-connections."
+)
+
+// contactNames are the emulator's stock contacts. Each test user has
+// contactCount(sub) of them: a few, the same on every run.
+var contactNames = []string{
+	"Charles Babbage", "Edsger Dijkstra", "Barbara Liskov", "Donald Knuth", "Margaret Hamilton",
+	"Ken Thompson", "Frances Allen", "John McCarthy", "Radia Perlman", "Dennis Ritchie",
+}
+
+// contactCount is how many contacts the user with this sub has: 3 to 7,
+// derived from the sub so that it is stable across runs and restarts.
+func contactCount(sub string) int {
+	sum := sha256.Sum256([]byte("contacts\x00" + sub))
+	return 3 + int(sum[0]%5)
+}
+
+// Contacts is how many contacts the emulator's People API lists for the
+// user with this sub (people/me/connections, every page).
+func (e *Emulator) Contacts(sub string) int { return contactCount(sub) }
+
+type connectionsResponse struct {
+	Connections   []person `json:"connections,omitempty"`
+	NextPageToken string   `json:"nextPageToken,omitempty"`
+	TotalPeople   int      `json:"totalPeople"`
+	TotalItems    int      `json:"totalItems"`
+}
+
+// handleConnections is GET /v1/people/me/connections: the user's
+// contacts, paged with pageSize and pageToken/nextPageToken. It needs
+// contacts.readonly (or contacts): a token without it gets Google's 403.
+func (e *Emulator) handleConnections(w http.ResponseWriter, r *http.Request) {
+	allowCORS(w, r)
+	w.Header().Set("Cache-Control", "private")
+	a, u, ok := e.peopleAccess(w, r, peopleListRPC)
+	if !ok {
+		return
+	}
+	want, ok := personMask(w, r, peopleListRPC)
+	if !ok {
+		return
+	}
+	if !hasScope(a.scopes, scopeContactsReadOnly) && !hasScope(a.scopes, scopeContacts) {
+		insufficientScope(w, peopleListRPC, scopeContactsReadOnly)
+		return
+	}
+	q := r.URL.Query()
+	size := defaultConnectionsPageSize
+	if v := q.Get("pageSize"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > maxConnectionsPageSize {
+			writeAPIErrorFor(w, peopleListRPC, http.StatusBadRequest, "INVALID_ARGUMENT",
+				"Invalid value at 'page_size' ("+truncate(v, 32)+"): must be between 1 and 1000.", "")
+			return
+		}
+		if n > 0 {
+			size = n
+		}
+	}
+	start := 0
+	if t := q.Get("pageToken"); t != "" {
+		n, err := strconv.Atoi(strings.TrimPrefix(t, connectionsPageTokenPrefix+u.Sub+"."))
+		if !strings.HasPrefix(t, connectionsPageTokenPrefix+u.Sub+".") || err != nil || n <= 0 {
+			writeAPIErrorFor(w, peopleListRPC, http.StatusBadRequest, "INVALID_ARGUMENT", "Page token is not valid.", "")
+			return
+		}
+		start = n
+	}
+	total := contactCount(u.Sub)
+	resp := connectionsResponse{TotalPeople: total, TotalItems: total}
+	end := min(start+size, total)
+	for i := start; i < end; i++ {
+		resp.Connections = append(resp.Connections, contactPerson(u.Sub, i, want))
+	}
+	if end < total {
+		resp.NextPageToken = connectionsPageTokenPrefix + u.Sub + "." + strconv.Itoa(end)
+	}
+	w.Header().Set("Vary", "Origin, X-Origin, Referer")
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// contactPerson is the user's i-th contact, with the fields of want.
+func contactPerson(sub string, i int, want map[string]bool) person {
+	sum := sha256.Sum256([]byte(sub + "\x00" + strconv.Itoa(i)))
+	id := "c" + strconv.FormatUint(uint64(sum[0])<<24|uint64(sum[1])<<16|uint64(sum[2])<<8|uint64(sum[3]), 10)
+	name := contactNames[(int(sum[4])+i)%len(contactNames)]
+	given, family := splitName(name)
+	src := fieldMetadata{Primary: true, Source: source{Type: "CONTACT", ID: id}}
+	p := person{ResourceName: "people/" + id, Etag: "%" + b64(sum[5:23])}
+	if want["names"] {
+		p.Names = []personName{{Metadata: src, DisplayName: name, GivenName: given, FamilyName: family,
+			DisplayNameLastFirst: family + ", " + given, UnstructuredName: name}}
+	}
+	if want["emailAddresses"] {
+		p.EmailAddresses = []personEmail{{Metadata: src,
+			Value: strings.ToLower(strings.ReplaceAll(name, " ", ".")) + "@example.com"}}
+	}
+	return p
 }

@@ -158,7 +158,12 @@ func unionScopes(a, b []string) []string {
 // hasGrantedAllScopes(resp, "email") and (resp, ".../userinfo.email") both
 // hold, as they do with Google.
 func gisScopeString(requested, granted []string) string {
-	out := slices.Clone(requested)
+	var out []string
+	for _, s := range requested {
+		if n, ok := normalizeScope(s); ok && slices.Contains(granted, n) {
+			out = append(out, s) // a scope the user did not grant is not listed
+		}
+	}
 	for _, s := range granted {
 		if !slices.Contains(out, s) {
 			out = append(out, s)

@@ -21,7 +21,7 @@
 //   - which records acting offline passes over, skips or uses (ActOn);
 //   - finding a user by sub or email (FindUser), and which record wins an
 //     import from another store (Import: the newer);
-//   - how every backend stamps and checks a record it writes (Stamp,
+//   - how every backend stamps and checks a record it writes (Apply,
 //     Validate).
 //
 // The web server, offline-fetch, its rounds and signin-admin each make one

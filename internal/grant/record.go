@@ -103,28 +103,39 @@ func Validate(rec *Record) error {
 	return nil
 }
 
-// Stamp makes next, as a Store.Update function returned it, the record a
-// backend writes for sub: the current version, sub, status active when
-// unset, CreatedAt as next has it (a copy from another store keeps its
-// history), else created (the stored record's, read before the function
-// ran), else now, and UpdatedAt now. now is the backend's clock at the
-// precision it stores. A record that Validate refuses is an EINTERNAL
-// error, so that no backend writes what it cannot read back.
-func Stamp(next *Record, sub string, created, now time.Time) error {
-	next.Version, next.Sub, next.UpdatedAt = RecordVersion, sub, now
-	if next.Status == "" {
-		next.Status = StatusActive
+// Apply is the core of every backend's Update, run under the user's lock:
+// it calls fn with cur, the stored record (nil when there is none), and
+// returns the record to write, or nil when fn returned nil (nothing to
+// write: Update returns cur). The record to write is a copy of fn's,
+// stamped: the current version, sub, status active when unset, CreatedAt
+// as fn set it (a copy from another store keeps its history), else cur's,
+// else now, and UpdatedAt now. now is the backend's clock at the precision
+// it stores, read after fn returns (fn may wait on Google). A record that Validate refuses is an EINTERNAL error, so that
+// no backend writes what it cannot read back.
+func Apply(sub string, cur *Record, fn func(cur *Record) (*Record, error), clock func() time.Time) (*Record, error) {
+	var created time.Time
+	if cur != nil {
+		created = cur.CreatedAt // before fn, which may change cur
 	}
-	if next.CreatedAt.IsZero() {
-		next.CreatedAt = created
+	next, err := fn(cur)
+	if err != nil || next == nil {
+		return nil, err
 	}
-	if next.CreatedAt.IsZero() {
-		next.CreatedAt = now
+	rec, now := *next, clock()
+	rec.Version, rec.Sub, rec.UpdatedAt = RecordVersion, sub, now
+	if rec.Status == "" {
+		rec.Status = StatusActive
 	}
-	if err := Validate(next); err != nil {
-		return signin.Wrap(err, signin.EINTERNAL, "", "invalid credential record")
+	if rec.CreatedAt.IsZero() {
+		rec.CreatedAt = created
 	}
-	return nil
+	if rec.CreatedAt.IsZero() {
+		rec.CreatedAt = now
+	}
+	if err := Validate(&rec); err != nil {
+		return nil, signin.Wrap(err, signin.EINTERNAL, "", "invalid credential record")
+	}
+	return &rec, nil
 }
 
 func corrupt(err error) error {

@@ -271,7 +271,7 @@ func (g *Grants) saveExchange(ctx context.Context, sub string, who Identity, tok
 			}
 			cur = &Record{Sub: sub}
 		}
-		g.merge(cur, tok)
+		g.merge(cur, tok, true)
 		if who.Email != "" {
 			cur.Email = who.Email
 		}
@@ -292,8 +292,13 @@ func (g *Grants) saveExchange(ctx context.Context, sub string, who Identity, tok
 // again (it is a new grant), while an answer without one keeps the stored
 // one. The access token, its type and expiry are always replaced; an answer
 // that carries only expires_in gets its expiry from now. Scopes are replaced
-// when the answer lists them (Google's "scope": what was actually granted).
-func (g *Grants) merge(cur *Record, t *oauth2.Token) {
+// when the answer lists them (Google's "scope": what was actually granted,
+// the union of every grant after an incremental one), except by a code
+// exchange that gave no refresh token while one is stored: the record's
+// scopes are those its refresh token holds, which that exchange did not
+// change (see GrantedScopes).
+func (g *Grants) merge(cur *Record, t *oauth2.Token, exchange bool) {
+	keepScopes := exchange && t.RefreshToken == "" && cur.Token.RefreshToken != ""
 	nt := TokenFrom(t)
 	if nt.Expiry.IsZero() && t.ExpiresIn > 0 {
 		nt.Expiry = g.now().Add(time.Duration(t.ExpiresIn) * time.Second).UTC()
@@ -308,7 +313,7 @@ func (g *Grants) merge(cur *Record, t *oauth2.Token) {
 	cur.Token = nt
 	now := g.now().UTC()
 	cur.RefreshedAt = &now
-	if scopes := auth.GrantedScopes(t); len(scopes) > 0 {
+	if scopes := auth.GrantedScopes(t); len(scopes) > 0 && !keepScopes {
 		cur.Scopes = scopes
 	}
 }

@@ -88,13 +88,32 @@ func TestSaveExchange(t *testing.T) {
 			wantRefresh: "r2", wantStatus: grant.StatusActive, wantExpiry: t0.Add(3599 * time.Second),
 		},
 		{
-			name: "granted scopes from the answer",
+			name: "granted scopes from an answer with a refresh token (the union, after an incremental grant)",
+			cur:  grant.Record{Status: grant.StatusActive, Scopes: []string{"openid"}, Token: grant.Token{RefreshToken: "r1"}},
+			tok: (&oauth2.Token{AccessToken: "a2", RefreshToken: "r2", Expiry: t0}).WithExtra(map[string]any{
+				"scope": "openid https://www.googleapis.com/auth/userinfo.email https://www.googleapis.com/auth/contacts.readonly",
+			}),
+			wantRefresh: "r2", wantStatus: grant.StatusActive, wantExpiry: t0,
+			wantScopes: "openid https://www.googleapis.com/auth/userinfo.email https://www.googleapis.com/auth/contacts.readonly",
+		},
+		{
+			// The stored refresh token was not replaced, so the grant the
+			// record holds is still the one it was.
+			name: "an exchange without a refresh token keeps the stored token's scopes",
 			cur:  grant.Record{Status: grant.StatusActive, Scopes: []string{"openid"}, Token: grant.Token{RefreshToken: "r1"}},
 			tok: (&oauth2.Token{AccessToken: "a2", Expiry: t0}).WithExtra(map[string]any{
-				"scope": "openid https://www.googleapis.com/auth/userinfo.email",
+				"scope": "openid https://www.googleapis.com/auth/contacts.readonly",
 			}),
-			wantRefresh: "r1", wantStatus: grant.StatusActive, wantExpiry: t0,
-			wantScopes: "openid https://www.googleapis.com/auth/userinfo.email",
+			wantRefresh: "r1", wantStatus: grant.StatusActive, wantExpiry: t0, wantScopes: "openid",
+		},
+		{
+			name: "the first grant's scopes",
+			cur:  grant.Record{Status: grant.StatusActive},
+			tok: (&oauth2.Token{AccessToken: "a2", RefreshToken: "r2", Expiry: t0}).WithExtra(map[string]any{
+				"scope": "openid https://www.googleapis.com/auth/userinfo.profile",
+			}),
+			wantRefresh: "r2", wantStatus: grant.StatusActive, wantExpiry: t0,
+			wantScopes: "openid https://www.googleapis.com/auth/userinfo.profile",
 		},
 	}
 	for _, tt := range tests {

@@ -131,7 +131,7 @@ func (s *TokenSource) update(usable func(*oauth2.Token) bool) (*oauth2.Token, er
 		}
 		s.refreshed = true
 		before, scopes := cur.Token, cur.Scopes
-		s.g.merge(cur, nt)
+		s.g.merge(cur, nt, false)
 		replaced = cur.Token.RefreshToken != before.RefreshToken
 		got = cur.Token.OAuth2()
 		if sameToken(before, cur.Token) && sameScopes(scopes, cur.Scopes) {

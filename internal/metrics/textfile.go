@@ -16,7 +16,7 @@ import (
 // OfflineRun is what one offline-fetch run did, for WriteOfflineTextfile.
 type OfflineRun struct {
 	// Users counts the users by outcome: ok, revoked, failed, skipped,
-	// interrupted.
+	// scope_missing, interrupted.
 	Users map[string]int
 	// Start and End are when the run started and ended.
 	Start, End time.Time
@@ -58,8 +58,8 @@ func WriteOfflineTextfile(path string, run OfflineRun, m *Metrics) error {
 		reg.MustRegister(g)
 	}
 	users := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: offlineUsers,
-		Help: "Users of the last offline-fetch run, by outcome (ok, revoked, failed, skipped, interrupted)."}, []string{"outcome"})
-	for _, o := range []string{"ok", "revoked", "failed", "skipped", "interrupted"} {
+		Help: "Users of the last offline-fetch run, by outcome (ok, revoked, failed, skipped, scope_missing, interrupted)."}, []string{"outcome"})
+	for _, o := range []string{"ok", "revoked", "failed", "skipped", "scope_missing", "interrupted"} {
 		users.WithLabelValues(o).Set(float64(run.Users[o]))
 	}
 	refreshes := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: offlineRefreshes,

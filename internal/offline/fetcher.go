@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -39,6 +41,18 @@ type FetcherConfig struct {
 	// Logger receives retries and problems that need an operator, never
 	// tokens. Nil discards.
 	Logger *slog.Logger
+	// Pacer, when set, is a budget of calls shared with other processes:
+	// each request waits for it, and a 429 waits for it again rather than
+	// counting as a retry (see Pacer).
+	Pacer Pacer
+	// Scopes are the scopes the offline work needs beyond sign-in
+	// (-scopes), normalised (grant.ParseScopes). A user whose grant lacks
+	// one is not fetched: Fetch answers CodeScopeMissing. With
+	// contacts.readonly among them, Fetch also counts the user's contacts.
+	Scopes []string
+	// ContactsPageSize is the People API's pageSize for listing contacts
+	// (default 1000, Google's maximum).
+	ContactsPageSize int
 }
 
 // Fetcher fetches users' People API profiles with their stored offline
@@ -71,6 +85,7 @@ func NewFetcher(cfg FetcherConfig) *Fetcher {
 		sleep:   cfg.Sleep,
 		now:     cfg.Now,
 		log:     cfg.Logger,
+		pacer:   cfg.Pacer,
 	}
 	return &Fetcher{
 		cfg:    cfg,
@@ -100,7 +115,17 @@ func (c *FetcherConfig) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.ContactsPageSize <= 0 {
+		c.ContactsPageSize = maxContactsPageSize
+	}
 }
+
+// maxContactsPageSize is the largest page people/me/connections gives.
+const maxContactsPageSize = 1000
+
+// ContactsFields are the People API fields asked for each contact: the
+// work only counts them, so the least there is.
+const ContactsFields = "metadata"
 
 // FetchProfile returns the people/me profile (PersonFields) of rec's user,
 // with the grant rec holds: rec is not read again unless its token must be
@@ -126,11 +151,24 @@ type Result struct {
 	// Refreshed: the access token was refreshed (and the new one saved)
 	// for this fetch.
 	Refreshed bool
+	// Contacts is how many contacts the user has (every page of
+	// people/me/connections), when the configured scopes include
+	// contacts.readonly; nil otherwise.
+	Contacts *int
+	// MissingScopes are the configured scopes the user's grant lacks, with
+	// a CodeScopeMissing error.
+	MissingScopes []string
 }
 
 // Fetch is FetchProfile, also saying whether the user's token was
-// refreshed.
+// refreshed, and doing what the configured scopes ask for: a user whose
+// grant lacks one of them is not fetched (EFORBIDDEN CodeScopeMissing,
+// Result.MissingScopes saying which), and contacts.readonly counts the
+// user's contacts.
 func (f *Fetcher) Fetch(ctx context.Context, rec *grant.Record) (Result, error) {
+	if missing := rec.MissingScopes(f.cfg.Scopes); len(missing) > 0 {
+		return Result{MissingScopes: missing}, scopeMissing(missing, nil)
+	}
 	tctx := context.WithValue(ctx, oauth2.HTTPClient, f.hc) // for refreshes
 	ts := f.grants.TokenSource(tctx, rec)
 	// oauth2.Transport rather than oauth2.NewClient: NewClient caches the
@@ -155,7 +193,45 @@ func (f *Fetcher) Fetch(ctx context.Context, rec *grant.Record) (Result, error) 
 	if err != nil {
 		return Result{Refreshed: ts.Refreshed()}, fetchError(err)
 	}
-	return Result{Person: p, Refreshed: ts.Refreshed()}, nil
+	res := Result{Person: p, Refreshed: ts.Refreshed()}
+	if slices.Contains(f.cfg.Scopes, grant.ScopeContactsReadOnly) {
+		n, err := f.countContacts(ctx, svc)
+		res.Refreshed = ts.Refreshed()
+		if isStatus(err, http.StatusForbidden) {
+			// The record said granted; Google says not (a grant changed
+			// since): the user must grant it again.
+			res.MissingScopes = []string{grant.ScopeContactsReadOnly}
+			return res, scopeMissing(res.MissingScopes, err)
+		}
+		if err != nil {
+			return res, fetchError(err)
+		}
+		res.Contacts = &n
+	}
+	return res, nil
+}
+
+// countContacts counts the user's contacts, reading every page.
+func (f *Fetcher) countContacts(ctx context.Context, svc *people.Service) (int, error) {
+	n := 0
+	err := svc.People.Connections.List("people/me").PersonFields(ContactsFields).
+		PageSize(int64(f.cfg.ContactsPageSize)).Context(ctx).
+		Pages(ctx, func(page *people.ListConnectionsResponse) error {
+			n += len(page.Connections)
+			return nil
+		})
+	return n, err
+}
+
+// scopeMissing is the error of a user whose grant lacks scopes the work
+// needs.
+func scopeMissing(missing []string, cause error) error {
+	names := make([]string, len(missing))
+	for i, s := range missing {
+		names[i] = strings.TrimPrefix(s, "https://www.googleapis.com/auth/")
+	}
+	return &signin.Error{Kind: signin.EFORBIDDEN, Code: grant.CodeScopeMissing,
+		Message: "the user has not granted " + strings.Join(names, ", ") + ", which the offline work needs (-scopes); their page asks for it", Err: cause}
 }
 
 // fetchError maps an error from the token source or the People API to the

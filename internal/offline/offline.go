@@ -39,7 +39,8 @@ const (
 const PersonFields = "names,emailAddresses,photos"
 
 // Config is what a run needs: the Fetcher's configuration (Grants and
-// HTTPClient are required) and the run's own settings.
+// HTTPClient are required; RequestTimeout and MaxRetries are the
+// Fetcher's) and the run's own settings.
 type Config struct {
 	FetcherConfig
 
@@ -50,12 +51,6 @@ type Config struct {
 	User string
 	// Concurrency is how many users are fetched at once (default 8).
 	Concurrency int
-	// RequestTimeout bounds each HTTP request, each retry included
-	// (default 20 s).
-	RequestTimeout time.Duration
-	// MaxRetries is how many times a request answered with 429 or 5xx, or
-	// failing in the network, is retried (default 4; negative for none).
-	MaxRetries int
 
 	// JSON prints JSON lines instead of tab-separated text.
 	JSON bool
@@ -73,6 +68,10 @@ type Summary struct {
 	Revoked int // Google refused the grant during this run; now marked revoked
 	Failed  int // anything else that went wrong, unreadable records included
 	Skipped int // already revoked before the run: not tried
+	// ScopeMissing counts the users whose grant lacks a scope the work
+	// needs (-scopes): not tried, not a failure of the run; their page
+	// asks them for it.
+	ScopeMissing int
 	// Refreshed counts the users among OK whose access token was
 	// refreshed (and the new one saved) for this run.
 	Refreshed int
@@ -84,14 +83,18 @@ type Summary struct {
 // Plus is s and o counted together.
 func (s Summary) Plus(o Summary) Summary {
 	return Summary{OK: s.OK + o.OK, Revoked: s.Revoked + o.Revoked, Failed: s.Failed + o.Failed, Skipped: s.Skipped + o.Skipped,
-		Refreshed: s.Refreshed + o.Refreshed, Interrupted: s.Interrupted + o.Interrupted}
+		ScopeMissing: s.ScopeMissing + o.ScopeMissing, Refreshed: s.Refreshed + o.Refreshed, Interrupted: s.Interrupted + o.Interrupted}
 }
 
 // String is the summary line: "ok=N revoked=N failed=N skipped=N", with
+// " scope_missing=N" when users lack a scope the work needs,
 // " refreshed=N" when tokens were refreshed and " interrupted=N" when the
 // run was cut short.
 func (s Summary) String() string {
 	line := fmt.Sprintf("ok=%d revoked=%d failed=%d skipped=%d", s.OK, s.Revoked, s.Failed, s.Skipped)
+	if s.ScopeMissing > 0 {
+		line += fmt.Sprintf(" scope_missing=%d", s.ScopeMissing)
+	}
 	if s.Refreshed > 0 {
 		line += fmt.Sprintf(" refreshed=%d", s.Refreshed)
 	}
@@ -150,9 +153,6 @@ func (c *Config) check() error {
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultConcurrency
 	}
-	if c.RequestTimeout == 0 {
-		c.RequestTimeout = DefaultRequestTimeout
-	}
 	if c.Stdout == nil {
 		c.Stdout = io.Discard
 	}
@@ -168,7 +168,7 @@ type runner struct {
 	out   *output
 	start time.Time
 
-	ok, revoked, failed, skipped, refreshed, interrupted atomic.Int64
+	ok, revoked, failed, skipped, scopeMissing, refreshed, interrupted atomic.Int64
 }
 
 func newRunner(cfg Config) *runner {
@@ -278,35 +278,25 @@ func asked(user string) who {
 
 func (r *runner) summary() Summary {
 	return Summary{
-		OK:          int(r.ok.Load()),
-		Revoked:     int(r.revoked.Load()),
-		Failed:      int(r.failed.Load()),
-		Skipped:     int(r.skipped.Load()),
-		Refreshed:   int(r.refreshed.Load()),
-		Interrupted: int(r.interrupted.Load()),
+		OK:           int(r.ok.Load()),
+		Revoked:      int(r.revoked.Load()),
+		Failed:       int(r.failed.Load()),
+		Skipped:      int(r.skipped.Load()),
+		ScopeMissing: int(r.scopeMissing.Load()),
+		Refreshed:    int(r.refreshed.Load()),
+		Interrupted:  int(r.interrupted.Load()),
 	}
 }
 
-// fetch does one user.
+// fetch does one user: Users.Try, then Users.Report, the same code a
+// round uses.
 func (r *runner) fetch(ctx context.Context, rec *grant.Record) {
-	res, err := r.f.Fetch(ctx, rec)
-	switch {
-	case err == nil:
-		r.ok.Add(1)
-		if res.Refreshed {
-			r.refreshed.Add(1)
-		}
-		v := ProfileOf(res.Person)
-		r.out.ok(rec.Sub, v.Name, v.Email, res.Refreshed)
-	case ctx.Err() != nil:
+	o := r.try(ctx, rec)
+	if o.err != nil && ctx.Err() != nil {
 		r.interrupted.Add(1)
-	case signin.ErrorCode(err) == grant.CodeOfflineAccessRevoked:
-		r.revoked.Add(1)
-		r.out.revoked(whoOf(rec), revokedReason(err))
-	default:
-		r.failed.Add(1)
-		r.out.failed(whoOf(rec), signin.ErrorCode(err), describe(err))
+		return
 	}
+	r.report(o)
 }
 
 // progress draws the progress line every half second until stopped, if
@@ -337,7 +327,7 @@ func (r *runner) progress() (stop func()) {
 }
 
 func progressLine(s Summary, elapsed time.Duration) string {
-	n := s.OK + s.Revoked + s.Failed + s.Skipped
+	n := s.OK + s.Revoked + s.Failed + s.Skipped + s.ScopeMissing
 	rate := 0.0
 	if secs := elapsed.Seconds(); secs > 0 {
 		rate = float64(n) / secs

@@ -590,7 +590,7 @@ func TestProgressLine(t *testing.T) {
 	var term bytes.Buffer // stdout and stderr on one terminal
 	o := &output{stdout: &term, stderr: &term}
 	o.drawProgress(progressLine(Summary{OK: 90, Failed: 10}, 4*time.Second))
-	o.ok("2", "Ada", "ada@example.com", false)
+	o.ok("2", "Ada", "ada@example.com", false, nil)
 	o.drawProgress(progressLine(Summary{OK: 1}, time.Second))
 	o.failed(who{sub: "1"}, "google_unavailable", "boom")
 	o.clearProgress()

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode"
@@ -35,10 +36,14 @@ type line struct {
 	Sub       string `json:"sub"`
 	Name      string `json:"name,omitempty"`
 	Email     string `json:"email,omitempty"`
-	Status    string `json:"status"` // ok, revoked, failed or skipped
+	Status    string `json:"status"` // ok, revoked, failed, skipped or scope_missing
 	Refreshed bool   `json:"refreshed,omitempty"`
-	Error     string `json:"error,omitempty"`
-	Message   string `json:"message,omitempty"`
+	// Contacts is how many contacts the user has, when the work lists
+	// them (-scopes contacts.readonly).
+	Contacts      *int     `json:"contacts,omitempty"`
+	Error         string   `json:"error,omitempty"`
+	Message       string   `json:"message,omitempty"`
+	MissingScopes []string `json:"missing_scopes,omitempty"`
 }
 
 // who is the user a line is about: their sub, and the name and email
@@ -47,12 +52,23 @@ type who struct{ sub, name, email string }
 
 func whoOf(rec *grant.Record) who { return who{sub: rec.Sub, name: rec.Name, email: rec.Email} }
 
-func (o *output) ok(sub, name, email string, refreshed bool) {
+// ok prints a user done: "sub<TAB>name<TAB>email", then
+// "<TAB>contacts=N" when the work counted their contacts.
+func (o *output) ok(sub, name, email string, refreshed bool, contacts *int) {
 	if o.json {
-		o.writeJSON(line{Sub: sub, Name: name, Email: email, Status: "ok", Refreshed: refreshed})
+		o.writeJSON(line{Sub: sub, Name: name, Email: email, Status: "ok", Refreshed: refreshed, Contacts: contacts})
 		return
 	}
-	o.write(o.stdout, clean(sub)+"\t"+clean(name)+"\t"+clean(email)+"\n")
+	s := clean(sub) + "\t" + clean(name) + "\t" + clean(email)
+	if contacts != nil {
+		s += "\tcontacts=" + strconv.Itoa(*contacts)
+	}
+	o.write(o.stdout, s+"\n")
+}
+
+// scopeMissing reports a user whose grant lacks scopes the work needs.
+func (o *output) scopeMissing(u who, missing []string, msg string) {
+	o.problem(u, line{Status: grant.CodeScopeMissing, Error: grant.CodeScopeMissing, Message: msg, MissingScopes: missing})
 }
 
 func (o *output) revoked(u who, msg string) {

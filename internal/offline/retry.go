@@ -41,10 +41,31 @@ type retryTransport struct {
 	now     func() time.Time
 	log     *slog.Logger
 	retries atomic.Int64 // retries made, for the summary log
+	pacer   Pacer        // nil: no shared budget
+}
+
+// Pacer is a budget of calls to Google shared with other processes
+// (package rounds): the retry transport waits for it before each attempt,
+// outside the attempt's timeout, and reports each 429 to it. A 429 is then
+// not one of the request's retries: the request waits for the budget again,
+// and is sent again, until its context ends.
+type Pacer interface {
+	// Wait returns once req may be sent, or ctx's error.
+	Wait(ctx context.Context, req *http.Request) error
+	// Refused reports that Google answered req 429, with its Retry-After
+	// (0 when it gave none), and whether the pacer takes it (req has a
+	// budget: it waits for it again); false leaves the 429 to the
+	// ordinary retries.
+	Refused(ctx context.Context, req *http.Request, retryAfter time.Duration) bool
 }
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
+		if t.pacer != nil {
+			if err := t.pacer.Wait(req.Context(), req); err != nil {
+				return nil, err
+			}
+		}
 		r := req
 		if attempt > 0 && req.Body != nil && req.Body != http.NoBody {
 			body, err := req.GetBody()
@@ -57,6 +78,17 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		ctx, cancel := context.WithTimeout(req.Context(), t.timeout)
 		resp, err := t.base.RoundTrip(r.WithContext(ctx))
 
+		if t.pacer != nil && err == nil && resp.StatusCode == http.StatusTooManyRequests && t.retryable(req, resp, err) {
+			ra, _ := retryAfter(resp.Header.Get("Retry-After"), t.now())
+			if t.pacer.Refused(req.Context(), req, ra) {
+				io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+				resp.Body.Close()
+				cancel()
+				t.log.Info("Google's quota: waiting for the shared budget", "host", req.URL.Host, "path", req.URL.Path, "retry_after", ra)
+				attempt--
+				continue
+			}
+		}
 		retry := attempt < t.max && req.Context().Err() == nil && t.retryable(req, resp, err)
 		if !retry {
 			if err != nil {

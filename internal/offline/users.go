@@ -35,6 +35,8 @@ type Outcome struct {
 	rec       *grant.Record
 	profile   Profile
 	refreshed bool
+	contacts  *int
+	missing   []string // scopes the grant lacks (CodeScopeMissing)
 	err       error
 	skipped   bool
 }
@@ -62,22 +64,25 @@ func (o Outcome) Retryable() bool {
 
 // Try fetches rec's profile, as Run does for each user, without printing
 // anything. A record already revoked is skipped without calling Google.
-func (u *Users) Try(ctx context.Context, rec *grant.Record) Outcome {
+func (u *Users) Try(ctx context.Context, rec *grant.Record) Outcome { return u.r.try(ctx, rec) }
+
+func (r *runner) try(ctx context.Context, rec *grant.Record) Outcome {
 	if grant.ActOn(rec) == grant.SkipRevoked {
 		return Outcome{rec: rec, skipped: true}
 	}
-	res, err := u.r.f.Fetch(ctx, rec)
+	res, err := r.f.Fetch(ctx, rec)
 	if err != nil {
-		return Outcome{rec: rec, err: err}
+		return Outcome{rec: rec, err: err, missing: res.MissingScopes}
 	}
-	return Outcome{rec: rec, profile: ProfileOf(res.Person), refreshed: res.Refreshed}
+	return Outcome{rec: rec, profile: ProfileOf(res.Person), refreshed: res.Refreshed, contacts: res.Contacts}
 }
 
 // Report prints o's line and counts it, exactly as Run would have, and
 // returns what it counted (one user), for a caller keeping counts of its
 // own (a round's share).
-func (u *Users) Report(o Outcome) Summary {
-	r := u.r
+func (u *Users) Report(o Outcome) Summary { return u.r.report(o) }
+
+func (r *runner) report(o Outcome) Summary {
 	switch {
 	case o.skipped:
 		r.skipped.Add(1)
@@ -88,11 +93,15 @@ func (u *Users) Report(o Outcome) Summary {
 		if o.refreshed {
 			r.refreshed.Add(1)
 		}
-		r.out.ok(o.rec.Sub, o.profile.Name, o.profile.Email, o.refreshed)
+		r.out.ok(o.rec.Sub, o.profile.Name, o.profile.Email, o.refreshed, o.contacts)
 		if o.refreshed {
 			return Summary{OK: 1, Refreshed: 1}
 		}
 		return Summary{OK: 1}
+	case signin.ErrorCode(o.err) == grant.CodeScopeMissing:
+		r.scopeMissing.Add(1)
+		r.out.scopeMissing(whoOf(o.rec), o.missing, describe(o.err))
+		return Summary{ScopeMissing: 1}
 	case signin.ErrorCode(o.err) == grant.CodeOfflineAccessRevoked:
 		r.revoked.Add(1)
 		r.out.revoked(whoOf(o.rec), revokedReason(o.err))

@@ -9,7 +9,12 @@ import (
 
 	"example.com/signin"
 	"example.com/signin/internal/grant"
+	"example.com/signin/internal/metrics"
 )
+
+// quotaSnooze is how long a user put back for lack of budget waits before
+// it may be claimed again.
+const quotaSnooze = time.Second
 
 // River queues: users' jobs, and the jobs that start scheduled rounds
 // (worked one at a time, by workers only).
@@ -79,6 +84,7 @@ func (w *userWorker) Work(ctx context.Context, job *river.Job[userArgs]) error {
 	e := w.e
 	sub := job.Args.Sub
 	last := job.Attempt >= job.MaxAttempts
+	ctx, st := withJobState(ctx)
 	select {
 	case e.slots <- struct{}{}:
 		defer func() { <-e.slots }()
@@ -106,7 +112,16 @@ func (w *userWorker) Work(ctx context.Context, job *river.Job[userArgs]) error {
 	if o.Err() != nil && e.interrupted(ctx) {
 		return o.Err()
 	}
+	if o.Err() != nil && st.waitedForBudget.Load() && ctx.Err() != nil {
+		// The job's time went waiting for the fleet's budget (Google's
+		// quota): back in the queue, its attempt not counted. A user is
+		// never failed for quota.
+		e.fleet.Users(metrics.UserQuota, 1)
+		e.log.Info("user waited for the budget past the job's timeout; put back", "sub", sub)
+		return river.JobSnooze(quotaSnooze)
+	}
 	if o.Retryable() && !last {
+		e.fleet.Users(metrics.UserRetried, 1)
 		e.log.Info("user failed; trying again later", "sub", sub, "attempt", job.Attempt, "error", o.Err())
 		return o.Err()
 	}
@@ -121,6 +136,7 @@ func (e *engine) interrupted(ctx context.Context) bool {
 		return false
 	}
 	e.users.Interrupted()
+	e.fleet.Users(metrics.UserInterrupted, 1)
 	return true
 }
 
@@ -144,6 +160,7 @@ func (w *roundWorker) Work(ctx context.Context, job *river.Job[roundArgs]) error
 	}
 	if r.Started {
 		w.e.log.Info("round started", "id", r.ID, "key", r.Key, "users", r.Users)
+		w.e.needs(r, w.e.cfg.Every)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"example.com/signin/internal/grant"
+	"example.com/signin/internal/metrics"
 	"example.com/signin/internal/offline"
 	"example.com/signin/internal/store/postgres"
 )
@@ -38,6 +39,7 @@ func (e *engine) joinOrStart(ctx context.Context, key string, scheduled bool) (p
 		return postgres.Round{}, fmt.Errorf("rounds: %w", err)
 	}
 	if scheduled && r.ID != 0 && !r.Started {
+		e.fleet.Round(metrics.RoundSkipped)
 		e.log.Warn("the previous round is still running: this interval's round is not started", "open", r.Key, "skipped", key)
 		return postgres.Round{}, nil
 	}
@@ -82,9 +84,37 @@ func (e *engine) enqueue(ctx context.Context, tx pgx.Tx, id int64) (int, error) 
 	return n, err
 }
 
+// needs says at a round's start how long it needs at the People API's
+// budget, and, when that is longer than interval (a worker's -every), that
+// it cannot finish in time: a log line and the round_shortfall_seconds
+// metric.
+func (e *engine) needs(r postgres.Round, interval time.Duration) {
+	e.fleet.Round(metrics.RoundStarted)
+	rate := e.cfg.Budgets.PeoplePerMinute
+	if rate <= 0 || r.Users == 0 {
+		return
+	}
+	need := time.Duration(float64(r.Users) / float64(rate) * float64(time.Minute))
+	msg := fmt.Sprintf("%d users at %d/min need %.2f hours", r.Users, rate, need.Hours())
+	if interval > 0 {
+		msg += fmt.Sprintf("; the interval is %v", interval)
+		e.fleet.Shortfall(need - interval)
+		if need > interval {
+			e.log.Warn("the round cannot finish within its interval at the configured rate: "+msg, "round", r.Key)
+			e.users.Note("round " + r.Key + ": cannot finish in its interval: " + msg)
+			return
+		}
+	}
+	e.log.Info(msg, "round", r.Key)
+}
+
 // count adds what was reported of one user to this process's share of
 // round id.
 func (e *engine) count(id int64, s offline.Summary) {
+	e.fleet.Users(metrics.UserOK, s.OK)
+	e.fleet.Users(metrics.UserRevoked, s.Revoked)
+	e.fleet.Users(metrics.UserFailed, s.Failed)
+	e.fleet.Users(metrics.UserSkipped, s.Skipped)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.shares[id] = e.shares[id].Plus(s)

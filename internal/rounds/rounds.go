@@ -39,6 +39,7 @@ import (
 
 	"example.com/signin"
 	"example.com/signin/internal/grant"
+	"example.com/signin/internal/metrics"
 	"example.com/signin/internal/offline"
 	"example.com/signin/internal/store/postgres"
 )
@@ -96,6 +97,13 @@ type Config struct {
 	Every time.Duration
 	// JobTimeout bounds one user's job (DefaultJobTimeout).
 	JobTimeout time.Duration
+	// Budgets, when set, are the whole fleet's rates of calls to Google,
+	// held in the database: every call waits for its budget, and a 429
+	// lowers it for every process (see Budgets).
+	Budgets Budgets
+	// Fleet counts rounds, users by outcome, budget waits and 429s. Nil
+	// counts nothing.
+	Fleet *metrics.Fleet
 	// Logger receives what an operator should know. Nil discards.
 	Logger *slog.Logger
 }
@@ -112,14 +120,20 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 	if cfg.Every < 0 || cfg.JobTimeout < 0 {
 		return offline.Summary{}, signin.Errorf(signin.EINVALID, "invalid_config", "rounds: negative interval or job timeout")
 	}
+	if cfg.DB == nil {
+		return offline.Summary{}, signin.Errorf(signin.EINVALID, "invalid_config", "rounds: no database")
+	}
+	if cfg.Budgets.PeoplePerMinute < 0 || cfg.Budgets.TokenPerMinute < 0 {
+		return offline.Summary{}, signin.Errorf(signin.EINVALID, "invalid_config", "rounds: negative rate")
+	}
+	if cfg.Budgets != (Budgets{}) {
+		cfg.Offline.Pacer = newPacer(cfg.DB, cfg.Budgets, cfg.Fleet, cfg.Logger)
+	}
 	users, err := offline.NewUsers(cfg.Offline)
 	if err != nil {
 		return offline.Summary{}, err
 	}
 	conc := cmp.Or(cfg.Offline.Concurrency, offline.DefaultConcurrency)
-	if cfg.DB == nil {
-		return offline.Summary{}, signin.Errorf(signin.EINVALID, "invalid_config", "rounds: no database")
-	}
 	if err := cfg.DB.MigrateRiver(ctx, cfg.Logger); err != nil {
 		return offline.Summary{}, fmt.Errorf("rounds: %w", err)
 	}
@@ -131,6 +145,8 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 		log:    cfg.Logger,
 		slots:  make(chan struct{}, conc),
 		shares: map[int64]offline.Summary{},
+		fleet:  cfg.Fleet,
+		cfg:    cfg,
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &userWorker{e: e})
@@ -210,6 +226,9 @@ type engine struct {
 	// slots bounds the users done at once (Config.Offline.Concurrency).
 	slots chan struct{}
 
+	fleet *metrics.Fleet
+	cfg   Config
+
 	mu sync.Mutex
 	// shares is what this process reported of each round's users, until
 	// the round ends and a worker prints it.
@@ -227,6 +246,9 @@ func (e *engine) oneRound(ctx context.Context) error {
 		return err
 	}
 	e.log.Info("round", "id", r.ID, "key", r.Key, "started_here", r.Started, "users", r.Users)
+	if r.Started {
+		e.needs(r, 0)
+	}
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
 	for {
@@ -298,6 +320,7 @@ func (e *engine) reportEnded(ctx context.Context) {
 			}
 		}
 		e.users.Note("round " + r.Key + ": " + e.share(r.ID).String())
+		e.fleet.Round(metrics.RoundFinished)
 		e.reported = r.ID
 	}
 	if err != nil && ctx.Err() == nil {

@@ -222,3 +222,35 @@ func TestRoundFailures(t *testing.T) {
 		t.Errorf("the revoked user's job ran %d times: invalid_grant is not retried", goneAttempts)
 	}
 }
+
+// TestRoundBudget: with a budget, 429s from Google (here the next 6 People
+// API calls, with no request retries at all) lower the shared budget and
+// the users wait for it: none fails, each is printed once, ok, and every
+// 429 is counted in the budget. The emulator's quota (600 a minute) is
+// never exceeded by the budget's 600 a minute.
+func TestRoundBudget(t *testing.T) {
+	const n, refused = 20, 6
+	f := newFixture(t, n)
+	if err := f.e.SetQuota(emulator.Quota{Endpoint: emulator.EndpointPeople, PerMinute: 600}); err != nil {
+		t.Fatal(err)
+	}
+	f.e.InjectFault(emulator.Fault{Endpoint: emulator.EndpointPeople, Count: refused, Status: 429, RetryAfter: "0"})
+	var out, errOut strings.Builder
+	sum, err := Run(t.Context(), Config{DB: f.st, Budgets: Budgets{PeoplePerMinute: 600, TokenPerMinute: 600}, Offline: offline.Config{
+		FetcherConfig: offline.FetcherConfig{Grants: f.grants(), HTTPClient: f.net.HTTPClient(), MaxRetries: -1},
+		Concurrency:   8, JSON: true, Stdout: &out, Stderr: &errOut,
+	}})
+	if want := (offline.Summary{OK: n}); err != nil || sum != want {
+		t.Fatalf("%+v, %v; want %+v\n%s", sum, err, want, errOut.String())
+	}
+	if got := strings.Count(out.String(), `"status":"ok"`); got != n {
+		t.Errorf("%d ok lines, want %d:\n%s", got, n, out.String())
+	}
+	b, err := f.st.Budget(t.Context(), "people")
+	if err != nil || b.Refused != refused || b.PerMinute != 600 {
+		t.Errorf("budget %+v, %v; want %d refused", b, err, refused)
+	}
+	if q := f.e.Stats().Quota["people"]; q.Refused != 0 {
+		t.Errorf("the emulator refused %d calls for quota", q.Refused)
+	}
+}

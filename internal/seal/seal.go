@@ -203,3 +203,51 @@ func (r *Keyring) With(other *Keyring) *Keyring {
 	}
 	return out
 }
+
+// Binary sealing, for a caller with a format of its own (the session
+// cookie). A binary sealed value is
+//
+//	kid[4] || nonce[12] || ciphertext || tag[16]
+//
+// where kid is the raw form of the sealing key's id (KeyID's hex, decoded),
+// so that Open picks its key at once instead of trying each. The caller's
+// additional data binds the value to its use (a cookie's name and format);
+// the kid is not in it, since a changed kid names another key, under which
+// the tag does not verify.
+const binaryKidSize = kidLen / 2
+
+// BinaryOverhead is how many bytes SealBinary adds to a plaintext.
+const BinaryOverhead = binaryKidSize + nonceSize + tagSize
+
+// SealBinary appends to dst the binary sealed form of plaintext, bound to
+// ad, under the newest key, and returns the extended slice.
+func (r *Keyring) SealBinary(dst, plaintext, ad []byte) []byte {
+	kid := r.ids[0]
+	dst, _ = hex.AppendDecode(dst, []byte(kid)) // a kid is always 8 hex characters
+	nonce := len(dst)
+	dst = append(dst, make([]byte, nonceSize)...)
+	rand.Read(dst[nonce:]) // never fails (crypto/rand, Go 1.24+)
+	return r.aeads[kid].Seal(dst, dst[nonce:nonce+nonceSize], plaintext, ad)
+}
+
+// OpenBinary appends to dst the plaintext of a binary sealed value bound to
+// ad and returns the extended slice. Errors: ErrUnknownKey when no key in
+// the ring has the value's kid, ErrOpen when it is malformed, tampered with
+// or bound to other additional data. sealed is not modified.
+func (r *Keyring) OpenBinary(dst, sealed, ad []byte) ([]byte, error) {
+	if len(sealed) < BinaryOverhead {
+		return nil, fmt.Errorf("%w: malformed sealed value", ErrOpen)
+	}
+	var kid [kidLen]byte
+	hex.Encode(kid[:], sealed[:binaryKidSize])
+	aead := r.aeads[string(kid[:])]
+	if aead == nil {
+		return nil, fmt.Errorf("%w: the value was sealed with key %s, which is not among the keys given", ErrUnknownKey, kid[:])
+	}
+	body := sealed[binaryKidSize:]
+	out, err := aead.Open(dst, body[:nonceSize], body[nonceSize:], ad)
+	if err != nil {
+		return nil, fmt.Errorf("%w: key %s: tampered with, or sealed for another use", ErrOpen, kid[:])
+	}
+	return out, nil
+}

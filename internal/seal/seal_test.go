@@ -370,3 +370,40 @@ func TestKeyringWith(t *testing.T) {
 		t.Errorf("With seals with %s, want the first ring's newest %s", KeyID(v), a.Newest())
 	}
 }
+
+func TestBinaryRoundTripAndRotation(t *testing.T) {
+	k1, k2 := bytes.Repeat([]byte{1}, KeySize), bytes.Repeat([]byte{2}, KeySize)
+	old, err := NewKeyring([][]byte{k1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := NewKeyring([][]byte{k2, k1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ad := []byte("cookie")
+	sealed := old.SealBinary(nil, []byte("hello"), ad)
+	if len(sealed) != len("hello")+BinaryOverhead {
+		t.Errorf("%d bytes sealed, want %d", len(sealed), len("hello")+BinaryOverhead)
+	}
+	// The older key still opens; the newest seals.
+	if got, err := ring.OpenBinary(nil, sealed, ad); err != nil || string(got) != "hello" {
+		t.Errorf("OpenBinary with the key second in the ring = %q, %v", got, err)
+	}
+	if _, err := old.OpenBinary(nil, ring.SealBinary(nil, []byte("x"), ad), ad); !errors.Is(err, ErrUnknownKey) {
+		t.Errorf("a value of a key not in the ring: %v, want ErrUnknownKey", err)
+	}
+	if _, err := ring.OpenBinary(nil, sealed, []byte("other")); !errors.Is(err, ErrOpen) {
+		t.Errorf("other additional data: %v, want ErrOpen", err)
+	}
+	for i := range sealed {
+		b := bytes.Clone(sealed)
+		b[i] ^= 1
+		if _, err := ring.OpenBinary(nil, b, ad); err == nil {
+			t.Fatalf("byte %d flipped: opened", i)
+		}
+	}
+	if _, err := ring.OpenBinary(nil, sealed[:BinaryOverhead-1], ad); !errors.Is(err, ErrOpen) {
+		t.Errorf("too short: %v, want ErrOpen", err)
+	}
+}

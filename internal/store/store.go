@@ -1,5 +1,5 @@
 // Package store opens the configured backend for users' grants and the web
-// server's sessions: PostgreSQL when a database URL is given (several
+// server's ended sessions: PostgreSQL when a database URL is given (several
 // replicas of signin, offline-fetch on other machines), else the file store
 // in the credentials directory (one machine; the default). The backends
 // live in the subpackages file and postgres; both pass grant/granttest and
@@ -16,13 +16,14 @@ import (
 	"example.com/signin/internal/store/postgres"
 )
 
-// Backend is a store of grants and server-side sessions.
+// Backend is a store of grants and of ended sessions (the web server's
+// SessionStore: signing in writes nothing, ending sessions writes what
+// ended them).
 type Backend interface {
 	grant.Store
-	CreateSession(ctx context.Context, id, sub string, data []byte, expires time.Time) error
-	LoadSession(ctx context.Context, id string) (sub string, data []byte, expires time.Time, err error)
-	DeleteSession(ctx context.Context, id string) error
-	DeleteUserSessions(ctx context.Context, sub string) (int, error)
+	SessionEnds(ctx context.Context, sub string) (validAfter time.Time, ended []string, err error)
+	EndSession(ctx context.Context, sub, key string, expires time.Time) error
+	EndUserSessions(ctx context.Context, sub string, at, keepUntil time.Time) error
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources (the database pool).

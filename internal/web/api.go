@@ -25,10 +25,40 @@ type userJSON struct {
 }
 
 // meJSON is the answer of /api/me, /tokensignin and /connect.
+// GrantedScopes are the scopes the stored grant holds (Google's word);
+// MissingScopes the configured offline scopes (-scopes) it does not hold.
+// Both are arrays, empty rather than null.
 type meJSON struct {
 	User          userJSON `json:"user"`
 	Offline       bool     `json:"offline"`
 	OfflineStatus string   `json:"offline_status"`
+	GrantedScopes []string `json:"granted_scopes"`
+	MissingScopes []string `json:"missing_scopes"`
+}
+
+// me is the API's answer about u, whose stored grant is rec (nil for none)
+// with status.
+func (s *Server) me(u sessionUser, rec *grant.Record, status grant.Offline) meJSON {
+	m := newMeJSON(u, status)
+	m.GrantedScopes, m.MissingScopes = s.scopesOf(rec, status)
+	return m
+}
+
+// scopesOf says which scopes rec's grant holds and which of the configured
+// offline scopes it lacks. A grant that is not active holds none.
+func (s *Server) scopesOf(rec *grant.Record, status grant.Offline) (granted, missing []string) {
+	if status != grant.OfflineActive {
+		rec = nil
+	}
+	granted = rec.GrantedScopes()
+	if granted == nil {
+		granted = []string{}
+	}
+	missing = rec.MissingScopes(s.cfg.OfflineScopes)
+	if missing == nil {
+		missing = []string{}
+	}
+	return granted, missing
 }
 
 func newMeJSON(u sessionUser, status grant.Offline) meJSON {
@@ -44,13 +74,6 @@ func newMeJSON(u sessionUser, status grant.Offline) meJSON {
 		Offline:       status == grant.OfflineActive,
 		OfflineStatus: string(status),
 	}
-}
-
-// offlineStatus says whether the server can act for sub while they are
-// away.
-func (s *Server) offlineStatus(ctx context.Context, sub string) (grant.Offline, error) {
-	_, status, err := s.cfg.Grants.Lookup(ctx, sub)
-	return status, err
 }
 
 // verify verifies an ID token from a client. Anything that is not an
@@ -108,7 +131,7 @@ const (
 	auditSignIn        = "sign_in"                // method: button, redirect or connect
 	auditOfflineAccess = "offline_access_granted" // refresh_token: new or kept
 	auditDisconnect    = "disconnect"             // revoked: whether Google was asked to revoke
-	auditSessionsEnded = "sessions_ended"         // cause, sessions: how many
+	auditSessionsEnded = "sessions_ended"         // cause
 )
 
 // audit logs an audit event about sub.
@@ -170,7 +193,7 @@ func (s *Server) handleTokenSignin(w http.ResponseWriter, r *http.Request) (err 
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return nil
 	}
-	writeJSON(w, http.StatusOK, newMeJSON(u, status))
+	writeJSON(w, http.StatusOK, s.me(u, rec, status))
 	return nil
 }
 
@@ -271,7 +294,11 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) (err erro
 		}
 		s.audit(r.Context(), auditSignIn, u.Sub, slog.String("method", metrics.SignInConnect))
 	}
-	writeJSON(w, http.StatusOK, newMeJSON(u, status))
+	rec, status, err := s.cfg.Grants.Lookup(r.Context(), c.Sub)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.me(u, rec, status))
 	return nil
 }
 
@@ -321,12 +348,11 @@ func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ended := 1
 	if everywhere {
 		if !signedIn {
 			return errSignedOut()
 		}
-		if ended, err = s.endUserSessions(r.Context(), u.Sub, metrics.CauseSignOutEverywhere); err != nil {
+		if err := s.endUserSessions(r.Context(), u.Sub, metrics.CauseSignOutEverywhere); err != nil {
 			return err
 		}
 	}
@@ -334,19 +360,18 @@ func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if signedIn && !everywhere {
-		s.sessionsEnded(r.Context(), u.Sub, metrics.CauseSignOut, 1)
+		s.sessionsEnded(r.Context(), u.Sub, metrics.CauseSignOut)
 	}
 	writeJSON(w, http.StatusOK, struct {
 		SignedOut  bool `json:"signed_out"`
 		Everywhere bool `json:"everywhere,omitempty"`
-		Sessions   int  `json:"sessions,omitempty"`
-	}{true, everywhere, ended})
+	}{true, everywhere})
 	return nil
 }
 
 // endEverywhere ends every session of sub and the request's cookie.
 func (s *Server) endEverywhere(w http.ResponseWriter, r *http.Request, sub, cause string) error {
-	if _, err := s.endUserSessions(r.Context(), sub, cause); err != nil {
+	if err := s.endUserSessions(r.Context(), sub, cause); err != nil {
 		return err
 	}
 	return s.sessions.end(w, r)
@@ -355,25 +380,23 @@ func (s *Server) endEverywhere(w http.ResponseWriter, r *http.Request, sub, caus
 // endUserSessions ends every session of sub, on every replica, for cause
 // (metrics.CauseRISC when Google says the account was compromised, say),
 // with its audit line and metric. It needs no request: it is also for
-// events that come from Google rather than from the user.
-func (s *Server) endUserSessions(ctx context.Context, sub, cause string) (int, error) {
-	n, err := s.sessions.endUser(ctx, sub)
-	if err != nil {
-		return 0, err
+// events that come from Google rather than from the user. It is one write
+// to the SessionStore, however many sessions sub holds (the server does not
+// know how many: signing in writes nothing).
+func (s *Server) endUserSessions(ctx context.Context, sub, cause string) error {
+	if err := s.sessions.endUser(ctx, sub); err != nil {
+		return err
 	}
-	s.sessionsEnded(ctx, sub, cause, n)
-	return n, nil
+	s.sessionsEnded(ctx, sub, cause)
+	return nil
 }
 
-// sessionsEnded records that n sessions of sub ended for cause
-// (metrics.CauseSignOut...): an audit line and the metric; nothing when
-// there were none.
-func (s *Server) sessionsEnded(ctx context.Context, sub, cause string, n int) {
-	if n <= 0 {
-		return
-	}
-	s.audit(ctx, auditSessionsEnded, sub, slog.String("cause", cause), slog.Int("sessions", n))
-	s.cfg.Metrics.SessionsEnded(cause, n)
+// sessionsEnded records that sessions of sub were ended for cause
+// (metrics.CauseSignOut...): one session, or all of the user's at once.
+// An audit line and the metric.
+func (s *Server) sessionsEnded(ctx context.Context, sub, cause string) {
+	s.audit(ctx, auditSessionsEnded, sub, slog.String("cause", cause))
+	s.cfg.Metrics.SessionsEnded(cause, 1)
 }
 
 // handleMe answers who the caller is and whether the server can act for
@@ -383,11 +406,11 @@ func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	status, err := s.offlineStatus(r.Context(), u.Sub)
+	rec, status, err := s.cfg.Grants.Lookup(r.Context(), u.Sub)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, newMeJSON(u, status))
+	writeJSON(w, http.StatusOK, s.me(u, rec, status))
 	return nil
 }
 

@@ -189,66 +189,60 @@ func (m *memStore) writes() int {
 type memSessions struct {
 	now func() time.Time // for expiry; nil means time.Now
 
-	mu sync.Mutex
-	m  map[string]memSession
-	// loads counts LoadSession calls, to show what the live cache saves.
-	loads int
-}
-
-type memSession struct {
-	sub     string
-	data    []byte
-	expires time.Time
+	mu         sync.Mutex
+	validAfter map[string]time.Time
+	ended      map[string]map[string]time.Time // sub -> key -> expires
+	// loads counts SessionEnds calls, to show what the cache saves;
+	// writes counts the writes, to show that signing in makes none.
+	loads, writes int
 }
 
 var _ SessionStore = (*memSessions)(nil)
 
-func newMemSessions() *memSessions { return &memSessions{m: make(map[string]memSession)} }
-
-func (m *memSessions) CreateSession(_ context.Context, id, sub string, data []byte, expires time.Time) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.m[id] = memSession{sub, data, expires}
-	return nil
+func newMemSessions() *memSessions {
+	return &memSessions{validAfter: make(map[string]time.Time), ended: make(map[string]map[string]time.Time)}
 }
 
-func (m *memSessions) LoadSession(_ context.Context, id string) (string, []byte, time.Time, error) {
+func (m *memSessions) SessionEnds(_ context.Context, sub string) (time.Time, []string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.loads++
-	s, ok := m.m[id]
 	now := time.Now
 	if m.now != nil {
 		now = m.now
 	}
-	if !ok || !now().Before(s.expires) {
-		return "", nil, time.Time{}, signin.Errorf(signin.ENOTFOUND, "", "no session")
+	var keys []string
+	for k, exp := range m.ended[sub] {
+		if now().Before(exp) {
+			keys = append(keys, k)
+		}
 	}
-	return s.sub, s.data, s.expires, nil
+	return m.validAfter[sub], keys, nil
 }
 
-func (m *memSessions) DeleteSession(_ context.Context, id string) error {
+func (m *memSessions) EndSession(_ context.Context, sub, key string, expires time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.m, id)
+	m.writes++
+	if m.ended[sub] == nil {
+		m.ended[sub] = make(map[string]time.Time)
+	}
+	m.ended[sub][key] = expires
 	return nil
 }
 
-func (m *memSessions) DeleteUserSessions(_ context.Context, sub string) (int, error) {
+func (m *memSessions) EndUserSessions(_ context.Context, sub string, at, _ time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	n := 0
-	for id, s := range m.m {
-		if s.sub == sub {
-			delete(m.m, id)
-			n++
-		}
+	m.writes++
+	if at.After(m.validAfter[sub]) {
+		m.validAfter[sub] = at
 	}
-	return n, nil
+	return nil
 }
 
-func (m *memSessions) live() int {
+func (m *memSessions) counts() (loads, writes int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return len(m.m)
+	return m.loads, m.writes
 }

@@ -46,33 +46,3 @@ func TestConnectStoreFailureKeepsNothing(t *testing.T) {
 		t.Errorf("stored after the retry: %+v, want a refresh token", rec)
 	}
 }
-
-// TestConnectSessionFailureKeepsTheGrant: the grant is stored but the
-// session cannot be: the page says so in words (not "cannot keep the
-// session"), and the offline access is kept for the next try.
-func TestConnectSessionFailureKeepsTheGrant(t *testing.T) {
-	t.Parallel()
-	faults := &storeFaults{}
-	re := newRealEnv(t, &realConfig{StoreFaults: faults})
-	alan := re.user("alan.sessions@example.com", "Alan")
-	b := re.browser()
-
-	faults.failSessions.Store(true)
-	r := b.xhr("/connect", url.Values{"code": {re.code(alan.Sub, false)}})
-	if r.status != http.StatusInternalServerError || r.errorCode(t) != "session_not_kept" {
-		t.Fatalf("/connect with sessions failing: %d %s; want 500 session_not_kept", r.status, r.body)
-	}
-	msg, _ := r.json(t)["message"].(string)
-	if strings.Contains(msg, "cannot keep the session") || !strings.Contains(msg, "saved your offline access") || !strings.Contains(msg, "try again") {
-		t.Errorf("message %q: want words saying the offline access is saved and to try again", msg)
-	}
-	if rec := re.record(alan.Sub); rec == nil || rec.Token.RefreshToken == "" {
-		t.Errorf("stored: %+v, want the grant kept", rec)
-	}
-
-	faults.failSessions.Store(false)
-	r = b.xhr("/connect", url.Values{"code": {re.code(alan.Sub, false)}})
-	if r.status != http.StatusOK || r.json(t)["offline"] != true || b.signedInAs() != alan.Sub {
-		t.Fatalf("the same button once sessions work: %d %s; want signed in with offline access", r.status, r.body)
-	}
-}

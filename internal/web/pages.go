@@ -12,6 +12,7 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -72,6 +73,7 @@ func loadAssets(templates, static fs.FS) (*assets, error) {
 			}
 			return "/static/" + name + "?v=" + f.hash, nil
 		},
+		"scopeName": scopeName,
 	}
 	for _, name := range pageNames {
 		t, err := template.New(name).Funcs(funcs).ParseFS(templates, "base.html", name)
@@ -147,6 +149,12 @@ type pageConfig struct {
 	Offline       string `json:"offline,omitempty"`    // none, active, revoked, unreadable
 	LoginHint     string `json:"login_hint,omitempty"` // the signed-in user's email
 	PeopleAPIBase string `json:"people_api_base,omitempty"`
+	// Scope above is the sign-in and offline scopes: what the buttons ask
+	// for. OfflineScopes are the offline scopes alone (-scopes),
+	// MissingScope those the user's grant lacks: what "grant the rest"
+	// asks for. Both space-separated.
+	OfflineScopes string `json:"offline_scopes,omitempty"`
+	MissingScope  string `json:"missing_scope,omitempty"`
 }
 
 // pageData is what every page template gets.
@@ -172,9 +180,10 @@ func (s *Server) basePage(title, page string) pageData {
 		Demo:         s.cfg.Demo,
 		GISScriptURL: s.cfg.Net.GISScriptURL(),
 		Config: pageConfig{
-			ClientID: s.cfg.ClientID,
-			Scope:    strings.Join(s.cfg.Scopes, " "),
-			UXMode:   "popup",
+			ClientID:      s.cfg.ClientID,
+			Scope:         strings.Join(append(slices.Clone(s.cfg.Scopes), s.cfg.OfflineScopes...), " "),
+			OfflineScopes: strings.Join(s.cfg.OfflineScopes, " "),
+			UXMode:        "popup",
 		},
 	}
 }
@@ -233,6 +242,9 @@ type indexData struct {
 	Offline      grant.Offline // none, active, revoked, unreadable
 	Profile      *profileView  // the server's People API fetch, when active
 	ProfileError string        // why the profile could not be fetched
+	// GrantedScopes are the scopes the active grant holds; MissingScopes
+	// the configured offline scopes it lacks.
+	GrantedScopes, MissingScopes []string
 }
 
 // indexKey is everything the index page shows, by value.
@@ -243,10 +255,12 @@ type indexKey struct {
 	profile             profileView
 	hasUser, hasProfile bool
 	profileError        string
+	granted, missing    string
 }
 
 func (d indexData) cacheKey() any {
-	k := indexKey{page: d.pageData, offline: d.Offline, profileError: d.ProfileError}
+	k := indexKey{page: d.pageData, offline: d.Offline, profileError: d.ProfileError,
+		granted: strings.Join(d.GrantedScopes, " "), missing: strings.Join(d.MissingScopes, " ")}
 	if d.User != nil {
 		k.user, k.hasUser = *d.User, true
 	}
@@ -286,6 +300,10 @@ func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) error {
 	}
 	d.Offline = status
 	d.Config.Offline = string(status)
+	if status == grant.OfflineActive {
+		d.GrantedScopes, d.MissingScopes = s.scopesOf(rec, status)
+		d.Config.MissingScope = strings.Join(d.MissingScopes, " ")
+	}
 	return s.renderPage(w, r, http.StatusOK, "index.html", d)
 }
 
@@ -378,4 +396,16 @@ func (s *Server) handleStatic(w http.ResponseWriter, r *http.Request) error {
 	// the revalidation.
 	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(f.data))
 	return nil
+}
+
+// scopeName is how the page names a scope: Google's short name
+// (contacts.readonly, email) rather than its URL.
+func scopeName(scope string) string {
+	switch scope {
+	case grant.ScopeEmail:
+		return "email"
+	case grant.ScopeProfile:
+		return "profile"
+	}
+	return strings.TrimPrefix(scope, "https://www.googleapis.com/auth/")
 }

@@ -417,7 +417,7 @@ func recordCookies(set *secretSet, h http.Handler) http.Handler {
 // words).
 type storeFaults struct {
 	*file.Store
-	failUpdates, failSessions atomic.Bool
+	failUpdates atomic.Bool
 }
 
 func (f *storeFaults) Update(ctx context.Context, sub string, fn func(cur *grant.Record) (*grant.Record, error)) (*grant.Record, error) {
@@ -425,11 +425,4 @@ func (f *storeFaults) Update(ctx context.Context, sub string, fn func(cur *grant
 		return nil, signin.Wrap(errors.New("open "+sub+".lock: read-only file system"), signin.EINTERNAL, "", "cannot lock the credential record")
 	}
 	return f.Store.Update(ctx, sub, fn)
-}
-
-func (f *storeFaults) CreateSession(ctx context.Context, id, sub string, data []byte, expires time.Time) error {
-	if f.failSessions.Load() {
-		return signin.Wrap(errors.New("open .sessions/x: read-only file system"), signin.EINTERNAL, "", "cannot keep the session")
-	}
-	return f.Store.CreateSession(ctx, id, sub, data, expires)
 }

@@ -5,7 +5,9 @@
 //
 // It knows nothing about Google's wire formats: verification, code exchange,
 // revocation and profile fetches come in through the small interfaces below,
-// and the credential records through grant.Store.
+// and the users' grants through grant.Grants, which decides every grant
+// rule (what a record allows, what an error shows of it); web turns the
+// answers into pages, JSON and statuses.
 package web
 
 import (
@@ -69,6 +71,12 @@ type Config struct {
 	// Scopes are requested by the pages' code and token clients. Default:
 	// openid email profile.
 	Scopes []string
+	// OfflineScopes are the scopes the offline work needs beyond sign-in
+	// (-scopes), normalised (grant.ParseScopes). The buttons that grant
+	// offline access ask for them too, incrementally
+	// (include_granted_scopes); the page and /api/me say which of them a
+	// user's grant lacks, and the page offers to ask for just those.
+	OfflineScopes []string
 	// Grants keeps the users' offline grants. Required.
 	Grants *grant.Grants
 	// Verifier verifies ID tokens. Required.

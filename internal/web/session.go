@@ -3,11 +3,13 @@ package web
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -27,14 +29,14 @@ const sessionKey = "u"
 // the page, and when. Never tokens: the cookie is only signed and encrypted,
 // and a token in it would outlive a revocation.
 type sessionUser struct {
-	ID            string // the session's random id, live in the SessionStore
+	ID            string // the session's random id (sessionIDSize bytes)
 	Sub           string
 	Email         string
 	EmailVerified bool
 	Name          string
 	Picture       string
 	HostedDomain  string
-	SignedInAt    time.Time
+	SignedInAt    time.Time // the session's issue time, to the microsecond
 }
 
 // Bounds on the display claims kept in the session, so that the cookie
@@ -73,46 +75,54 @@ func truncateUTF8(s string, n int) string {
 	return s
 }
 
-// SessionStore is the server's record of live sessions, so that a session
+// SessionStore is the server's record of ended sessions, so that a session
 // can be ended before its cookie expires: by signing out, signing out
-// everywhere, disconnecting, or one of Google's security events. The file
-// store (internal/store/file) and the PostgreSQL store implement it. Errors
-// are *signin.Error values; a session that was ended, has expired or never
-// existed is ENOTFOUND.
+// everywhere, disconnecting, or one of Google's security events. Signing in
+// writes nothing to it: the cookie is the session (sealed, with its own id,
+// user and issue time). The file store (internal/store/file) and the
+// PostgreSQL store implement it; both pass internal/store/sessiontest.
+// Errors are *signin.Error values.
 type SessionStore interface {
-	// CreateSession records session id of sub, live until expires. data
-	// is kept with it, opaque (this server stores none: the cookie
-	// carries the display claims, sealed).
-	CreateSession(ctx context.Context, id, sub string, data []byte, expires time.Time) error
-	// LoadSession returns a live session.
-	LoadSession(ctx context.Context, id string) (sub string, data []byte, expires time.Time, err error)
-	// DeleteSession ends one session. Ending one that is gone is not an
-	// error.
-	DeleteSession(ctx context.Context, id string) error
-	// DeleteUserSessions ends every session of sub and says how many.
-	DeleteUserSessions(ctx context.Context, sub string) (int, error)
+	// SessionEnds returns what ended sessions of sub: every session of
+	// sub issued at or before validAfter is ended (zero: none was ended
+	// so), and so is each single session whose key is in ended (only
+	// those not yet expired need be listed).
+	SessionEnds(ctx context.Context, sub string) (validAfter time.Time, ended []string, err error)
+	// EndSession ends the one session of sub that key names (a hash of
+	// its id: the store never sees a cookie's id), until expires, when
+	// its cookie is refused anyway. Ending it twice is not an error.
+	EndSession(ctx context.Context, sub, key string, expires time.Time) error
+	// EndUserSessions ends every session of sub issued at or before at,
+	// in one write however many there are. validAfter only moves
+	// forward. The store may forget it after keepUntil, when every
+	// session it ends has expired.
+	EndUserSessions(ctx context.Context, sub string, at, keepUntil time.Time) error
 }
 
-// liveCheckTTL is how long a replica trusts that a session it saw live is
-// still live without asking the SessionStore again: an ended session is
+// liveCheckTTL is how long a replica trusts what the SessionStore said of a
+// user's ended sessions without asking it again: an ended session is
 // refused by every replica within this time (at once by the replica that
-// ended it), and a busy session costs the store one read per period rather
-// than one per request.
+// ended it), and a busy user costs the store one read per period rather
+// than one per request, however many sessions they hold.
 const liveCheckTTL = time.Second
 
-// sessionStore is a gorilla sessions.Store of our own. The cookie holds the
-// session, sealed by cookieCodec (AES-256-GCM, timestamped, keys rotated
-// newest first): its random id and the display claims. The SessionStore
-// holds which ids are live. Handlers reach sessions through gorilla's
-// registry (Get), so a request decodes its cookie once however many times
-// it asks.
+// sessionStore is a gorilla sessions.Store of our own. The cookie is the
+// session, sealed by cookieCodec: its random id, its user, the display
+// claims and its issue time. The SessionStore holds only what was ended.
+// Handlers reach sessions through gorilla's registry (Get), so a request
+// decodes its cookie once however many times it asks.
 type sessionStore struct {
 	codec   *cookieCodec
 	backend SessionStore
-	live    *liveCache
+	ends    *endsCache
 	options sessions.Options
 	maxAge  time.Duration
 	now     func() time.Time
+	// floor is the latest time (Unix microseconds) at which this replica
+	// ended every session of a user: a session it issues afterwards is
+	// issued after it, even on a clock that did not move (a test's), or
+	// it would be ended at birth.
+	floor atomic.Int64
 }
 
 var _ sessions.Store = (*sessionStore)(nil)
@@ -128,15 +138,14 @@ func newSessionStore(keys [][]byte, backend SessionStore, maxAge time.Duration, 
 	return &sessionStore{
 		codec:   codec,
 		backend: backend,
-		live:    newLiveCache(now),
+		ends:    newEndsCache(now),
 		options: sessions.Options{
 			Path:     "/",
 			HttpOnly: true,
 			Secure:   secure,
 			SameSite: http.SameSiteLaxMode,
 			// Sessions are written only at sign-in, so this is an
-			// absolute lifetime; the codec and the SessionStore check
-			// the same one.
+			// absolute lifetime; the codec checks the same one.
 			MaxAge: int(maxAge / time.Second),
 		},
 		maxAge: maxAge,
@@ -151,8 +160,7 @@ func (s *sessionStore) Get(r *http.Request, name string) (*sessions.Session, err
 
 // New implements sessions.Store: the request's session, or a new empty one
 // when its cookie is missing, tampered, expired, sealed by a dropped key,
-// or names a session that has been ended. Only the SessionStore failing is
-// an error.
+// or was ended. Only the SessionStore failing is an error.
 func (s *sessionStore) New(r *http.Request, name string) (*sessions.Session, error) {
 	sess := sessions.NewSession(s, name)
 	opts := s.options
@@ -166,8 +174,8 @@ func (s *sessionStore) New(r *http.Request, name string) (*sessions.Session, err
 	if err := s.codec.Decode(name, c.Value, &u); err != nil || u.Sub == "" || u.ID == "" {
 		return sess, nil
 	}
-	live, err := s.isLive(r.Context(), u)
-	if err != nil || !live {
+	ended, err := s.isEnded(r.Context(), u)
+	if err != nil || ended {
 		return sess, err
 	}
 	sess.ID = u.ID
@@ -177,16 +185,16 @@ func (s *sessionStore) New(r *http.Request, name string) (*sessions.Session, err
 }
 
 // Save implements sessions.Store. A session whose MaxAge is negative is
-// ended on the server and its cookie deleted; any other is recorded live
-// (with a fresh id when it has none) and its cookie written.
+// ended on the server and its cookie deleted; any other gets a fresh id and
+// issue time when it has none, and its cookie is written. Nothing else is
+// written on the server.
 func (s *sessionStore) Save(r *http.Request, w http.ResponseWriter, sess *sessions.Session) error {
-	ctx := r.Context()
 	if sess.Options != nil && sess.Options.MaxAge < 0 {
-		if sess.ID != "" {
-			if err := s.backend.DeleteSession(ctx, sess.ID); err != nil {
+		if u, ok := sess.Values[sessionKey].(sessionUser); ok && sess.ID != "" && !sess.IsNew {
+			if err := s.backend.EndSession(r.Context(), u.Sub, sessionKeyOf(u.ID), u.SignedInAt.Add(s.maxAge)); err != nil {
 				return err
 			}
-			s.live.forget(sess.ID)
+			s.ends.changed(u.Sub)
 		}
 		http.SetCookie(w, sessions.NewCookie(sess.Name(), "", sess.Options))
 		return nil
@@ -197,54 +205,75 @@ func (s *sessionStore) Save(r *http.Request, w http.ResponseWriter, sess *sessio
 	}
 	if sess.ID == "" {
 		sess.ID = newSessionID()
+		u.SignedInAt = s.issueTime()
 	}
 	u.ID = sess.ID
 	sess.Values[sessionKey] = u
-	if err := s.backend.CreateSession(ctx, sess.ID, u.Sub, nil, s.now().Add(s.maxAge)); err != nil {
-		return err
-	}
 	v, err := s.codec.Encode(sess.Name(), sess.Values)
 	if err != nil {
 		return err
 	}
 	http.SetCookie(w, sessions.NewCookie(sess.Name(), v, sess.Options))
-	s.live.put(sess.ID, u.Sub)
 	return nil
 }
 
-// isLive asks the SessionStore whether u's session is live, unless this
-// replica saw it live within liveCheckTTL.
-func (s *sessionStore) isLive(ctx context.Context, u sessionUser) (bool, error) {
-	if s.live.fresh(u.ID, u.Sub) {
-		return true, nil
+// issueTime is a new session's issue time: now, in microseconds (what the
+// cookie and the stores keep), after any time this replica ended sessions
+// at.
+func (s *sessionStore) issueTime() time.Time {
+	t := s.now().UnixMicro()
+	if f := s.floor.Load(); t <= f {
+		t = f + 1
 	}
-	sub, _, _, err := s.backend.LoadSession(ctx, u.ID)
-	switch {
-	case signin.ErrorKind(err) == signin.ENOTFOUND:
-		s.live.forget(u.ID)
-		return false, nil
-	case err != nil:
-		return false, err
-	case sub != u.Sub: // not ours: never trust a cookie over the store
-		return false, nil
+	return time.UnixMicro(t)
+}
+
+// isEnded reports whether u's session was ended, asking the SessionStore
+// unless this replica asked about u's user within liveCheckTTL.
+func (s *sessionStore) isEnded(ctx context.Context, u sessionUser) (bool, error) {
+	e, ok := s.ends.get(u.Sub)
+	if !ok {
+		gen := s.ends.generation()
+		validAfter, ended, err := s.backend.SessionEnds(ctx, u.Sub)
+		if err != nil {
+			return false, err
+		}
+		e = newUserEnds(validAfter, ended)
+		s.ends.put(u.Sub, e, gen)
 	}
-	s.live.put(u.ID, u.Sub)
-	return true, nil
+	return e.ends(u), nil
 }
 
 // endUser ends every session of sub, on every replica (within
-// liveCheckTTL on the others).
-func (s *sessionStore) endUser(ctx context.Context, sub string) (int, error) {
-	n, err := s.backend.DeleteUserSessions(ctx, sub)
-	s.live.forgetSub(sub)
-	return n, err
+// liveCheckTTL on the others), in one write.
+func (s *sessionStore) endUser(ctx context.Context, sub string) error {
+	at := s.now().UnixMicro()
+	for {
+		f := s.floor.Load()
+		if at <= f || s.floor.CompareAndSwap(f, at) {
+			break
+		}
+	}
+	err := s.backend.EndUserSessions(ctx, sub, time.UnixMicro(at), time.UnixMicro(at).Add(s.maxAge))
+	s.ends.changed(sub)
+	return err
 }
 
-// newSessionID returns a random session id: 256 bits, base64url.
+// newSessionID returns a random session id: 128 bits.
 func newSessionID() string {
-	b := make([]byte, 32)
+	b := make([]byte, sessionIDSize)
 	_, _ = rand.Read(b) // never fails (Go 1.24 and later)
-	return base64.RawURLEncoding.EncodeToString(b)
+	return string(b)
+}
+
+// sessionIDSize is the size of a session id, in bytes.
+const sessionIDSize = 16
+
+// sessionKeyOf is what the SessionStore keeps of an ended session's id: its
+// SHA-256, so that a copy of the store holds no cookie's id.
+func sessionKeyOf(id string) string {
+	h := sha256.Sum256([]byte(id))
+	return base64.RawURLEncoding.EncodeToString(h[:])
 }
 
 // load returns the signed-in user of the request, ok false when it has no
@@ -295,9 +324,11 @@ func sessionStoreError(err error) error {
 }
 
 // compactSerializer encodes the session's one value, a sessionUser, in a
-// small binary form: a version byte, then each string (session id first) as
-// a uvarint length and its bytes, a flags byte and the sign-in time in Unix
-// seconds.
+// small binary form:
+//
+//	version[1] || id[16] || issued (varint, Unix microseconds) ||
+//	sub, email, name, picture, hd (each a uvarint length and its bytes) ||
+//	flags[1]
 //
 // It is hand-written because gorilla's serializers do not fit: the default
 // gob encoder sends type descriptions with every cookie (large, and slow to
@@ -309,8 +340,9 @@ func sessionStoreError(err error) error {
 type compactSerializer struct{}
 
 // sessionFormat is the version byte of the compact form. Version 1 had no
-// session id; its cookies name no live session and are refused.
-const sessionFormat = 2
+// session id, version 2 a 256-bit id that named a session kept on the
+// server; neither opens any more (the codec binds the format too).
+const sessionFormat = 3
 
 var errSessionFormat = errors.New("session: malformed value")
 
@@ -326,13 +358,18 @@ func (compactSerializer) Serialize(src interface{}) ([]byte, error) {
 			return nil, fmt.Errorf("session: cannot serialize value of type %T", v)
 		}
 	}
-	strs := [...]string{u.ID, u.Sub, u.Email, u.Name, u.Picture, u.HostedDomain}
-	n := 1 + 1 + binary.MaxVarintLen64
+	if len(u.ID) != sessionIDSize {
+		return nil, fmt.Errorf("session: id of %d bytes, want %d", len(u.ID), sessionIDSize)
+	}
+	strs := [...]string{u.Sub, u.Email, u.Name, u.Picture, u.HostedDomain}
+	n := 1 + sessionIDSize + binary.MaxVarintLen64 + 1
 	for _, s := range strs {
 		n += binary.MaxVarintLen64 + len(s)
 	}
 	b := make([]byte, 0, n)
 	b = append(b, sessionFormat)
+	b = append(b, u.ID...)
+	b = binary.AppendVarint(b, u.SignedInAt.UnixMicro())
 	for _, s := range strs {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
@@ -342,17 +379,20 @@ func (compactSerializer) Serialize(src interface{}) ([]byte, error) {
 		flags |= 1
 	}
 	b = append(b, flags)
-	b = binary.AppendVarint(b, u.SignedInAt.Unix())
 	return b, nil
 }
 
 // Deserialize implements securecookie.Serializer. dst is a *sessionUser
 // (sessionStore.New) or a session's *map[interface{}]interface{}.
-func (compactSerializer) Deserialize(src []byte, dst interface{}) error {
+func (c compactSerializer) Deserialize(src []byte, dst interface{}) error {
 	u, err := decodeSessionUser(src)
 	if err != nil {
 		return err
 	}
+	return c.store(u, dst)
+}
+
+func (compactSerializer) store(u sessionUser, dst interface{}) error {
 	switch d := dst.(type) {
 	case *sessionUser:
 		*d = u
@@ -368,15 +408,21 @@ func (compactSerializer) Deserialize(src []byte, dst interface{}) error {
 }
 
 func decodeSessionUser(src []byte) (sessionUser, error) {
-	if len(src) == 0 || src[0] != sessionFormat {
+	if len(src) < 1+sessionIDSize || src[0] != sessionFormat {
 		return sessionUser{}, errSessionFormat
 	}
-	// One string for all fields: the fields are substrings of it, so
-	// decoding costs one allocation however many fields there are.
+	// One string for the id and all fields: they are substrings of it,
+	// so decoding costs one allocation however many fields there are.
 	all := string(src[1:])
+	id := all[:sessionIDSize]
 	b := src[1:]
-	off := 0
-	var strs [6]string
+	off := sessionIDSize
+	micros, n := binary.Varint(b[off:])
+	if n <= 0 {
+		return sessionUser{}, errSessionFormat
+	}
+	off += n
+	var strs [5]string
 	for i := range strs {
 		l, n := binary.Uvarint(b[off:])
 		if n <= 0 || l > uint64(len(b)-off-n) {
@@ -386,23 +432,18 @@ func decodeSessionUser(src []byte) (sessionUser, error) {
 		strs[i] = all[start : start+int(l)]
 		off = start + int(l)
 	}
-	rest := b[off:]
-	if len(rest) < 2 {
+	if len(b)-off != 1 {
 		return sessionUser{}, errSessionFormat
 	}
-	flags := rest[0]
-	secs, n := binary.Varint(rest[1:])
-	if n <= 0 || 1+n != len(rest) {
-		return sessionUser{}, errSessionFormat
-	}
+	flags := b[off]
 	return sessionUser{
-		ID:            strs[0],
-		Sub:           strs[1],
-		Email:         strs[2],
-		Name:          strs[3],
-		Picture:       strs[4],
-		HostedDomain:  strs[5],
+		ID:            id,
+		Sub:           strs[0],
+		Email:         strs[1],
+		Name:          strs[2],
+		Picture:       strs[3],
+		HostedDomain:  strs[4],
 		EmailVerified: flags&1 != 0,
-		SignedInAt:    time.Unix(secs, 0),
+		SignedInAt:    time.UnixMicro(micros),
 	}, nil
 }

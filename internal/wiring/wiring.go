@@ -155,3 +155,15 @@ func checkWritable(dir, why string) error {
 	f.Close()
 	return os.Remove(f.Name())
 }
+
+// OfflineScopes reads -scopes (config.Common.Scopes): the scopes the
+// offline work needs beyond sign-in, normalised as Google grants them, by
+// the grant's rules (grant.ParseScopes). signin asks users for them;
+// offline-fetch reports a user whose grant lacks one as scope_missing.
+func OfflineScopes(flag string) ([]string, error) {
+	scopes, err := grant.ParseScopes(flag)
+	if err != nil {
+		return nil, fmt.Errorf("-scopes: %w", err)
+	}
+	return scopes, nil
+}

@@ -1,7 +1,8 @@
 // Package granttest helps test code that uses a grant.Store: Memory is an
 // in-memory Store for tests of other packages, and Run is the contract
-// every Store backend must pass (the file backend runs it, and so will a
-// database backend), so that a fake and the real thing cannot drift apart.
+// every Store backend must pass (the file and PostgreSQL backends, the
+// sealed Store and Memory itself run it), so that a fake and the real
+// thing cannot drift apart.
 package granttest
 
 import (
@@ -98,23 +99,16 @@ func (m *Memory) Update(ctx context.Context, sub string, fn func(cur *grant.Reco
 	if err != nil {
 		return nil, err
 	}
-	var created time.Time
-	if cur != nil {
-		created = cur.CreatedAt
-	}
-	next, err := fn(cur)
-	if err != nil || next == nil {
-		if err != nil {
-			return nil, err
-		}
-		return cur, nil
-	}
 	now := time.Now
 	if m.Now != nil {
 		now = m.Now
 	}
-	if err := grant.Stamp(next, sub, created, now().UTC().Round(0)); err != nil {
+	next, err := grant.Apply(sub, cur, fn, func() time.Time { return now().UTC().Round(0) })
+	if err != nil {
 		return nil, err
+	}
+	if next == nil {
+		return cur, nil
 	}
 	data, err := grant.EncodeRecord(next)
 	if err != nil {

@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) grant.Store, damage func(t *testi
 		wantKind(t, err, signin.ENOTFOUND)
 	})
 	t.Run("RoundTrip", func(t *testing.T) { testRoundTrip(t, open(t)) })
+	t.Run("GrantedScopes", func(t *testing.T) { testGrantedScopes(t, open(t)) })
 	t.Run("UpdateNoWrite", func(t *testing.T) { testUpdateNoWrite(t, open(t)) })
 	t.Run("Delete", func(t *testing.T) { testDelete(t, open(t)) })
 	t.Run("HostileSubs", func(t *testing.T) { testHostileSubs(t, open(t)) })
@@ -426,5 +427,46 @@ func wantKind(t *testing.T, err error, kind string) {
 	}
 	if got := signin.ErrorKind(err); got != kind {
 		t.Errorf("err = %v (kind %s), want kind %s", err, got, kind)
+	}
+}
+
+// testGrantedScopes: the scopes Google said it granted come back exactly,
+// in order, however long, and widen and narrow with the grant (an
+// incremental grant's union; a new partial grant), so that which scopes a
+// user misses is decided from what the backend returns.
+func testGrantedScopes(t *testing.T, st grant.Store) {
+	ctx := t.Context()
+	rec := NewRecord("109876543210987654321", time.Now().Add(time.Hour))
+	partial := []string{"openid", "https://www.googleapis.com/auth/userinfo.email", "https://www.googleapis.com/auth/userinfo.profile"}
+	rec.Scopes = partial
+	Put(t, st, rec)
+	union := append(append([]string(nil), partial...), "https://www.googleapis.com/auth/contacts.readonly",
+		"https://www.googleapis.com/auth/"+strings.Repeat("x", 150)+".readonly", `https://www.googleapis.com/auth/odd"\\scope`)
+	for _, want := range [][]string{union, partial} {
+		if _, err := st.Update(ctx, rec.Sub, func(cur *grant.Record) (*grant.Record, error) {
+			cur.Scopes = want
+			return cur, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.Get(ctx, rec.Sub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(got.Scopes, "\n") != strings.Join(want, "\n") {
+			t.Errorf("scopes read back %q, want %q", got.Scopes, want)
+		}
+		var listed []string
+		if err := st.List(ctx, func(r *grant.Record, err error) error {
+			if err == nil && r.Sub == rec.Sub {
+				listed = r.Scopes
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(listed, "\n") != strings.Join(want, "\n") {
+			t.Errorf("scopes listed %q, want %q", listed, want)
+		}
 	}
 }

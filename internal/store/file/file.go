@@ -106,6 +106,11 @@ type Store struct {
 
 	mu    sync.Mutex
 	locks map[string]*userLock // in-process user locks, removed when unused
+
+	// The sweep of expired ended sessions (sessions.go).
+	sweepMu   sync.Mutex
+	lastSweep time.Time
+	sweepDir  *os.File // where the last sweep stopped; nil: start over
 }
 
 var _ grant.Store = (*Store)(nil)
@@ -177,9 +182,7 @@ func Open(cfg Config) (*Store, error) {
 			"dir", dir, "was", fmt.Sprintf("%04o", perm), "now", "0700")
 	}
 	s.removeStaleTemps()
-	if err := s.removeExpiredSessions(); err != nil {
-		s.log.Warn("cannot clean the sessions directory", "dir", dir, "err", err)
-	}
+	s.removeLegacySessions()
 	return s, nil
 }
 
@@ -210,8 +213,15 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close does nothing: the file store holds no resources between calls.
-func (s *Store) Close() {}
+// Close releases the directory the sweep of ended sessions reads.
+func (s *Store) Close() {
+	s.sweepMu.Lock()
+	defer s.sweepMu.Unlock()
+	if s.sweepDir != nil {
+		s.sweepDir.Close()
+		s.sweepDir = nil
+	}
+}
 
 // Get returns sub's record without taking the lock: writes are atomic
 // renames, so it sees a whole record, old or new.
@@ -251,19 +261,12 @@ func (s *Store) Update(ctx context.Context, sub string, fn func(cur *grant.Recor
 		// refresh token for the user, and someone should look at it.
 		return nil, err
 	}
-	var created time.Time
-	if cur != nil {
-		created = cur.CreatedAt
-	}
-	next, err := fn(cur)
+	next, err := grant.Apply(sub, cur, fn, func() time.Time { return s.now().UTC().Round(0) })
 	if err != nil {
 		return nil, err
 	}
 	if next == nil {
 		return cur, nil
-	}
-	if err := grant.Stamp(next, sub, created, s.now().UTC().Round(0)); err != nil {
-		return nil, err
 	}
 	data, err := grant.EncodeRecord(next)
 	if err != nil {

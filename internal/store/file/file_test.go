@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -639,26 +640,92 @@ func TestSessionContract(t *testing.T) {
 	sessiontest.Run(t, func(t *testing.T) sessiontest.Store { return mustOpen(t, t.TempDir()) })
 }
 
-// TestSessionFilesHoldNoSessionID: a copy of the directory yields no cookie.
-func TestSessionFilesHoldNoSessionID(t *testing.T) {
+// TestSessionEndsSweep: a user's file that ends nothing any more (every
+// session it ends has expired) is removed by the bounded sweep after a
+// write; the others stay.
+func TestSessionEndsSweep(t *testing.T) {
 	dir := t.TempDir()
-	s := mustOpen(t, dir)
-	const id = "the-session-id-which-is-the-cookie"
-	if err := s.CreateSession(t.Context(), id, "42", nil, time.Now().Add(time.Hour)); err != nil {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	s := mustOpenConfig(t, Config{Dir: dir, Now: clock, Logger: slog.New(slog.DiscardHandler)})
+	ctx := t.Context()
+	for i := range 5 {
+		if err := s.EndUserSessions(ctx, fmt.Sprint(100+i), now, now.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.EndSession(ctx, "1", "old", now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if strings.Contains(path, id) || strings.Contains(string(b), id) {
-			t.Errorf("%s holds the session id", path)
-		}
-		return err
-	})
-	if err != nil {
+	if err := s.EndSession(ctx, "1", "new", now.Add(3*time.Hour)); err != nil {
 		t.Fatal(err)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Hour)
+	mu.Unlock()
+	if _, keys, err := s.SessionEnds(ctx, "1"); err != nil || len(keys) != 1 || keys[0] != "new" {
+		t.Errorf("SessionEnds = %q, %v; want only the unexpired key", keys, err)
+	}
+	// Sweeps run after writes, at most once a minute, sweepBatch names
+	// each: a few writes a minute apart go round this directory.
+	for range 3 {
+		if err := s.EndUserSessions(ctx, "2", clock(), clock().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		now = now.Add(sweepEvery)
+		mu.Unlock()
+	}
+	var names []string
+	ents, _ := os.ReadDir(filepath.Join(dir, endsDir))
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), lockExt) {
+			names = append(names, e.Name())
+		}
+	}
+	slices.Sort(names)
+	want := []string{endsName("1"), endsName("2")}
+	slices.Sort(want)
+	if !slices.Equal(names, want) {
+		t.Errorf("files after the sweep %q, want those of users 1 and 2 %q", names, want)
+	}
+}
+
+// TestLegacySessionsRemoved: the directory of a file per session (earlier
+// versions) is gone after Open, without Open reading it.
+func TestLegacySessionsRemoved(t *testing.T) {
+	dir := t.TempDir()
+	legacy := filepath.Join(dir, legacySessions)
+	if err := os.Mkdir(legacy, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if err := os.WriteFile(filepath.Join(legacy, fmt.Sprint(i)), []byte(`{"sub":"1"}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustOpen(t, dir)
+	if _, err := os.Lstat(legacy); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s after Open: %v", legacySessions, err)
+	}
+	// Removed in the background: wait for it, with a generous bound.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ents, _ := os.ReadDir(dir)
+		left := 0
+		for _, e := range ents {
+			if strings.Contains(e.Name(), "legacy-sessions") {
+				left++
+			}
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the old sessions are still in %s", dir)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -754,17 +821,21 @@ func TestSpecialFilesRefused(t *testing.T) {
 		wantLockSetAside(t, dir, sub, mode)
 	}
 
-	// The sessions directory may not be a link elsewhere either.
-	if err := os.Symlink(outside, filepath.Join(dir, sessionsDir)); err != nil {
+	// The ended sessions' directory may not be a link elsewhere either.
+	if err := os.Symlink(outside, filepath.Join(dir, endsDir)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateSession(ctx, "id", "5", nil, time.Now().Add(time.Hour)); err == nil {
-		t.Error("CreateSession through a symlinked sessions directory succeeded")
+	if err := s.EndSession(ctx, "5", "k", time.Now().Add(time.Hour)); err == nil {
+		t.Error("EndSession through a symlinked directory succeeded")
 	}
-	if _, err := s.DeleteUserSessions(ctx, "5"); err == nil {
-		t.Error("DeleteUserSessions through a symlinked sessions directory succeeded")
+	if err := s.EndUserSessions(ctx, "5", time.Now(), time.Now().Add(time.Hour)); err == nil {
+		t.Error("EndUserSessions through a symlinked directory succeeded")
 	}
-	// Open cleans the sessions directory: not through the link.
+	// Nor the old sessions directory, which Open removes: not through
+	// the link.
+	if err := os.Symlink(outside, filepath.Join(dir, legacySessions)); err != nil {
+		t.Fatal(err)
+	}
 	mustOpen(t, dir)
 	if ents, _ := os.ReadDir(outside); len(ents) != 2 { // 2.json, 2.lock
 		t.Errorf("files created or removed outside the directory: %v", ents)

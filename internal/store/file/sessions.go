@@ -12,206 +12,335 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"example.com/signin"
+	"example.com/signin/internal/grant"
 )
 
-// Server-side sessions, beside the credentials: one small file per live
-// session in the ".sessions" subdirectory, named after the SHA-256 of the
-// session id (so the directory never holds a usable cookie value), holding
-// the user's sub and the session's expiry. Ending a session removes its
-// file; ending a user's sessions reads the directory and removes theirs.
-// That is a scan, fine for one machine's sessions (signing out everywhere is
-// rare and the files are tiny); several replicas use a database.
+// Ended sessions, beside the credentials. Signing in writes nothing here:
+// the session cookie is the session. What is kept is what ended sessions,
+// per user, in one small file in the ".session-ends" subdirectory named
+// after the SHA-256 of the user's sub: the time at or before which every
+// session of the user was issued is ended (sign-out everywhere, disconnect,
+// Google's security events, signin-admin sessions end), and the keys of
+// single sessions signed out, each until that session would have expired
+// anyway. Ending is a read and a rewrite of that one file under the user's
+// lock, whatever the number of sessions anyone holds.
 //
-// Files are written whole to a temporary name and renamed, so a reader sees
-// a session or none. Expired files are removed when met, and by Open.
+// Files are written whole to a temporary name, synced and renamed, so a
+// reader sees the old state or the new one. A user's expired keys are
+// dropped whenever their file is written; a file whose every entry has
+// expired is removed by a bounded sweep (sweepBatch files, at most once per
+// sweepEvery) made after a write. Nothing is scanned at start or on a
+// read.
+//
+// The ".sessions" directory of earlier versions (one file per session) is
+// renamed aside when the store opens and removed in the background.
 
 const (
-	sessionsDir    = ".sessions"
-	maxSessionFile = 8 << 10
+	endsDir        = ".session-ends"
+	legacySessions = ".sessions"
+	maxEndsFile    = 1 << 20
+	sweepEvery     = time.Minute
+	sweepBatch     = 256
 )
 
-// sessionFile is the JSON of a session file.
-type sessionFile struct {
-	Sub     string    `json:"sub"`
-	Data    []byte    `json:"data,omitempty"`
+// endsFile is the JSON of a user's file.
+type endsFile struct {
+	Sub        string      `json:"sub"`
+	ValidAfter time.Time   `json:"valid_after,omitzero"`
+	KeepUntil  time.Time   `json:"keep_until"`
+	Ended      []endedSess `json:"ended,omitempty"`
+}
+
+type endedSess struct {
+	Key     string    `json:"key"`
 	Expires time.Time `json:"expires"`
 }
 
-func (s *Store) sessionPath(id string) string {
-	h := sha256.Sum256([]byte(id))
-	return filepath.Join(s.dir, sessionsDir, hex.EncodeToString(h[:]))
+// endsName is the name of sub's file (and, with lockExt, of its lock).
+func endsName(sub string) string {
+	h := sha256.Sum256([]byte(sub))
+	return hex.EncodeToString(h[:])
 }
 
-// CreateSession records session id of sub, live until expires.
-func (s *Store) CreateSession(ctx context.Context, id, sub string, data []byte, expires time.Time) error {
-	if id == "" || sub == "" {
-		return signin.Errorf(signin.EINVALID, "", "A session needs an id and a user.")
+// SessionEnds returns what ended sub's sessions (see web.SessionStore).
+func (s *Store) SessionEnds(ctx context.Context, sub string) (time.Time, []string, error) {
+	if err := grant.CheckSub(sub); err != nil {
+		return time.Time{}, nil, err
 	}
-	b, err := json.Marshal(sessionFile{Sub: sub, Data: data, Expires: expires.UTC()})
-	if err != nil || len(b) > maxSessionFile {
-		return signin.Errorf(signin.EINVALID, "", "The session is too large to keep.")
+	ef, err := readEndsFile(filepath.Join(s.dir, endsDir, endsName(sub)))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return time.Time{}, nil, nil
+	case err != nil:
+		return time.Time{}, nil, internal(err, "cannot read the user's ended sessions")
+	case ef.Sub != sub:
+		return time.Time{}, nil, internal(fmt.Errorf("%s holds another user", endsName(sub)), "cannot read the user's ended sessions")
 	}
-	dir := filepath.Join(s.dir, sessionsDir)
+	now := s.now()
+	var keys []string
+	for _, e := range ef.Ended {
+		if now.Before(e.Expires) {
+			keys = append(keys, e.Key)
+		}
+	}
+	return ef.ValidAfter, keys, nil
+}
+
+// EndSession ends the one session of sub that key names, until expires.
+func (s *Store) EndSession(ctx context.Context, sub, key string, expires time.Time) error {
+	if key == "" || len(key) > 256 {
+		return signin.Errorf(signin.EINVALID, "invalid_session", "A session key is 1 to 256 bytes.")
+	}
+	return s.updateEnds(ctx, sub, func(ef *endsFile) {
+		for _, e := range ef.Ended {
+			if e.Key == key {
+				return
+			}
+		}
+		ef.Ended = append(ef.Ended, endedSess{Key: key, Expires: expires.UTC()})
+	})
+}
+
+// EndUserSessions ends every session of sub issued at or before at.
+func (s *Store) EndUserSessions(ctx context.Context, sub string, at, keepUntil time.Time) error {
+	return s.updateEnds(ctx, sub, func(ef *endsFile) {
+		if at.After(ef.ValidAfter) {
+			ef.ValidAfter = at.UTC()
+		}
+		if keepUntil.After(ef.KeepUntil) {
+			ef.KeepUntil = keepUntil.UTC()
+		}
+	})
+}
+
+// updateEnds rewrites sub's file with fn's change, under the user's lock,
+// dropping the keys that expired; then perhaps sweeps a few other files.
+func (s *Store) updateEnds(ctx context.Context, sub string, fn func(*endsFile)) error {
+	if err := grant.CheckSub(sub); err != nil {
+		return err
+	}
+	dir := filepath.Join(s.dir, endsDir)
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return internal(err, "cannot keep the session")
+		return internal(err, "cannot end the session")
 	}
 	// Never write through a link to somewhere else.
 	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
 		if err == nil {
-			err = fmt.Errorf("%s is not a directory (links are not followed)", sessionsDir)
+			err = fmt.Errorf("%s is not a directory (links are not followed)", endsDir)
 		}
-		return internal(err, "cannot keep the session")
-	}
-	f, err := os.CreateTemp(dir, tempPrefix+"*")
-	if err != nil {
-		return internal(err, "cannot keep the session")
-	}
-	tmp := f.Name()
-	_, werr := f.Write(b)
-	cerr := f.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		os.Remove(tmp)
-		return internal(err, "cannot keep the session")
-	}
-	if err := os.Rename(tmp, s.sessionPath(id)); err != nil {
-		os.Remove(tmp)
-		return internal(err, "cannot keep the session")
-	}
-	return nil
-}
-
-// LoadSession returns a live session; ENOTFOUND when it was ended, has
-// expired or never existed.
-func (s *Store) LoadSession(ctx context.Context, id string) (sub string, data []byte, expires time.Time, err error) {
-	path := s.sessionPath(id)
-	sf, err := readSessionFile(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return "", nil, time.Time{}, sessionNotFound()
-	case err != nil:
-		return "", nil, time.Time{}, internal(err, "cannot read the session")
-	case !s.now().Before(sf.Expires):
-		os.Remove(path)
-		return "", nil, time.Time{}, sessionNotFound()
-	}
-	return sf.Sub, sf.Data, sf.Expires, nil
-}
-
-// DeleteSession ends one session.
-func (s *Store) DeleteSession(ctx context.Context, id string) error {
-	if err := os.Remove(s.sessionPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return internal(err, "cannot end the session")
 	}
+	name := endsName(sub)
+	unlock, err := s.lock(ctx, filepath.Join(endsDir, name))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	path := filepath.Join(dir, name)
+	ef, err := readEndsFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		ef = &endsFile{Sub: sub}
+	case err != nil:
+		// A damaged file is replaced: what it held can only have ended
+		// sessions, and the write below ends them again if asked.
+		s.log.Warn("replacing a damaged file of ended sessions", "file", name, "err", err)
+		ef = &endsFile{Sub: sub}
+	case ef.Sub != sub:
+		return internal(fmt.Errorf("%s holds another user", name), "cannot end the session")
+	}
+	fn(ef)
+	now := s.now()
+	kept := ef.Ended[:0]
+	for _, e := range ef.Ended {
+		if now.Before(e.Expires) {
+			kept = append(kept, e)
+			if e.Expires.After(ef.KeepUntil) {
+				ef.KeepUntil = e.Expires
+			}
+		}
+	}
+	ef.Ended = kept
+	b, err := json.Marshal(ef)
+	if err != nil || len(b) > maxEndsFile {
+		return signin.Errorf(signin.ETOOLARGE, "too_many_ended_sessions", "Too many sessions of this user were ended one by one; sign out everywhere instead.")
+	}
+	if err := writeFileAtomic(dir, name, b); err != nil {
+		return internal(err, "cannot end the session")
+	}
+	s.maybeSweep(now)
 	return nil
 }
 
-// DeleteUserSessions ends every session of sub (and removes expired ones it
-// meets), and says how many of sub's it ended.
-func (s *Store) DeleteUserSessions(ctx context.Context, sub string) (int, error) {
-	n := 0
-	err := s.eachSession(ctx, func(path string, sf *sessionFile) error {
-		if sf.Sub == sub {
-			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return err
-			}
-			n++
-		}
-		return nil
-	})
-	if err != nil {
-		return n, internal(err, "cannot end the user's sessions")
-	}
-	return n, nil
-}
-
-// removeExpiredSessions removes the session files past their expiry, and
-// temporary files of crashed writers.
-func (s *Store) removeExpiredSessions() error {
-	return s.eachSession(context.Background(), func(string, *sessionFile) error { return nil })
-}
-
-// eachSession calls fn for each live session file, reading the directory in
-// batches; expired and unreadable files are removed on the way.
-func (s *Store) eachSession(ctx context.Context, fn func(path string, sf *sessionFile) error) error {
-	dir := filepath.Join(s.dir, sessionsDir)
-	// Expired and damaged files are removed: never through a link to
-	// somewhere else.
-	if fi, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
-		return nil
-	} else if err != nil {
+// writeFileAtomic replaces dir/name with data: a temporary file, synced,
+// renamed, and the directory synced.
+func writeFileAtomic(dir, name string, data []byte) (err error) {
+	tmp := filepath.Join(dir, tempName(name))
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
-	} else if !fi.IsDir() {
-		return fmt.Errorf("%s is not a directory (links are not followed)", sessionsDir)
 	}
-	d, err := os.Open(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	now := s.now()
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
 		}
-		names, err := d.Readdirnames(listBatch)
-		for _, name := range names {
-			path := filepath.Join(dir, name)
-			if strings.HasPrefix(name, tempPrefix) {
-				if fi, err := os.Lstat(path); err == nil && now.Sub(fi.ModTime()) > staleTemp {
-					os.Remove(path)
-				}
-				continue
-			}
-			sf, rerr := readSessionFile(path)
-			if errors.Is(rerr, fs.ErrNotExist) {
-				continue
-			}
-			if rerr != nil || !now.Before(sf.Expires) {
-				os.Remove(path)
-				continue
-			}
-			if err := fn(path, sf); err != nil {
-				return err
-			}
-		}
-		if errors.Is(err, io.EOF) || (err == nil && len(names) == 0) {
-			return nil
+	}()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// maybeSweep looks at the next sweepBatch files of the directory, if no
+// sweep ran for sweepEvery, and removes those whose every entry expired.
+// The directory is read where the last sweep stopped, so that every file is
+// met in turn, in bounded work each time.
+func (s *Store) maybeSweep(now time.Time) {
+	s.sweepMu.Lock()
+	defer s.sweepMu.Unlock()
+	if now.Sub(s.lastSweep) < sweepEvery {
+		return
+	}
+	s.lastSweep = now
+	n, err := s.sweepEnds(now, sweepBatch)
+	if err != nil {
+		s.log.Warn("sweeping expired ended sessions failed", "err", err)
+	} else if n > 0 {
+		s.log.Debug("removed expired files of ended sessions", "count", n)
+	}
+}
+
+// sweepEnds reads up to batch names of the directory, from where the last
+// call stopped (a new pass after the end), and removes the expired files
+// among them. The caller holds sweepMu.
+func (s *Store) sweepEnds(now time.Time, batch int) (int, error) {
+	dir := filepath.Join(s.dir, endsDir)
+	if s.sweepDir == nil {
+		d, err := os.Open(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, nil
 		}
 		if err != nil {
-			return err
+			return 0, err
+		}
+		s.sweepDir = d
+	}
+	names, err := s.sweepDir.Readdirnames(batch)
+	if err != nil || len(names) < batch {
+		s.sweepDir.Close()
+		s.sweepDir = nil
+		if errors.Is(err, io.EOF) {
+			err = nil
 		}
 	}
+	removed := 0
+	for _, name := range names {
+		path := filepath.Join(dir, name)
+		if strings.HasPrefix(name, tempPrefix) {
+			if fi, err := os.Lstat(path); err == nil && now.Sub(fi.ModTime()) > staleTemp {
+				os.Remove(path)
+			}
+			continue
+		}
+		if strings.HasSuffix(name, lockExt) {
+			continue // removed with its file
+		}
+		if ef, err := readEndsFile(path); err != nil || now.Before(ef.KeepUntil) {
+			continue
+		}
+		if s.removeExpiredEnds(name, now) {
+			removed++
+		}
+	}
+	return removed, err
 }
 
-// readSessionFile reads a session file without following links or blocking
-// on special files.
-func readSessionFile(path string) (*sessionFile, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+// removeExpiredEnds removes the file name, and its lock, if it is still
+// expired under the user's lock.
+func (s *Store) removeExpiredEnds(name string, now time.Time) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	unlock, err := s.lock(ctx, filepath.Join(endsDir, name))
+	if err != nil {
+		return false
+	}
+	defer unlock()
+	path := filepath.Join(s.dir, endsDir, name)
+	ef, err := readEndsFile(path)
+	if err != nil || now.Before(ef.KeepUntil) {
+		return false
+	}
+	for _, e := range ef.Ended {
+		if now.Before(e.Expires) {
+			return false
+		}
+	}
+	if os.Remove(path) != nil {
+		return false
+	}
+	// lockFile notices a lock file removed under it and takes the new one.
+	os.Remove(path + lockExt)
+	return true
+}
+
+// readEndsFile reads a user's file without following links or blocking on
+// special files.
+func readEndsFile(path string) (*endsFile, error) {
+	f, err := openRegular(path, os.O_RDONLY)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("session file %s is not a regular file", filepath.Base(path))
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxSessionFile+1))
+	b, err := io.ReadAll(io.LimitReader(f, maxEndsFile+1))
 	if err != nil {
 		return nil, err
 	}
-	var sf sessionFile
-	if len(b) > maxSessionFile || json.Unmarshal(b, &sf) != nil || sf.Sub == "" {
-		return nil, fmt.Errorf("session file %s is damaged", filepath.Base(path))
+	var ef endsFile
+	if len(b) > maxEndsFile || json.Unmarshal(b, &ef) != nil || ef.Sub == "" {
+		return nil, fmt.Errorf("%s is damaged", filepath.Base(path))
 	}
-	return &sf, nil
+	return &ef, nil
 }
 
-func sessionNotFound() error {
-	return signin.Errorf(signin.ENOTFOUND, "", "No such session.")
+// removeLegacySessions renames the ".sessions" directory of earlier
+// versions (a file per session, which no cookie of this version names)
+// aside, at once, and removes it in the background: it may hold a great
+// many files.
+func (s *Store) removeLegacySessions() {
+	old := filepath.Join(s.dir, legacySessions)
+	fi, err := os.Lstat(old)
+	if err != nil {
+		return
+	}
+	if !fi.IsDir() {
+		os.Remove(old)
+		return
+	}
+	aside := filepath.Join(s.dir, fmt.Sprintf("%slegacy-sessions-%d", tempPrefix, s.now().UnixNano()))
+	if err := os.Rename(old, aside); err != nil {
+		s.log.Warn("cannot remove the sessions directory of an earlier version", "dir", old, "err", err)
+		return
+	}
+	s.log.Info("removing the sessions of an earlier version: their holders sign in again", "dir", old)
+	go func() {
+		if err := os.RemoveAll(aside); err != nil {
+			s.log.Warn("cannot remove the sessions directory of an earlier version", "dir", aside, "err", err)
+		}
+	}()
 }

@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,15 +46,22 @@ func BenchmarkUpdate(b *testing.B) {
 	}
 }
 
-func BenchmarkLoadSession(b *testing.B) {
+// BenchmarkSessionEnds is what a replica asks the store about a user at
+// most once a second while the user's sessions are busy: one round trip.
+func BenchmarkSessionEnds(b *testing.B) {
 	s := mustOpen(b, pgtest.URL(b))
-	if err := s.CreateSession(b.Context(), "session-id", "1", make([]byte, 200), time.Now().Add(time.Hour)); err != nil {
+	if err := s.EndUserSessions(b.Context(), "1", time.Now(), time.Now().Add(time.Hour)); err != nil {
 		b.Fatal(err)
+	}
+	for i := range 3 {
+		if err := s.EndSession(b.Context(), "1", strings.Repeat("k", 42)+strconv.Itoa(i), time.Now().Add(time.Hour)); err != nil {
+			b.Fatal(err)
+		}
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, _, err := s.LoadSession(b.Context(), "session-id"); err != nil {
-			b.Fatal(err)
+		if _, keys, err := s.SessionEnds(b.Context(), "1"); err != nil || len(keys) != 3 {
+			b.Fatal(keys, err)
 		}
 	}
 }

@@ -86,11 +86,7 @@ func (s *Store) Update(ctx context.Context, sub string, fn func(cur *grant.Recor
 		return nil, err
 	}
 	cancelLock()
-	var created time.Time
-	if cur != nil {
-		created = cur.CreatedAt
-	}
-	next, err := fn(cur)
+	next, err := grant.Apply(sub, cur, fn, func() time.Time { return normTime(s.now()) })
 	if err != nil {
 		return nil, err
 	}
@@ -98,9 +94,6 @@ func (s *Store) Update(ctx context.Context, sub string, fn func(cur *grant.Recor
 		return cur, nil // nothing to write; the deferred rollback releases the lock
 	}
 	rec := *next
-	if err := grant.Stamp(&rec, sub, created, normTime(s.now())); err != nil {
-		return nil, err
-	}
 	rec.CreatedAt = normTime(rec.CreatedAt)
 	rec.Token.Expiry = normTime(rec.Token.Expiry)
 	if rec.RevokedAt != nil {

@@ -32,7 +32,7 @@ func TestHungDatabase(t *testing.T) {
 	defer s.Close()
 	const sub = "109876543210987654321"
 	saved := granttest.Put(t, s, granttest.NewRecord(sub, time.Now()))
-	if err := s.CreateSession(t.Context(), strings.Repeat("a", 32), sub, nil, time.Now().Add(time.Hour)); err != nil {
+	if err := s.EndSession(t.Context(), sub, strings.Repeat("a", 32), time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -63,14 +63,16 @@ func TestHungDatabase(t *testing.T) {
 		{"List", func(ctx context.Context) error {
 			return s.List(ctx, func(*grant.Record, error) error { return nil })
 		}},
-		{"LoadSession", func(ctx context.Context) error {
-			_, _, _, err := s.LoadSession(ctx, strings.Repeat("a", 32))
+		{"SessionEnds", func(ctx context.Context) error {
+			_, _, err := s.SessionEnds(ctx, sub)
 			return err
 		}},
-		{"CreateSession", func(ctx context.Context) error {
-			return s.CreateSession(ctx, strings.Repeat("b", 32), sub, nil, time.Now().Add(time.Hour))
+		{"EndSession", func(ctx context.Context) error {
+			return s.EndSession(ctx, sub, strings.Repeat("b", 32), time.Now().Add(time.Hour))
 		}},
-		{"DeleteUserSessions", func(ctx context.Context) error { _, err := s.DeleteUserSessions(ctx, sub); return err }},
+		{"EndUserSessions", func(ctx context.Context) error {
+			return s.EndUserSessions(ctx, sub, time.Now(), time.Now().Add(time.Hour))
+		}},
 		{"Ping", s.Ping},
 	}
 	for _, op := range ops {

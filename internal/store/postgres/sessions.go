@@ -2,159 +2,126 @@ package postgres
 
 import (
 	"context"
-	"crypto/sha256"
-	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"example.com/signin"
 	"example.com/signin/internal/grant"
 )
 
-// Server-side sessions: the cookie carries only a random session id; the
-// row keyed by that id's SHA-256 holds the session. A copy of the table
-// therefore gives no one a cookie that works, and ending a session (or all
-// of a user's) takes effect at once on every replica.
+// Ended sessions (migration 00005). Signing in writes nothing here: the
+// cookie is the session. Per user, session_ends keeps the time at or before
+// which every session of the user is ended, and ended_sessions the key
+// (SHA-256 of the id, given by the web server: this table never holds a
+// cookie's id) of each session signed out, until it would have expired.
+// Ending a user's sessions is one upsert, however many they hold. Rows past
+// their use are removed in bounded batches, at most once per cleanupEvery,
+// after a write.
 
-// MaxSessionData bounds a session's data.
-const MaxSessionData = 64 << 10
-
-// cleanupEvery is how often, at most, CreateSession also removes expired
-// sessions, and cleanupBatch how many at most each time.
+// cleanupEvery is how often, at most, a write also removes expired rows,
+// and cleanupBatch how many at most each time, per table.
 const (
 	cleanupEvery = time.Minute
 	cleanupBatch = 1000
 )
 
-// idHash is what the sessions table keeps of a session id.
-func idHash(id string) []byte {
-	h := sha256.Sum256([]byte(id))
-	return h[:]
+// maxSessionKey bounds a session key.
+const maxSessionKey = 256
+
+// SessionEnds returns what ended sub's sessions (see web.SessionStore), in
+// one round trip.
+func (s *Store) SessionEnds(ctx context.Context, sub string) (time.Time, []string, error) {
+	if err := grant.CheckSub(sub); err != nil {
+		return time.Time{}, nil, err
+	}
+	ctx, cancel := s.bound(ctx, 0)
+	defer cancel()
+	var validAfter *time.Time
+	var keys []string
+	err := s.pool.QueryRow(ctx, `SELECT
+		(SELECT valid_after FROM session_ends WHERE sub = $1),
+		ARRAY(SELECT key FROM ended_sessions WHERE sub = $1 AND expires_at > $2)`,
+		escapeText(sub), s.now()).Scan(&validAfter, &keys)
+	if err != nil {
+		return time.Time{}, nil, s.fail(ctx, err, "cannot read the user's ended sessions")
+	}
+	if validAfter == nil {
+		return time.Time{}, keys, nil
+	}
+	return validAfter.UTC(), keys, nil
 }
 
-func checkSessionID(id string) error {
-	if id == "" {
-		return signin.Errorf(signin.EINVALID, "invalid_session", "The session id is empty.")
-	}
-	return nil
-}
-
-// CreateSession stores a session for sub under id (a random string from
-// the caller, at least 128 bits of entropy: it is the cookie's only
-// secret), holding data, until expires. An id already in use is ECONFLICT.
-// Now and then it also removes expired sessions (a bounded batch).
-func (s *Store) CreateSession(ctx context.Context, id string, sub string, data []byte, expires time.Time) error {
-	if err := checkSessionID(id); err != nil {
-		return err
-	}
+// EndSession ends the one session of sub that key names, until expires.
+func (s *Store) EndSession(ctx context.Context, sub, key string, expires time.Time) error {
 	if err := grant.CheckSub(sub); err != nil {
 		return err
 	}
-	if len(data) > MaxSessionData {
-		return signin.Errorf(signin.ETOOLARGE, "session_too_large", "The session is larger than %d bytes.", MaxSessionData)
+	if key == "" || len(key) > maxSessionKey {
+		return signin.Errorf(signin.EINVALID, "invalid_session", "A session key is 1 to %d bytes.", maxSessionKey)
 	}
-	if data == nil {
-		data = []byte{}
-	}
-	now := s.now()
 	ctx, cancel := s.bound(ctx, 0)
 	defer cancel()
-	// A new session need not wait for its WAL to reach the disk: a crash
-	// in the next few milliseconds loses at worst a session that was just
-	// made, and its user signs in again. Not waiting for that fsync is most
-	// of a sign-in's database time. (Credentials are never written so:
-	// Google gives a refresh token once.)
+	_, err := s.pool.Exec(ctx, `INSERT INTO ended_sessions (sub, key, expires_at) VALUES ($1, $2, $3)
+		ON CONFLICT (sub, key) DO UPDATE SET expires_at = GREATEST(ended_sessions.expires_at, EXCLUDED.expires_at)`,
+		escapeText(sub), key, expires)
+	if err != nil {
+		return s.fail(ctx, err, "cannot end the session")
+	}
+	s.maybeCleanup(ctx, s.now())
+	return nil
+}
+
+// EndUserSessions ends every session of sub issued at or before at: one
+// row, whose valid_after only moves forward.
+func (s *Store) EndUserSessions(ctx context.Context, sub string, at, keepUntil time.Time) error {
+	if err := grant.CheckSub(sub); err != nil {
+		return err
+	}
+	ctx, cancel := s.bound(ctx, 0)
+	defer cancel()
+	_, err := s.pool.Exec(ctx, `INSERT INTO session_ends (sub, valid_after, keep_until) VALUES ($1, $2, $3)
+		ON CONFLICT (sub) DO UPDATE SET
+			valid_after = GREATEST(session_ends.valid_after, EXCLUDED.valid_after),
+			keep_until = GREATEST(session_ends.keep_until, EXCLUDED.keep_until)`,
+		escapeText(sub), at, keepUntil)
+	if err != nil {
+		return s.fail(ctx, err, "cannot end the user's sessions")
+	}
+	s.maybeCleanup(ctx, s.now())
+	return nil
+}
+
+// DeleteExpiredSessionEnds removes up to limit rows of each table that no
+// longer end any session that could still be presented, and returns how
+// many it removed. A write calls it now and then; a command may call it in
+// a loop to clean up at once.
+func (s *Store) DeleteExpiredSessionEnds(ctx context.Context, limit int) (int, error) {
+	now := s.now()
+	n := 0
+	ctx, cancel := s.bound(ctx, 0)
+	defer cancel()
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit TO OFF`); err != nil {
+		tag, err := tx.Exec(ctx, `DELETE FROM ended_sessions WHERE ctid IN
+			(SELECT ctid FROM ended_sessions WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`, now, limit)
+		if err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO sessions (id_hash, sub, data, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`,
-			idHash(id), escapeText(sub), data, now, expires)
+		n += int(tag.RowsAffected())
+		tag, err = tx.Exec(ctx, `DELETE FROM session_ends WHERE sub IN
+			(SELECT sub FROM session_ends WHERE keep_until <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`, now, limit)
+		n += int(tag.RowsAffected())
 		return err
 	})
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
-		return signin.Errorf(signin.ECONFLICT, "session_exists", "The session id is already in use.")
-	}
 	if err != nil {
-		return s.fail(ctx, err, "cannot store the session")
+		return 0, s.fail(ctx, err, "cannot delete expired ended sessions")
 	}
-	s.maybeCleanup(ctx, now)
-	return nil
+	return n, nil
 }
 
-// LoadSession returns the session stored under id: its user, data and
-// expiry. A session that does not exist or has expired is ENOTFOUND.
-func (s *Store) LoadSession(ctx context.Context, id string) (sub string, data []byte, expires time.Time, err error) {
-	if err := checkSessionID(id); err != nil {
-		return "", nil, time.Time{}, err
-	}
-	ctx, cancel := s.bound(ctx, 0)
-	defer cancel()
-	var key string
-	err = s.pool.QueryRow(ctx, `SELECT sub, data, expires_at FROM sessions WHERE id_hash = $1 AND expires_at > $2`,
-		idHash(id), s.now()).Scan(&key, &data, &expires)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", nil, time.Time{}, signin.Errorf(signin.ENOTFOUND, "no_session", "No such session, or it has expired.")
-	}
-	if err != nil {
-		return "", nil, time.Time{}, s.fail(ctx, err, "cannot read the session")
-	}
-	sub, ok := unescapeText(key)
-	if !ok {
-		return "", nil, time.Time{}, signin.Errorf(signin.EINTERNAL, "corrupt_session", "A stored session cannot be read.")
-	}
-	return sub, data, expires.UTC(), nil
-}
-
-// DeleteSession ends the session stored under id. Ending one that does not
-// exist (signed out already, or expired and removed) is not an error.
-func (s *Store) DeleteSession(ctx context.Context, id string) error {
-	if err := checkSessionID(id); err != nil {
-		return err
-	}
-	ctx, cancel := s.bound(ctx, 0)
-	defer cancel()
-	if _, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE id_hash = $1`, idHash(id)); err != nil {
-		return s.fail(ctx, err, "cannot delete the session")
-	}
-	return nil
-}
-
-// DeleteUserSessions ends every session of sub (on disconnect, or an
-// admin's "sign out everywhere") and returns how many there were.
-func (s *Store) DeleteUserSessions(ctx context.Context, sub string) (int, error) {
-	if err := grant.CheckSub(sub); err != nil {
-		return 0, err
-	}
-	ctx, cancel := s.bound(ctx, 0)
-	defer cancel()
-	tag, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE sub = $1`, escapeText(sub))
-	if err != nil {
-		return 0, s.fail(ctx, err, "cannot delete the user's sessions")
-	}
-	return int(tag.RowsAffected()), nil
-}
-
-// DeleteExpiredSessions removes up to limit sessions that expired, and
-// returns how many it removed. CreateSession calls it now and then; a
-// command may call it in a loop to clean up at once.
-func (s *Store) DeleteExpiredSessions(ctx context.Context, limit int) (int, error) {
-	ctx, cancel := s.bound(ctx, 0)
-	defer cancel()
-	tag, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE id_hash IN
-		(SELECT id_hash FROM sessions WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`, s.now(), limit)
-	if err != nil {
-		return 0, s.fail(ctx, err, "cannot delete expired sessions")
-	}
-	return int(tag.RowsAffected()), nil
-}
-
-// maybeCleanup removes a batch of expired sessions if this Store has not
-// done so for cleanupEvery. Failures are logged, never returned: the
-// session was stored, and expired rows are not served anyway.
+// maybeCleanup removes a batch of expired rows if this Store has not done
+// so for cleanupEvery. Failures are logged, never returned: the session was
+// ended, and expired rows end nothing anyway.
 func (s *Store) maybeCleanup(ctx context.Context, now time.Time) {
 	s.cleanupMu.Lock()
 	due := now.Sub(s.lastCleanup) >= cleanupEvery
@@ -165,9 +132,9 @@ func (s *Store) maybeCleanup(ctx context.Context, now time.Time) {
 	if !due {
 		return
 	}
-	if n, err := s.DeleteExpiredSessions(ctx, cleanupBatch); err != nil {
-		s.log.Warn("removing expired sessions failed", "error", err.Error())
+	if n, err := s.DeleteExpiredSessionEnds(ctx, cleanupBatch); err != nil {
+		s.log.Warn("removing expired ended sessions failed", "error", err.Error())
 	} else if n > 0 {
-		s.log.Debug("removed expired sessions", "count", n)
+		s.log.Debug("removed expired ended sessions", "count", n)
 	}
 }

@@ -1,9 +1,7 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -15,45 +13,23 @@ import (
 	"example.com/signin/internal/pgtest"
 )
 
-func TestSessions(t *testing.T) {
-	url := pgtest.URL(t)
-	s := mustOpen(t, url)
+func TestSessionEndsRefusesBadInput(t *testing.T) {
+	s := mustOpen(t, pgtest.URL(t))
 	ctx := t.Context()
-	exp := time.Now().Add(time.Hour).Truncate(time.Microsecond).UTC()
-
-	if err := s.CreateSession(ctx, "id-1", "109876543210987654321", []byte("state"), exp); err != nil {
-		t.Fatal(err)
-	}
-	sub, data, expires, err := s.LoadSession(ctx, "id-1")
-	if err != nil || sub != "109876543210987654321" || string(data) != "state" || !expires.Equal(exp) {
-		t.Fatalf("LoadSession = %q %q %v %v", sub, data, expires, err)
-	}
-	if err := s.CreateSession(ctx, "id-1", "2", nil, exp); signin.ErrorKind(err) != signin.ECONFLICT {
-		t.Errorf("CreateSession with an id in use: %v, want ECONFLICT", err)
-	}
-	if _, _, _, err := s.LoadSession(ctx, "id-2"); signin.ErrorKind(err) != signin.ENOTFOUND {
-		t.Errorf("LoadSession of an unknown id: %v, want ENOTFOUND", err)
-	}
-	if err := s.DeleteSession(ctx, "id-1"); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, _, err := s.LoadSession(ctx, "id-1"); signin.ErrorKind(err) != signin.ENOTFOUND {
-		t.Errorf("LoadSession after DeleteSession: %v, want ENOTFOUND", err)
-	}
-	if err := s.DeleteSession(ctx, "id-1"); err != nil {
-		t.Errorf("DeleteSession twice: %v, want nil", err)
-	}
-	for _, bad := range []struct{ id, sub string }{{"", "1"}, {"x", ""}, {"x", "bad\xff"}} {
-		if err := s.CreateSession(ctx, bad.id, bad.sub, nil, exp); signin.ErrorKind(err) != signin.EINVALID {
-			t.Errorf("CreateSession(%q, %q): %v, want EINVALID", bad.id, bad.sub, err)
+	exp := time.Now().Add(time.Hour)
+	for _, bad := range []struct{ sub, key string }{{"1", ""}, {"", "k"}, {"bad\xff", "k"}, {"1", string(make([]byte, maxSessionKey+1))}} {
+		if err := s.EndSession(ctx, bad.sub, bad.key, exp); signin.ErrorKind(err) != signin.EINVALID {
+			t.Errorf("EndSession(%q, %q): %v, want EINVALID", bad.sub, bad.key, err)
 		}
 	}
-	if err := s.CreateSession(ctx, "big", "1", make([]byte, MaxSessionData+1), exp); signin.ErrorKind(err) != signin.ETOOLARGE {
-		t.Errorf("CreateSession too large: %v", err)
+	if err := s.EndUserSessions(ctx, "", time.Now(), exp); signin.ErrorKind(err) != signin.EINVALID {
+		t.Errorf("EndUserSessions of no one: %v, want EINVALID", err)
 	}
 }
 
-func TestSessionExpiry(t *testing.T) {
+// Rows that end nothing any more (their sessions expired) are removed in
+// bounded batches after a write, at most once a minute.
+func TestSessionEndsCleanup(t *testing.T) {
 	url := pgtest.URL(t)
 	var now atomic.Pointer[time.Time]
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -65,86 +41,54 @@ func TestSessionExpiry(t *testing.T) {
 	defer s.Close()
 	ctx := t.Context()
 	for i := range 5 {
-		if err := s.CreateSession(ctx, fmt.Sprint("old-", i), "1", nil, start.Add(time.Hour)); err != nil {
+		if err := s.EndSession(ctx, "1", fmt.Sprint("old-", i), start.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.EndUserSessions(ctx, fmt.Sprint(100+i), start, start.Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.CreateSession(ctx, "new", "1", nil, start.Add(3*time.Hour)); err != nil {
+	if err := s.EndSession(ctx, "1", "new", start.Add(3*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	later := start.Add(2 * time.Hour)
 	now.Store(&later)
-	if _, _, _, err := s.LoadSession(ctx, "old-0"); signin.ErrorKind(err) != signin.ENOTFOUND {
-		t.Errorf("LoadSession of an expired session: %v, want ENOTFOUND", err)
+	if _, keys, err := s.SessionEnds(ctx, "1"); err != nil || len(keys) != 1 || keys[0] != "new" {
+		t.Errorf("SessionEnds = %q, %v; want only the unexpired key", keys, err)
 	}
-	if _, _, _, err := s.LoadSession(ctx, "new"); err != nil {
-		t.Errorf("LoadSession of a live session: %v", err)
-	}
-	// The next CreateSession (a minute after the last cleanup) removes
-	// the expired rows, in a bounded batch.
-	if err := s.CreateSession(ctx, "newer", "1", nil, start.Add(3*time.Hour)); err != nil {
+	// The next write (a minute after the last cleanup) removes the
+	// expired rows, in a bounded batch.
+	if err := s.EndUserSessions(ctx, "2", later, later.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if n := countSessions(t, url); n != 2 {
-		t.Errorf("%d sessions after cleanup, want 2", n)
+	if n := countRows(t, url, "ended_sessions"); n != 1 {
+		t.Errorf("%d ended sessions after cleanup, want 1", n)
 	}
-	if n, err := s.DeleteExpiredSessions(ctx, 10); n != 0 || err != nil {
-		t.Errorf("DeleteExpiredSessions = %d, %v; want 0, nil", n, err)
+	if n := countRows(t, url, "session_ends"); n != 1 {
+		t.Errorf("%d users' ends after cleanup, want 1", n)
 	}
-}
-
-func TestDeleteUserSessions(t *testing.T) {
-	s := mustOpen(t, pgtest.URL(t))
-	ctx := t.Context()
-	exp := time.Now().Add(time.Hour)
-	for i, sub := range []string{"a", "a", "a", "b"} {
-		if err := s.CreateSession(ctx, fmt.Sprint("id-", i), sub, nil, exp); err != nil {
-			t.Fatal(err)
-		}
-	}
-	n, err := s.DeleteUserSessions(ctx, "a")
-	if n != 3 || err != nil {
-		t.Fatalf("DeleteUserSessions(a) = %d, %v; want 3", n, err)
-	}
-	if _, _, _, err := s.LoadSession(ctx, "id-0"); signin.ErrorKind(err) != signin.ENOTFOUND {
-		t.Errorf("a's session survived: %v", err)
-	}
-	if _, _, _, err := s.LoadSession(ctx, "id-3"); err != nil {
-		t.Errorf("b's session: %v", err)
+	if n, err := s.DeleteExpiredSessionEnds(ctx, 10); n != 0 || err != nil {
+		t.Errorf("DeleteExpiredSessionEnds = %d, %v; want 0, nil", n, err)
 	}
 }
 
-// The table keeps the SHA-256 of the id, never the id: a copy of it gives
-// no cookie.
-func TestSessionIDNotStored(t *testing.T) {
+// Migration 00005 removed the table of a row per sign-in, data column and
+// all.
+func TestNoSessionsTable(t *testing.T) {
 	url := pgtest.URL(t)
-	s := mustOpen(t, url)
-	id := "Zr3c0oK1e-secret-session-id"
-	if err := s.CreateSession(t.Context(), id, "1", []byte("d"), time.Now().Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
+	mustOpen(t, url)
 	conn, err := pgx.Connect(t.Context(), url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	var dump []byte
-	if err := conn.QueryRow(t.Context(), `SELECT convert_to(string_agg(s::text, ','), 'UTF8') FROM sessions s`).Scan(&dump); err != nil {
-		t.Fatal(err)
-	}
-	if bytes.Contains(dump, []byte(id)) {
-		t.Errorf("the sessions table holds the session id: %s", dump)
-	}
-	var hash []byte
-	if err := conn.QueryRow(t.Context(), `SELECT id_hash FROM sessions`).Scan(&hash); err != nil {
-		t.Fatal(err)
-	}
-	if want := sha256.Sum256([]byte(id)); !bytes.Equal(hash, want[:]) {
-		t.Errorf("id_hash = %x, want SHA-256 of the id", hash)
+	var n int
+	if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM information_schema.tables WHERE table_name = 'sessions'`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("a sessions table: %d, %v", n, err)
 	}
 }
 
-func countSessions(t *testing.T, url string) int {
+func countRows(t *testing.T, url, table string) int {
 	t.Helper()
 	conn, err := pgx.Connect(t.Context(), url)
 	if err != nil {
@@ -152,7 +96,7 @@ func countSessions(t *testing.T, url string) int {
 	}
 	defer conn.Close(context.Background())
 	var n int
-	if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM sessions`).Scan(&n); err != nil {
+	if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM `+pgx.Identifier{table}.Sanitize()).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n

@@ -1,5 +1,5 @@
 -- The first schema: offline credentials (one row per user, one column per
--- field of store.Record, so that an admin can query them) and server-side
+-- field of grant.Record, so that an admin can query them) and server-side
 -- sessions.
 
 -- +goose Up
