@@ -310,7 +310,7 @@ func Run(ctx context.Context, cfg Config) error {
 		// awaited; a database that can never work stops the server.
 		go func() {
 			<-parts.DB.Started()
-			if err := parts.DB.StartErr(); err != nil {
+			if err := parts.StartErr(); err != nil {
 				stop(err)
 				return
 			}

@@ -75,6 +75,8 @@ type Parts struct {
 	// Google and Grants are nil when Config.Google was.
 	Google *auth.Google
 	Grants *grant.Grants
+
+	common config.Common
 }
 
 // ConfigError is a configuration that cannot work (keys that are missing
@@ -100,20 +102,10 @@ func Open(ctx context.Context, cfg Config) (*Parts, error) {
 		return nil, &ConfigError{fmt.Errorf("with -database (or %s), set %s: every process must share the keys that seal tokens", config.EnvDatabaseURL, seal.EnvKeys)}
 	}
 	st, err := store.Open(ctx, store.Config{DatabaseURL: cfg.Database, Dir: cfg.CredentialsDir, Logger: logger.With("component", "store"), MaxConns: cfg.MaxConns, Timeout: cfg.DatabaseTimeout, MaxWait: cfg.DatabaseWait, Background: cfg.Background})
-	if signin.ErrorKind(err) == signin.EINVALID {
-		// A URL that cannot work, a database or role that does not
-		// exist, a directory that is not one: the user's to change,
-		// named (the URL never shown: it may hold a password).
-		where := "-credentials " + cfg.CredentialsDir
-		if cfg.Database != "" {
-			where = cfg.DatabaseFrom
-		}
-		return nil, &ConfigError{fmt.Errorf("%s: %w", where, err)}
-	}
 	if err != nil {
-		return nil, err
+		return nil, storeError(cfg.Common, err)
 	}
-	p := &Parts{Store: st}
+	p := &Parts{Store: st, common: cfg.Common}
 	p.DB, _ = st.(*postgres.Store)
 	if cfg.Database == "" && cfg.Writable {
 		if err := checkWritable(cfg.CredentialsDir, cfg.Why); err != nil {
@@ -135,6 +127,34 @@ func Open(ctx context.Context, cfg Config) (*Parts, error) {
 		p.Grants = grant.New(grant.Config{Store: p.Sealed, Google: p.Google, Logger: logger})
 	}
 	return p, nil
+}
+
+// storeError makes a store error the user can fix (a URL that cannot
+// work, a database or role that does not exist, a directory that is not
+// one) a ConfigError naming where it came from: -database, DATABASE_URL or
+// -credentials (the URL never shown: it may hold a password).
+func storeError(c config.Common, err error) error {
+	if signin.ErrorKind(err) != signin.EINVALID {
+		return err
+	}
+	where := "-credentials " + c.CredentialsDir
+	if c.Database != "" {
+		where = c.DatabaseFrom
+	}
+	return &ConfigError{fmt.Errorf("%s: %w", where, err)}
+}
+
+// StartErr is why the database could not be started in the background
+// (Config.Background; see postgres.Start), once DB.Started is closed, as
+// Open would have returned it; nil without a database.
+func (p *Parts) StartErr() error {
+	if p.DB == nil {
+		return nil
+	}
+	if err := p.DB.StartErr(); err != nil {
+		return storeError(p.common, err)
+	}
+	return nil
 }
 
 // Close releases the store.
