@@ -5,10 +5,11 @@
 // Without a client_secrets.json it runs a demo against the built-in Google
 // emulator. See README.md for flags and environment variables.
 //
-// Exit status: 0 after a clean shutdown (SIGINT or SIGTERM), 1 when the
-// server cannot start or stops on an error (the address in use, a client
-// file that cannot be used, a credentials directory it cannot write), 2 for
-// usage errors (unknown flags, bad values).
+// Exit status (internal/exitcode): 0 after a clean shutdown (SIGINT or
+// SIGTERM), 1 when the server stops on a run-time failure (the address in
+// use), 2 for usage and configuration errors (unknown flags, bad values, a
+// client file that cannot be used, a credentials directory it cannot
+// write, a database URL that cannot work), naming the flag or variable.
 package main
 
 import (
@@ -111,8 +112,8 @@ Serves the Google Sign-In app. Without client_secrets.json it runs a demo
 on the built-in Google emulator. Environment: SESSION_KEYS (session
 secrets, newest first), DATABASE_URL (as -database), GOOGLE_EMULATOR_HOST (send Google calls to an
 emulator at host:port).
-Exit status: 0 after a clean shutdown (Ctrl-C, SIGTERM), 1 when it cannot
-start or stops on an error, 2 for usage errors.
+Exit status: 0 after a clean shutdown (Ctrl-C, SIGTERM), 1 for a run-time
+failure (an address in use), 2 for usage and configuration errors.
 
 Flags:
 `)
