@@ -24,7 +24,7 @@ var allowedImports = map[string][]string{
 	"cmd/offline-fetch":    {"internal/offline", "internal/rounds", "internal/wiring", "internal/httpserve", "internal/config", "internal/googlenet", "internal/metrics", "internal/version", "internal/exitcode"},
 	"cmd/google-emulator":  {"internal/emulator", "internal/httpserve", "internal/version", "internal/exitcode"},
 	"cmd/signin-admin":     {"internal/admin"},
-	"internal/admin":       {"", "internal/wiring", "internal/grant", "internal/store", "internal/config", "internal/googlenet", "internal/seal", "internal/version", "internal/exitcode"},
+	"internal/admin":       {"", "internal/wiring", "internal/grant", "internal/store", "internal/store/postgres", "internal/config", "internal/googlenet", "internal/seal", "internal/version", "internal/exitcode"},
 	"internal/wiring":      {"", "internal/store", "internal/store/postgres", "internal/grant", "internal/auth", "internal/config", "internal/seal", "internal/metrics", "internal/exitcode"},
 	"internal/web":         {"", "internal/offline", "internal/grant", "internal/auth", "internal/googlenet", "internal/metrics", "internal/seal"},
 	"internal/offline":     {"", "internal/grant", "internal/auth"},

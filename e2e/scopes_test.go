@@ -3,11 +3,16 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
+
+	"example.com/signin/internal/grant"
 )
 
 const contactsScope = "https://www.googleapis.com/auth/contacts.readonly"
@@ -201,4 +206,104 @@ func (c *emulatorClient) refreshScope(ctx context.Context, t *testing.T, refresh
 		t.Fatalf("refresh: %s %s %v", resp.Status, body.Error, err)
 	}
 	return body.Scope
+}
+
+// httpUser is a user of the app without a browser: a cookie jar, and the
+// header the app's XHRs carry.
+type httpUser struct {
+	t    *testing.T
+	base string
+	hc   *http.Client
+}
+
+func newHTTPUser(t *testing.T, base string) *httpUser {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &httpUser{t: t, base: base, hc: &http.Client{Jar: jar}}
+}
+
+func (u *httpUser) do(ctx context.Context, method, path string, form url.Values) (int, []byte) {
+	u.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, _ := http.NewRequestWithContext(ctx, method, u.base+path, body)
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	req.Header.Set("X-Requested-With", "XmlHttpRequest")
+	resp, err := u.hc.Do(req)
+	if err != nil {
+		u.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	return resp.StatusCode, b
+}
+
+// TestScopeAddedAfterUsersGranted: an operator adds a scope to -scopes
+// after a user granted offline access. The next offline run reports the
+// user scope_missing (exit 0: not revoked, not failed, the record kept
+// active), and the user's page, from a signin restarted with the new
+// -scopes, asks for just that scope.
+func TestScopeAddedAfterUsersGranted(t *testing.T) {
+	s := startStack(t)
+	ctx := t.Context()
+	user := s.Emu.user(t, "grace@example.com")
+
+	// Grace enables offline access (what the popup would hand the page).
+	var code struct {
+		Code string `json:"code"`
+	}
+	if err := s.Emu.do(ctx, http.MethodPost, "/emulator/v1/codes", map[string]any{
+		"client_id": demoClientID, "sub": user.Sub, "scope": "openid email profile", "access_type": "offline",
+		"include_granted_scopes": true,
+	}, &code); err != nil {
+		t.Fatal(err)
+	}
+	u := newHTTPUser(t, s.AppURL)
+	if status, body := u.do(ctx, http.MethodPost, "/connect", url.Values{"code": {code.Code}}); status != http.StatusOK {
+		t.Fatalf("/connect: %d %s", status, body)
+	}
+	if code, _, stderr := s.offlineFetch(ctx, t); code != 0 {
+		t.Fatalf("offline-fetch before the new scope: exit %d\n%s", code, stderr)
+	}
+
+	// The operator adds contacts.readonly.
+	exit, line, stderr := s.offlineFetchJSON(ctx, t, user.Sub, "-scopes", "contacts.readonly")
+	if exit != 0 || line.Status != "scope_missing" || !slices.Equal(line.MissingScopes, []string{contactsScope}) {
+		t.Errorf("offline-fetch -scopes contacts.readonly: exit %d, line %+v; want 0 and scope_missing\n%s", exit, line, stderr)
+	}
+	if rec := record(t, s.CredDir, user.Sub); rec.Status != grant.StatusActive || rec.Token.RefreshToken == "" {
+		t.Errorf("after the run the record is %q (refresh token %v), want it active as it was", rec.Status, rec.Token.RefreshToken != "")
+	}
+
+	// signin restarted with the new -scopes, on the same credentials.
+	app := startProcess(t, "signin -scopes", binaries.signin, s.WorkDir, s.env(),
+		"-addr", "127.0.0.1:0", "-credentials", s.CredDir, "-scopes", "contacts.readonly")
+	served := app.waitOutput(t, signinServing)
+	waitHTTP(t, app, served+"/healthz")
+	u2 := newHTTPUser(t, served)
+	cred := s.Emu.mintIDToken(ctx, t, user.Sub)
+	if status, body := u2.do(ctx, http.MethodPost, "/tokensignin", url.Values{"credential": {cred}}); status != http.StatusOK {
+		t.Fatalf("/tokensignin: %d %s", status, body)
+	}
+	status, body := u2.do(ctx, http.MethodGet, "/api/me", nil)
+	var me meScopes
+	if err := json.Unmarshal(body, &me); err != nil || status != http.StatusOK || !me.Offline ||
+		!slices.Equal(me.MissingScopes, []string{contactsScope}) {
+		t.Errorf("/api/me: %d %s, want offline with contacts.readonly missing", status, body)
+	}
+	status, page := u2.do(ctx, http.MethodGet, "/", nil)
+	cfg := regexp.MustCompile(`"missing_scope":"([^"]*)"`).FindSubmatch(page)
+	if status != http.StatusOK || !strings.Contains(string(page), `id="grant-missing"`) || cfg == nil || string(cfg[1]) != contactsScope {
+		t.Errorf("the page (%d) does not ask for just contacts.readonly: grant-missing button %v, missing_scope %q",
+			status, strings.Contains(string(page), `id="grant-missing"`), cfg)
+	}
 }

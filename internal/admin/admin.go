@@ -50,10 +50,12 @@ Commands:
   reencrypt [-drop KID]           reseal every record with the newest key;
                                   -drop KID refuses while a record still
                                   uses that key
+  rounds [-n 10]                  offline-fetch's recent rounds (-database):
+                                  users done, failed, waiting; finished or ETA
 
 Every command takes -credentials, -database (or DATABASE_URL) and
--client-secrets like signin and offline-fetch; "list" and "show" take
--json. Run "signin-admin <command> -h" for its flags. Nothing printed
+-client-secrets like signin and offline-fetch; "list", "show" and
+"rounds" take -json. Run "signin-admin <command> -h" for its flags. Nothing printed
 contains a token.
 
 Exit status: 0 done, 1 failed, 2 usage or configuration error.
@@ -80,6 +82,7 @@ type command struct {
 	revoke bool
 	from   string // import
 	drop   string // reencrypt
+	limit  int    // rounds
 	target string // SUB or EMAIL
 	getenv func(string) string
 	stdout io.Writer
@@ -127,6 +130,9 @@ func parse(args []string, getenv func(string) string, stdout, stderr io.Writer) 
 		fs.StringVar(&c.from, "from", "", "credentials directory of the file store to copy (required)")
 	case "reencrypt":
 		fs.StringVar(&c.drop, "drop", "", "key id about to be removed from "+seal.EnvKeys+": refuse (exit 1) while a record still uses it")
+	case "rounds":
+		fs.BoolVar(&c.json, "json", false, "JSON lines instead of a table")
+		fs.IntVar(&c.limit, "n", 10, "how many of the most recent rounds")
 	default:
 		fmt.Fprint(stderr, usage)
 		return nil, fmt.Errorf("unknown command %q", name)
@@ -156,6 +162,10 @@ func parse(args []string, getenv func(string) string, stdout, stderr io.Writer) 
 		return nil, errors.New("import: -from DIR is required")
 	case name == "import" && c.common.Database == "":
 		return nil, fmt.Errorf("import: -database (or %s) is required: it copies a file store into PostgreSQL", config.EnvDatabaseURL)
+	case name == "rounds" && c.common.Database == "":
+		return nil, fmt.Errorf("rounds: -database (or %s) is required: rounds are offline-fetch's with a database", config.EnvDatabaseURL)
+	case name == "rounds" && (c.limit < 1 || c.limit > 1000):
+		return nil, fmt.Errorf("rounds: -n %d: want 1 to 1000", c.limit)
 	}
 	c.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: c.common.LogLevel}))
 	return c, nil
@@ -200,6 +210,8 @@ func (c *command) Run(ctx context.Context) error {
 		return c.importFiles(ctx, e)
 	case "reencrypt":
 		return c.reencrypt(ctx, e)
+	case "rounds":
+		return c.rounds(ctx, e)
 	}
 	return usageError(fmt.Errorf("unknown command %q", c.name))
 }
@@ -496,12 +508,4 @@ func (c *command) reencrypt(ctx context.Context, e *wiring.Parts) error {
 		return fmt.Errorf("%d records could not be read or resealed", unreadable)
 	}
 	return nil
-}
-
-// plural says n things: "1 session", "2 sessions", "0 sessions".
-func plural(n int, thing string) string {
-	if n == 1 {
-		return "1 " + thing
-	}
-	return fmt.Sprintf("%d %ss", n, thing)
 }

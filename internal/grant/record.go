@@ -105,21 +105,26 @@ func Validate(rec *Record) error {
 
 // Apply is the core of every backend's Update, run under the user's lock:
 // it calls fn with cur, the stored record (nil when there is none), and
-// returns the record to write, or nil when fn returned nil (nothing to
-// write: Update returns cur). The record to write is a copy of fn's,
-// stamped: the current version, sub, status active when unset, CreatedAt
-// as fn set it (a copy from another store keeps its history), else cur's,
-// else now, and UpdatedAt now. now is the backend's clock at the precision
-// it stores, read after fn returns (fn may wait on Google). A record that Validate refuses is an EINTERNAL error, so that
-// no backend writes what it cannot read back.
-func Apply(sub string, cur *Record, fn func(cur *Record) (*Record, error), clock func() time.Time) (*Record, error) {
+// returns the record to write and its encoded form (EncodeRecord), or, when
+// fn returned nil, cur and no data: nothing to write, and Update returns
+// cur. On an error the record is nil. The record
+// to write is a copy of fn's, stamped: the current version, sub, status
+// active when unset, CreatedAt as fn set it (a copy from another store
+// keeps its history), else cur's, else now, and UpdatedAt now. clock is
+// the backend's clock at the precision it stores, read after fn returns
+// (fn may wait on Google). A record EncodeRecord refuses is an error, so
+// that no backend writes what it cannot read back.
+func Apply(sub string, cur *Record, fn func(cur *Record) (*Record, error), clock func() time.Time) (*Record, []byte, error) {
 	var created time.Time
 	if cur != nil {
 		created = cur.CreatedAt // before fn, which may change cur
 	}
 	next, err := fn(cur)
-	if err != nil || next == nil {
-		return nil, err
+	switch {
+	case err != nil:
+		return nil, nil, err
+	case next == nil:
+		return cur, nil, nil
 	}
 	rec, now := *next, clock()
 	rec.Version, rec.Sub, rec.UpdatedAt = RecordVersion, sub, now
@@ -132,10 +137,11 @@ func Apply(sub string, cur *Record, fn func(cur *Record) (*Record, error), clock
 	if rec.CreatedAt.IsZero() {
 		rec.CreatedAt = now
 	}
-	if err := Validate(&rec); err != nil {
-		return nil, signin.Wrap(err, signin.EINTERNAL, "", "invalid credential record")
+	data, err := EncodeRecord(&rec)
+	if err != nil {
+		return nil, nil, err
 	}
-	return &rec, nil
+	return &rec, data, nil
 }
 
 func corrupt(err error) error {

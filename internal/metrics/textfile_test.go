@@ -34,7 +34,7 @@ func TestWriteOfflineTextfile(t *testing.T) {
 	m.Refresh(nil)
 	m.Refresh(nil)
 	m.Refresh(signin.Errorf(signin.EINVALID, "invalid_grant", "dead"))
-	ok := metrics.OfflineRun{Users: map[string]int{"ok": 3, "revoked": 1}, Start: t0, End: t0.Add(1500 * time.Millisecond), Success: true}
+	ok := metrics.OfflineRun{Users: map[string]int{"ok": 3, "revoked": 1, "scope_missing": 2}, Start: t0, End: t0.Add(1500 * time.Millisecond), Success: true}
 	if err := metrics.WriteOfflineTextfile(path, ok, m); err != nil {
 		t.Fatal(err)
 	}
@@ -47,6 +47,7 @@ func TestWriteOfflineTextfile(t *testing.T) {
 		{"signin_offline_fetch_users", []string{"outcome", "ok"}, 3},
 		{"signin_offline_fetch_users", []string{"outcome", "revoked"}, 1},
 		{"signin_offline_fetch_users", []string{"outcome", "failed"}, 0},
+		{"signin_offline_fetch_users", []string{"outcome", "scope_missing"}, 2},
 		{"signin_offline_fetch_refreshes", []string{"outcome", "ok"}, 2},
 		{"signin_offline_fetch_refreshes", []string{"outcome", "invalid_grant"}, 1},
 		{"signin_offline_fetch_duration_seconds", nil, 1.5},

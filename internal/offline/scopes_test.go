@@ -101,6 +101,18 @@ func TestScopeMissingAndContacts(t *testing.T) {
 		t.Errorf("ada's line %+v, want %d contacts", l, em.e.Contacts(ada.Sub))
 	}
 
+	// The text output: a fourth column with the count.
+	var stdout strings.Builder
+	if _, err := Run(t.Context(), Config{
+		FetcherConfig: FetcherConfig{Grants: em.grants(st), HTTPClient: em.net.HTTPClient(), Scopes: []string{grant.ScopeContactsReadOnly}},
+		User:          ada.Sub, Stdout: &stdout,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("%s\t%s\t%s\tcontacts=%d\n", ada.Sub, ada.Name, ada.Email, em.e.Contacts(ada.Sub)); stdout.String() != want {
+		t.Errorf("text line %q, want %q", stdout.String(), want)
+	}
+
 	// Without -scopes nothing is counted and nobody misses anything.
 	lines, sum, _ = runJSON(t, em, st)
 	if sum.OK != 2 || lines[ada.Sub].Contacts != nil {

@@ -118,6 +118,27 @@ func (e *engine) count(id int64, s offline.Summary) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.shares[id] = e.shares[id].Plus(s)
+	e.progress[id] = e.progress[id].Plus(s)
+}
+
+// flushProgress adds what this process reported since the last flush to
+// the rounds' counts in the database (signin-admin rounds); what cannot be
+// written is kept for the next flush.
+func (e *engine) flushProgress(ctx context.Context) {
+	e.mu.Lock()
+	p := e.progress
+	e.progress = map[int64]offline.Summary{}
+	e.mu.Unlock()
+	for id, s := range p {
+		if err := e.db.AddRoundProgress(ctx, id, s.OK+s.Revoked+s.Skipped, s.Failed); err != nil {
+			e.mu.Lock()
+			e.progress[id] = e.progress[id].Plus(s)
+			e.mu.Unlock()
+			if ctx.Err() == nil {
+				e.log.Warn("counting the round's progress", "round", id, "error", err)
+			}
+		}
+	}
 }
 
 // share removes and returns this process's share of round id.

@@ -139,14 +139,15 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 	}
 
 	e := &engine{
-		db:     cfg.DB,
-		store:  cfg.Offline.Grants.Store(),
-		users:  users,
-		log:    cfg.Logger,
-		slots:  make(chan struct{}, conc),
-		shares: map[int64]offline.Summary{},
-		fleet:  cfg.Fleet,
-		cfg:    cfg,
+		db:       cfg.DB,
+		store:    cfg.Offline.Grants.Store(),
+		users:    users,
+		log:      cfg.Logger,
+		slots:    make(chan struct{}, conc),
+		shares:   map[int64]offline.Summary{},
+		progress: map[int64]offline.Summary{},
+		fleet:    cfg.Fleet,
+		cfg:      cfg,
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &userWorker{e: e})
@@ -201,6 +202,9 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 		cfg.Logger.Warn("stopping the job queue", "error", err)
 	}
 	cancel()
+	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	e.flushProgress(flushCtx)
+	cancel()
 	if cfg.Every > 0 {
 		// The rounds that ended while this worker stopped: its share of
 		// them is final now that its users are back or done.
@@ -233,6 +237,9 @@ type engine struct {
 	// shares is what this process reported of each round's users, until
 	// the round ends and a worker prints it.
 	shares map[int64]offline.Summary
+	// progress is what this process reported of each round's users since
+	// it last added it to the database (flushProgress).
+	progress map[int64]offline.Summary
 	// reported is the last round a worker has printed its share of (or,
 	// at its start, the last one that ended before).
 	reported int64
@@ -252,6 +259,7 @@ func (e *engine) oneRound(ctx context.Context) error {
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
 	for {
+		e.flushProgress(ctx)
 		done, err := e.db.FinishRoundIfDone(ctx, r.ID, userArgs{}.Kind())
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -311,6 +319,7 @@ func (e *engine) serve(ctx context.Context) error {
 // prints this worker's share of each round that ended since the last it
 // printed, in order: "round KEY: ok=N revoked=N failed=N skipped=N".
 func (e *engine) reportEnded(ctx context.Context) {
+	e.flushProgress(ctx)
 	rs, err := e.db.RoundsAfter(ctx, e.reported)
 	for _, r := range rs {
 		if r.Open {

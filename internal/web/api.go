@@ -36,6 +36,16 @@ type meJSON struct {
 	MissingScopes []string `json:"missing_scopes"`
 }
 
+// writeMe answers what /api/me says of u, reading u's grant now.
+func (s *Server) writeMe(w http.ResponseWriter, r *http.Request, u sessionUser) error {
+	rec, status, err := s.cfg.Grants.Lookup(r.Context(), u.Sub)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.me(u, rec, status))
+	return nil
+}
+
 // me is the API's answer about u, whose stored grant is rec (nil for none)
 // with status.
 func (s *Server) me(u sessionUser, rec *grant.Record, status grant.Offline) meJSON {
@@ -294,12 +304,7 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) (err erro
 		}
 		s.audit(r.Context(), auditSignIn, u.Sub, slog.String("method", metrics.SignInConnect))
 	}
-	rec, status, err := s.cfg.Grants.Lookup(r.Context(), c.Sub)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, s.me(u, rec, status))
-	return nil
+	return s.writeMe(w, r, u)
 }
 
 // handleDisconnect revokes the stored grant at Google, deletes the stored
@@ -406,12 +411,7 @@ func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rec, status, err := s.cfg.Grants.Lookup(r.Context(), u.Sub)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, s.me(u, rec, status))
-	return nil
+	return s.writeMe(w, r, u)
 }
 
 // handleProfile answers the People API people/me result that the server

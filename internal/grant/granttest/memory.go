@@ -103,16 +103,9 @@ func (m *Memory) Update(ctx context.Context, sub string, fn func(cur *grant.Reco
 	if m.Now != nil {
 		now = m.Now
 	}
-	next, err := grant.Apply(sub, cur, fn, func() time.Time { return now().UTC().Round(0) })
-	if err != nil {
-		return nil, err
-	}
-	if next == nil {
-		return cur, nil
-	}
-	data, err := grant.EncodeRecord(next)
-	if err != nil {
-		return nil, err
+	next, data, err := grant.Apply(sub, cur, fn, func() time.Time { return now().UTC().Round(0) })
+	if err != nil || data == nil {
+		return next, err // nil on an error; cur when there is nothing to write
 	}
 	if m.recs == nil {
 		m.recs = map[string][]byte{}

@@ -261,16 +261,9 @@ func (s *Store) Update(ctx context.Context, sub string, fn func(cur *grant.Recor
 		// refresh token for the user, and someone should look at it.
 		return nil, err
 	}
-	next, err := grant.Apply(sub, cur, fn, func() time.Time { return s.now().UTC().Round(0) })
-	if err != nil {
-		return nil, err
-	}
-	if next == nil {
-		return cur, nil
-	}
-	data, err := grant.EncodeRecord(next)
-	if err != nil {
-		return nil, err
+	next, data, err := grant.Apply(sub, cur, fn, func() time.Time { return s.now().UTC().Round(0) })
+	if err != nil || data == nil {
+		return next, err // nil on an error; cur when there is nothing to write
 	}
 	if err := s.write(name, data); err != nil {
 		return nil, err

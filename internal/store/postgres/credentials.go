@@ -86,12 +86,11 @@ func (s *Store) Update(ctx context.Context, sub string, fn func(cur *grant.Recor
 		return nil, err
 	}
 	cancelLock()
-	next, err := grant.Apply(sub, cur, fn, func() time.Time { return normTime(s.now()) })
-	if err != nil {
-		return nil, err
-	}
-	if next == nil {
-		return cur, nil // nothing to write; the deferred rollback releases the lock
+	next, data, err := grant.Apply(sub, cur, fn, func() time.Time { return normTime(s.now()) })
+	if err != nil || data == nil {
+		// nil on an error; cur when there is nothing to write (the
+		// deferred rollback releases the lock)
+		return next, err
 	}
 	rec := *next
 	rec.CreatedAt = normTime(rec.CreatedAt)
@@ -101,9 +100,6 @@ func (s *Store) Update(ctx context.Context, sub string, fn func(cur *grant.Recor
 		rec.RevokedAt = &t
 	}
 	rec.Scopes = append([]string(nil), rec.Scopes...)
-	if _, err := grant.EncodeRecord(&rec); err != nil { // the size bound every backend keeps
-		return nil, err
-	}
 	ctx, cancel := s.bound(ctx, 0)
 	defer cancel()
 	if cur == nil {

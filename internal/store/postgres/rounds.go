@@ -29,7 +29,13 @@ type Round struct {
 	Started    bool
 	StartedAt  time.Time
 	FinishedAt time.Time // zero while open
+	// Done (ok, revoked or skipped) and Failed count the users the
+	// processes reported so far (AddRoundProgress); the others wait.
+	Done, Failed int
 }
+
+// Waiting is how many of the round's users are neither done nor failed.
+func (r Round) Waiting() int { return max(0, r.Users-r.Done-r.Failed) }
 
 // Pool is the store's connection pool, for River's driver: River's tables
 // live in the credentials' database, and its client shares the store's
@@ -117,12 +123,12 @@ func (s *Store) StartRound(ctx context.Context, key string, scheduled bool, enqu
 }
 
 // roundColumns are offline_rounds' columns, in scanRound's order.
-const roundColumns = `id, key, users, open, started_at, finished_at`
+const roundColumns = `id, key, users, open, started_at, finished_at, done, failed`
 
 func scanRound(row pgx.Row) (Round, error) {
 	var r Round
 	var fin *time.Time
-	err := row.Scan(&r.ID, &r.Key, &r.Users, &r.Open, &r.StartedAt, &fin)
+	err := row.Scan(&r.ID, &r.Key, &r.Users, &r.Open, &r.StartedAt, &fin, &r.Done, &r.Failed)
 	if fin != nil {
 		r.FinishedAt = *fin
 	}
@@ -182,4 +188,25 @@ func (s *Store) FinishRoundIfDone(ctx context.Context, id int64, jobKind string)
 		return false, s.fail(ctx, err, fmt.Sprintf("cannot mark round %d finished", id))
 	}
 	return true, nil
+}
+
+// AddRoundProgress adds users done and failed to round id's counts.
+func (s *Store) AddRoundProgress(ctx context.Context, id int64, done, failed int) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE offline_rounds SET done = done + $2, failed = failed + $3 WHERE id = $1`, id, done, failed); err != nil {
+		return s.fail(ctx, err, "cannot count the round's progress")
+	}
+	return nil
+}
+
+// RecentRounds returns the newest limit rounds, newest first.
+func (s *Store) RecentRounds(ctx context.Context, limit int) ([]Round, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+roundColumns+` FROM offline_rounds ORDER BY id DESC LIMIT $1`, limit)
+	if err != nil {
+		return nil, s.fail(ctx, err, "cannot read the rounds")
+	}
+	rs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Round, error) { return scanRound(row) })
+	if err != nil {
+		return nil, s.fail(ctx, err, "cannot read the rounds")
+	}
+	return rs, nil
 }
