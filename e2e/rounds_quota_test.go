@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"sort"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -215,4 +216,81 @@ func (f *roundsFixture) callPeople(tok string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestRoundSpread: two workers, -every 1m -spread 30s, 600 users, under a
+// People API quota of 6,000 a minute and no -rate: the round's users are
+// spread over 30 s, so the emulator's per-second counts stay within 1.5x
+// of their mean (20 a second; a burst would be up to 600 at once), none is
+// refused, and each user is done once.
+func TestRoundSpread(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	const n = 600
+	f := startRounds(t, n)
+	if err := f.emu.do(t.Context(), "POST", "/emulator/v1/quota", map[string]any{"endpoint": "people", "per_minute": 6000}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var procs []*process
+	for i := range 2 {
+		procs = append(procs, f.fetch(t, fmt.Sprintf("spread-%d", i), "-every", "1m", "-spread", "30s", "-concurrency", "32", "-log-level", "info"))
+	}
+	st, err := postgres.Open(t.Context(), postgres.Config{URL: f.db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		rs, err := st.RecentRounds(t.Context(), 1)
+		if err == nil && len(rs) == 1 && !rs[0].Open {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no round finished after 3 minutes: %+v, %v", rs, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, p := range procs {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	union := map[string]int{}
+	for _, p := range procs {
+		if code := p.wait(t, time.Minute); code != 0 {
+			t.Errorf("%s: exit %d\n%s", p.name, code, p.logs.String())
+		}
+		for sub, c := range p.okLines() {
+			union[sub] += c
+		}
+	}
+	for _, sub := range f.subs {
+		if union[sub] != 1 {
+			t.Errorf("user %s done %d times, want once", sub, union[sub])
+		}
+	}
+	refused, perSecond := f.quotaStats(t)
+	if refused != 0 {
+		t.Errorf("the emulator refused %d calls for quota", refused)
+	}
+	var secs []int64
+	for s := range perSecond {
+		secs = append(secs, s)
+	}
+	sort.Slice(secs, func(i, j int) bool { return secs[i] < secs[j] })
+	if len(secs) < 10 {
+		t.Fatalf("the round's calls came in %d seconds, want them spread over about 30: %v", len(secs), perSecond)
+	}
+	inner := secs[1 : len(secs)-1] // the first and last seconds are partial
+	sum := 0
+	for _, s := range inner {
+		sum += perSecond[s]
+	}
+	mean := float64(sum) / float64(len(inner))
+	for _, s := range inner {
+		if c := perSecond[s]; float64(c) > 1.5*mean {
+			t.Errorf("%d calls in second %d, more than 1.5x the mean %.1f: %v", c, s-secs[0], mean, perSecond)
+		}
+	}
+	t.Logf("%d users over %d seconds; %s", n, len(secs), flatness(perSecond))
 }

@@ -67,6 +67,9 @@ type Config struct {
 	// Every and JobTimeout are for rounds shared by processes
 	// (-database): see package rounds.
 	Every, JobTimeout time.Duration
+	// Spread spreads a worker's rounds over this much of -every (-spread;
+	// default 80% of it).
+	Spread time.Duration
 	// Rate and TokenRate are the fleet's budgets of People API calls and
 	// refreshes, per minute (-rate, -token-rate; 0: none).
 	Rate, TokenRate rate
@@ -164,6 +167,7 @@ Flags:
 	showVersion := version.AddFlag(fs)
 	fs.DurationVar(&cfg.Every, "every", 0, "with -database: run as a worker, a round of every user per interval, shared with the other workers (0: one round, then exit)")
 	fs.DurationVar(&cfg.JobTimeout, "job-timeout", rounds.DefaultJobTimeout, "with -database: bound on one user's work; the users of a process that dies go to the others within twice this (+30s at most) plus 50s")
+	fs.DurationVar(&cfg.Spread, "spread", 0, "with -every: schedule each round's users evenly over this much of the interval, so the fleet's rate is flat (0: all at once; default: 80% of -every)")
 	fs.Var(&cfg.Rate, "rate", "with -database: People API calls a minute for all the processes together (`N/m`, e.g. 6000/m; N/s too), held in the database; calls wait for it, and a 429 lowers it for every process (default: none)")
 	fs.Var(&cfg.TokenRate, "token-rate", "with -rate: refreshes at the token endpoint a minute for all the processes together, a budget of their own (`N/m`; default: -rate's)")
 	if err := fs.Parse(args); err != nil {
@@ -199,6 +203,11 @@ Flags:
 	}
 	if cfg.TokenRate == 0 {
 		cfg.TokenRate = cfg.Rate // a refresh precedes at most one call
+	}
+	spreadSet := false
+	fs.Visit(func(f *flag.Flag) { spreadSet = spreadSet || f.Name == "spread" })
+	if !spreadSet && cfg.Every > 0 {
+		cfg.Spread = cfg.Every * 8 / 10
 	}
 	if err := checkRoundFlags(cfg); err != nil {
 		return cfg, err
@@ -260,7 +269,7 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 	}
 	if sharesRounds(cfg) {
 		return rounds.Run(ctx, rounds.Config{DB: parts.DB, Offline: ocfg,
-			Every: cfg.Every, JobTimeout: cfg.JobTimeout, Logger: logger, Fleet: cfg.Fleet,
+			Every: cfg.Every, Spread: cfg.Spread, JobTimeout: cfg.JobTimeout, Logger: logger, Fleet: cfg.Fleet,
 			Budgets: rounds.Budgets{PeoplePerMinute: int(cfg.Rate), TokenPerMinute: int(cfg.TokenRate)}})
 	}
 	return offline.Run(ctx, ocfg)

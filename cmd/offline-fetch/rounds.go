@@ -31,6 +31,12 @@ func checkRoundFlags(cfg Config) error {
 		return errors.New("-metrics-addr is for a worker (-every), which runs long enough to be scraped; a one-off run writes -metrics-textfile")
 	case cfg.JobTimeout <= 0:
 		return errors.New("-job-timeout: want a positive duration")
+	case cfg.Spread < 0:
+		return errors.New("-spread: want a positive duration, or 0 for none")
+	case cfg.Spread > 0 && cfg.Every == 0:
+		return errors.New("-spread is for a worker's rounds (-every)")
+	case cfg.Spread > 0 && cfg.Spread >= cfg.Every:
+		return fmt.Errorf("-spread %v: want less than -every %v, so that a round ends before the next", cfg.Spread, cfg.Every)
 	case cfg.Rate > 0 && !sharesRounds(cfg):
 		return errors.New("-rate needs -database (or DATABASE_URL) and every user: the processes share the budget through it")
 	}

@@ -4,6 +4,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestRoundFlags: -every and -job-timeout are checked before anything
@@ -32,6 +33,9 @@ func TestRoundFlags(t *testing.T) {
 		{"rate and user", []string{"-database", db, "-user", "123", "-rate", "6000/m"}, "", "-rate needs -database", false},
 		{"rate per hour", []string{"-database", db, "-rate", "6000/h"}, "", "want N/m or N/s", false},
 		{"rate zero", []string{"-database", db, "-rate", "0/m"}, "", "want calls per minute", false},
+		{"spread", []string{"-database", db, "-every", "1m", "-spread", "30s"}, "", "", true},
+		{"spread without every", []string{"-database", db, "-spread", "30s"}, "", "-spread is for a worker", false},
+		{"spread past every", []string{"-database", db, "-every", "1m", "-spread", "1m"}, "", "want less than -every", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			getenv := func(k string) string {
@@ -65,5 +69,25 @@ func TestRateFlag(t *testing.T) {
 	cfg, err := ParseFlags([]string{"-database", "postgres://u@h/d", "-rate", "6000/m", "-token-rate", "600/m"}, func(string) string { return "" }, io.Discard, io.Discard)
 	if err != nil || cfg.Rate != 6000 || cfg.TokenRate != 600 {
 		t.Errorf("-token-rate: %v/%v, %v", cfg.Rate, cfg.TokenRate, err)
+	}
+}
+
+// TestSpreadDefault: a worker spreads its rounds over 80% of -every unless
+// told otherwise; -spread 0 means all at once.
+func TestSpreadDefault(t *testing.T) {
+	env := func(string) string { return "" }
+	for _, c := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{[]string{"-every", "1h"}, 48 * time.Minute},
+		{[]string{"-every", "1m", "-spread", "30s"}, 30 * time.Second},
+		{[]string{"-every", "1m", "-spread", "0"}, 0},
+		{nil, 0},
+	} {
+		cfg, err := ParseFlags(append([]string{"-database", "postgres://u@h/d"}, c.args...), env, io.Discard, io.Discard)
+		if err != nil || cfg.Spread != c.want {
+			t.Errorf("%v: spread %v, %v; want %v", c.args, cfg.Spread, err, c.want)
+		}
 	}
 }

@@ -197,23 +197,14 @@ func (c *command) Run(ctx context.Context) error {
 		return err
 	}
 	defer e.Close()
-	switch c.name {
-	case "users list":
-		return c.usersList(ctx, e)
-	case "users show":
-		return c.usersShow(ctx, e)
-	case "users delete":
-		return c.usersDelete(ctx, e)
-	case "sessions end":
-		return c.sessionsEnd(ctx, e)
-	case "import":
-		return c.importFiles(ctx, e)
-	case "reencrypt":
-		return c.reencrypt(ctx, e)
-	case "rounds":
-		return c.rounds(ctx, e)
+	run, ok := map[string]func(context.Context, *wiring.Parts) error{
+		"users list": c.usersList, "users show": c.usersShow, "users delete": c.usersDelete,
+		"sessions end": c.sessionsEnd, "import": c.importFiles, "reencrypt": c.reencrypt, "rounds": c.rounds,
+	}[c.name]
+	if !ok {
+		return usageError(fmt.Errorf("unknown command %q", c.name))
 	}
-	return usageError(fmt.Errorf("unknown command %q", c.name))
+	return run(ctx, e)
 }
 
 // userJSON is a record as the admin shows it: everything but token values.

@@ -309,3 +309,15 @@ func TestImport(t *testing.T) {
 		t.Errorf("import from a missing directory: %d %s", code, out)
 	}
 }
+
+// With a database every process must share the sealing keys: without
+// them the command is a configuration error (exit 2) naming the variable,
+// said at once rather than after waiting for the database.
+func TestDatabaseWithoutSealingKeys(t *testing.T) {
+	env := map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none?sslmode=disable"}
+	var out, errOut bytes.Buffer
+	code := Main(t.Context(), []string{"users", "list", "-credentials", t.TempDir()}, func(k string) string { return env[k] }, &out, &errOut)
+	if code != 2 || !strings.Contains(errOut.String(), seal.EnvKeys) {
+		t.Errorf("exit %d, stderr %q; want 2 naming %s", code, errOut.String(), seal.EnvKeys)
+	}
+}

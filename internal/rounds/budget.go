@@ -49,10 +49,10 @@ type pacer struct {
 func newPacer(db *postgres.Store, b Budgets, fleet *metrics.Fleet, log *slog.Logger) *pacer {
 	p := &pacer{}
 	if b.PeoplePerMinute > 0 {
-		p.people = &budget{db: db, name: budgetPeople, perMinute: b.PeoplePerMinute, fleet: fleet, log: log}
+		p.people = &budget{db: db, name: budgetPeople, label: budgetPeople, perMinute: b.PeoplePerMinute, fleet: fleet, log: log}
 	}
 	if b.TokenPerMinute > 0 {
-		p.token = &budget{db: db, name: budgetToken, perMinute: b.TokenPerMinute, fleet: fleet, log: log}
+		p.token = &budget{db: db, name: budgetToken, label: budgetToken, perMinute: b.TokenPerMinute, fleet: fleet, log: log}
 	}
 	return p
 }
@@ -109,12 +109,27 @@ func (p *pacer) Refused(ctx context.Context, req *http.Request, retryAfter time.
 type budget struct {
 	db        *postgres.Store
 	name      string
-	perMinute int
+	label     string // for the metrics: name, or "spread" for a round's
+	perMinute int    // 0: as stored (a round's budget, sized by its starter)
 	fleet     *metrics.Fleet
 	log       *slog.Logger
 
 	mu    sync.Mutex
 	slots []time.Time
+	none  bool // perMinute 0 and no such budget: no wait
+}
+
+// spreadWait waits for a slot of round id's own budget, which spreads its
+// users over the worker's -spread (none when the round was not spread).
+func (e *engine) spreadWait(ctx context.Context, id int64) error {
+	e.mu.Lock()
+	b := e.spreads[id]
+	if b == nil {
+		b = &budget{db: e.db, name: postgres.RoundBudget(id), label: "spread", fleet: e.fleet, log: e.log}
+		e.spreads[id] = b
+	}
+	e.mu.Unlock()
+	return b.wait(ctx)
 }
 
 // batch is how many slots to take at once.
@@ -130,16 +145,25 @@ func (b *budget) wait(ctx context.Context) error {
 	for len(b.slots) > 0 && now.Sub(b.slots[0]) > staleSlot {
 		b.slots = b.slots[1:]
 	}
+	if b.none {
+		b.mu.Unlock()
+		return nil
+	}
 	if len(b.slots) == 0 {
 		sl, err := b.db.TakeSlots(ctx, b.name, b.perMinute, b.batch())
 		if err != nil {
 			b.mu.Unlock()
 			return err
 		}
+		if sl.Count == 0 {
+			b.none = true
+			b.mu.Unlock()
+			return nil
+		}
 		for i := range sl.Count {
 			b.slots = append(b.slots, sl.First.Add(time.Duration(i)*sl.Interval))
 		}
-		b.fleet.BudgetRate(b.name, sl.PerMinute)
+		b.fleet.BudgetRate(b.label, sl.PerMinute)
 	}
 	at := b.slots[0]
 	b.slots = b.slots[1:]
@@ -148,7 +172,7 @@ func (b *budget) wait(ctx context.Context) error {
 	if d <= 0 {
 		return ctx.Err()
 	}
-	b.fleet.BudgetWait(b.name, d)
+	b.fleet.BudgetWait(b.label, d)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -165,7 +189,7 @@ func (b *budget) refused(ctx context.Context, retryAfter time.Duration) {
 	b.mu.Lock()
 	b.slots = nil
 	b.mu.Unlock()
-	b.fleet.QuotaRefusal(b.name)
+	b.fleet.QuotaRefusal(b.label)
 	if err := b.db.LowerBudget(context.WithoutCancel(ctx), b.name, retryAfter); err != nil {
 		// The next slots come at the old rate; the next 429 tries again.
 		b.log.Warn("cannot lower the shared budget after a 429", "budget", b.name, "error", err)

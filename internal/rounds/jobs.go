@@ -92,6 +92,18 @@ func (w *userWorker) Work(ctx context.Context, job *river.Job[userArgs]) error {
 		e.interrupted(ctx)
 		return ctx.Err()
 	}
+	if e.cfg.Spread > 0 {
+		if err := e.spreadWait(ctx, job.Args.Round); err != nil {
+			if e.interrupted(ctx) {
+				return err
+			}
+			if ctx.Err() != nil { // the job's time went waiting for its turn
+				e.fleet.Users(metrics.UserQuota, 1)
+				return river.JobSnooze(quotaSnooze)
+			}
+			return err // the database: later
+		}
+	}
 	rec, err := e.store.Get(ctx, sub)
 	switch {
 	case err == nil:

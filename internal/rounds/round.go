@@ -34,7 +34,11 @@ func scheduledKey(every time.Duration, now time.Time) string {
 // while another is open, nor when this interval's round exists already:
 // the result is then the zero Round.
 func (e *engine) joinOrStart(ctx context.Context, key string, scheduled bool) (postgres.Round, error) {
-	r, err := e.db.StartRound(ctx, key, scheduled, e.enqueue)
+	spread := time.Duration(0)
+	if scheduled {
+		spread = e.cfg.Spread
+	}
+	r, err := e.db.StartRound(ctx, key, scheduled, spread, userArgs{}.Kind(), e.enqueue)
 	if err != nil {
 		return postgres.Round{}, fmt.Errorf("rounds: %w", err)
 	}

@@ -97,6 +97,10 @@ type Config struct {
 	Every time.Duration
 	// JobTimeout bounds one user's job (DefaultJobTimeout).
 	JobTimeout time.Duration
+	// Spread, with Every, schedules each round's users evenly over this
+	// much of the interval (0: all at once): the round's starter schedules
+	// its jobs, and every worker paces them on the round's own budget.
+	Spread time.Duration
 	// Budgets, when set, are the whole fleet's rates of calls to Google,
 	// held in the database: every call waits for its budget, and a 429
 	// lowers it for every process (see Budgets).
@@ -117,7 +121,7 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	cfg.JobTimeout = cmp.Or(cfg.JobTimeout, DefaultJobTimeout)
-	if cfg.Every < 0 || cfg.JobTimeout < 0 {
+	if cfg.Every < 0 || cfg.JobTimeout < 0 || cfg.Spread < 0 || (cfg.Spread > 0 && cfg.Spread >= cfg.Every) {
 		return offline.Summary{}, signin.Errorf(signin.EINVALID, "invalid_config", "rounds: negative interval or job timeout")
 	}
 	if cfg.DB == nil {
@@ -146,6 +150,7 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 		slots:    make(chan struct{}, conc),
 		shares:   map[int64]offline.Summary{},
 		progress: map[int64]offline.Summary{},
+		spreads:  map[int64]*budget{},
 		fleet:    cfg.Fleet,
 		cfg:      cfg,
 	}
@@ -240,6 +245,8 @@ type engine struct {
 	// progress is what this process reported of each round's users since
 	// it last added it to the database (flushProgress).
 	progress map[int64]offline.Summary
+	// spreads are the rounds' own budgets (Config.Spread), by round.
+	spreads map[int64]*budget
 	// reported is the last round a worker has printed its share of (or,
 	// at its start, the last one that ended before).
 	reported int64
@@ -329,6 +336,9 @@ func (e *engine) reportEnded(ctx context.Context) {
 			}
 		}
 		e.users.Note("round " + r.Key + ": " + e.share(r.ID).String())
+		e.mu.Lock()
+		delete(e.spreads, r.ID)
+		e.mu.Unlock()
 		e.fleet.Round(metrics.RoundFinished)
 		e.reported = r.ID
 	}

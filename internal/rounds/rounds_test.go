@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -253,4 +255,52 @@ func TestRoundBudget(t *testing.T) {
 	if q := f.e.Stats().Quota["people"]; q.Refused != 0 {
 		t.Errorf("the emulator refused %d calls for quota", q.Refused)
 	}
+}
+
+// TestRoundNeedsMoreThanItsInterval: a worker whose round cannot finish in
+// its interval at the configured rate says so when the round starts, on
+// stderr, with how long it needs.
+func TestRoundNeedsMoreThanItsInterval(t *testing.T) {
+	f := newFixture(t, 20)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	errOut := &syncBuilder{}
+	done := make(chan error, 1)
+	go func() {
+		_, err := Run(ctx, Config{DB: f.st, Every: 10 * time.Minute, Budgets: Budgets{PeoplePerMinute: 1, TokenPerMinute: 1}, Offline: offline.Config{
+			FetcherConfig: offline.FetcherConfig{Grants: f.grants(), HTTPClient: f.net.HTTPClient()},
+			Concurrency:   4, JSON: true, Stdout: io.Discard, Stderr: errOut,
+		}})
+		done <- err
+	}()
+	want := "cannot finish in its interval: 20 users at 1/min need 0.33 hours; the interval is 10m0s"
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(errOut.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q on stderr after a minute:\n%s", want, errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("worker stopped: %v", err)
+	}
+}
+
+// syncBuilder is a strings.Builder safe for concurrent use.
+type syncBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuilder) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuilder) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

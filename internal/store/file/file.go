@@ -428,21 +428,31 @@ func tempName(name string) string { return tempPrefix + name }
 
 // write replaces the record file for name with data, atomically. The
 // caller holds the user's lock.
-func (s *Store) write(name string, data []byte) (err error) {
-	tmp := filepath.Join(s.dir, tempName(name))
-	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+func (s *Store) write(name string, data []byte) error {
+	if err := writeFileAtomic(s.dir, tempName(name), name+recordExt, data); err != nil {
 		return internal(err, "cannot save the credential record")
+	}
+	return nil
+}
+
+// writeFileAtomic replaces dir/name with data: written to dir/tmp (created
+// here, never through a link, 0600), synced, renamed over dir/name, and the
+// directory synced, so that a crash leaves the old file or the new one,
+// never a torn one. A tmp left by an interrupted write is replaced.
+func writeFileAtomic(dir, tmp, name string, data []byte) (err error) {
+	tmp = filepath.Join(dir, tmp)
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
 	// O_EXCL: created here, never through a link.
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return internal(err, "cannot save the credential record")
+		return err
 	}
 	defer func() {
 		if err != nil {
 			f.Close()
 			os.Remove(tmp)
-			err = internal(err, "cannot save the credential record")
 		}
 	}()
 	if _, err := f.Write(data); err != nil {
@@ -454,12 +464,12 @@ func (s *Store) write(name string, data []byte) (err error) {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, filepath.Join(s.dir, name+recordExt)); err != nil {
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
 		return err
 	}
 	// The rename is durable only once the directory is synced; until then a
-	// power cut could bring back the old record (never a torn one).
-	return syncDir(s.dir)
+	// power cut could bring back the old file (never a torn one).
+	return syncDir(dir)
 }
 
 // lock takes the user's lock: first in-process, then across processes.

@@ -168,43 +168,11 @@ func (s *Store) updateEnds(ctx context.Context, sub string, fn func(*endsFile)) 
 	if err != nil || len(b) > maxEndsFile {
 		return signin.Errorf(signin.ETOOLARGE, "too_many_ended_sessions", "Too many sessions of this user were ended one by one; sign out everywhere instead.")
 	}
-	if err := writeFileAtomic(dir, name, b); err != nil {
+	if err := writeFileAtomic(dir, tempName(name), name, b); err != nil {
 		return internal(err, "cannot end the session")
 	}
 	s.maybeSweep(now)
 	return nil
-}
-
-// writeFileAtomic replaces dir/name with data: a temporary file, synced,
-// renamed, and the directory synced.
-func writeFileAtomic(dir, name string, data []byte) (err error) {
-	tmp := filepath.Join(dir, tempName(name))
-	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return err
-	}
-	return syncDir(dir)
 }
 
 // maybeSweep looks at the next sweepBatch files of the directory, if no

@@ -51,9 +51,28 @@ func factorSQL(p string) string {
 // one, or now when that is past: an idle budget gives no burst. One
 // statement, one row lock: processes taking slots at once are served one
 // after the other, each its own slots.
+//
+// perMinute 0 takes from the budget as stored (a round's, which the round's
+// starter sized); there being none then is no error: the result has no
+// slot (Count 0), and the caller need not wait.
 func (s *Store) TakeSlots(ctx context.Context, name string, perMinute, n int) (Slots, error) {
 	var next time.Time
 	var interval float64
+	if perMinute == 0 {
+		err := s.pool.QueryRow(ctx, `
+			UPDATE rate_budgets r SET next_at = greatest(r.next_at, now()) + make_interval(secs => $2::int * 60.0 / (r.per_minute * `+factorSQL("$3")+`))
+			WHERE name = $1
+			RETURNING r.next_at, 60.0 / (r.per_minute * `+factorSQL("$3")+`)`, name, n, BudgetRecovery.Seconds()).Scan(&next, &interval)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return Slots{}, nil
+		}
+		if err != nil {
+			return Slots{}, s.fail(ctx, err, "cannot take from the call budget")
+		}
+		sl := Slots{Interval: time.Duration(interval * float64(time.Second)), Count: n, PerMinute: 60 / interval}
+		sl.First = next.Add(-time.Duration(n) * sl.Interval)
+		return sl, nil
+	}
 	err := s.pool.QueryRow(ctx, `
 		INSERT INTO rate_budgets AS r (name, per_minute, next_at) VALUES ($1, $2::int, now() + make_interval(secs => $3::int * 60.0 / $2::int))
 		ON CONFLICT (name) DO UPDATE SET per_minute = EXCLUDED.per_minute,

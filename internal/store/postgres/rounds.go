@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"time"
 
@@ -36,6 +37,9 @@ type Round struct {
 
 // Waiting is how many of the round's users are neither done nor failed.
 func (r Round) Waiting() int { return max(0, r.Users-r.Done-r.Failed) }
+
+// RoundBudget names the budget that spreads round id (StartRound).
+func RoundBudget(id int64) string { return "round " + strconv.FormatInt(id, 10) }
 
 // Pool is the store's connection pool, for River's driver: River's tables
 // live in the credentials' database, and its client shares the store's
@@ -86,7 +90,14 @@ func (s *Store) MigrateRiver(ctx context.Context, log *slog.Logger) error {
 // is returned, Started false: the caller says so), nor when a round named
 // key exists already (another worker started this interval's round, and it
 // is over): the result is then the zero Round.
-func (s *Store) StartRound(ctx context.Context, key string, scheduled bool, enqueue func(ctx context.Context, tx pgx.Tx, id int64) (int, error)) (Round, error) {
+//
+// With spread, the round's jobs (River jobs of kind jobKind) are scheduled
+// evenly over spread from now (River makes a scheduled job available at
+// its time, within its scheduler's 5 s), and the round gets a budget of
+// its own, RoundBudget(id), at users/spread: the fleet takes one of its
+// slots before each user, so that its rate is flat rather than in 5 s
+// steps.
+func (s *Store) StartRound(ctx context.Context, key string, scheduled bool, spread time.Duration, jobKind string, enqueue func(ctx context.Context, tx pgx.Tx, id int64) (int, error)) (Round, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return Round{}, s.fail(ctx, err, "cannot start a round")
@@ -115,6 +126,20 @@ func (s *Store) StartRound(ctx context.Context, key string, scheduled bool, enqu
 	}
 	if _, err := tx.Exec(ctx, `UPDATE offline_rounds SET users = $2 WHERE id = $1`, r.ID, r.Users); err != nil {
 		return Round{}, s.fail(ctx, err, "cannot start a round")
+	}
+	if spread > 0 && r.Users > 0 {
+		step := spread.Seconds() / float64(r.Users)
+		if _, err := tx.Exec(ctx, `UPDATE river_job j SET state = 'scheduled', scheduled_at = now() + make_interval(secs => (n.k - 1) * $3::float8)
+			FROM (SELECT id, row_number() OVER (ORDER BY id) AS k FROM river_job WHERE kind = $1 AND args->>'round' = $2 AND state = 'available') n
+			WHERE j.id = n.id`, jobKind, strconv.FormatInt(r.ID, 10), step); err != nil {
+			return Round{}, s.fail(ctx, err, "cannot spread the round")
+		}
+		perMinute := max(1, int(math.Ceil(float64(r.Users)*60/spread.Seconds())))
+		if _, err := tx.Exec(ctx, `INSERT INTO rate_budgets (name, per_minute) VALUES ($1, $2)
+			ON CONFLICT (name) DO UPDATE SET per_minute = EXCLUDED.per_minute, next_at = now(), factor = 1, factor_at = now()`,
+			RoundBudget(r.ID), perMinute); err != nil {
+			return Round{}, s.fail(ctx, err, "cannot spread the round")
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return Round{}, s.fail(ctx, err, "cannot start a round")
@@ -185,6 +210,9 @@ func (s *Store) FinishRoundIfDone(ctx context.Context, id int64, jobKind string)
 		return false, nil
 	}
 	if _, err = s.pool.Exec(ctx, `UPDATE offline_rounds SET open = false, finished_at = now() WHERE id = $1 AND open`, id); err != nil {
+		return false, s.fail(ctx, err, fmt.Sprintf("cannot mark round %d finished", id))
+	}
+	if _, err = s.pool.Exec(ctx, `DELETE FROM rate_budgets WHERE name = $1`, RoundBudget(id)); err != nil {
 		return false, s.fail(ctx, err, fmt.Sprintf("cannot mark round %d finished", id))
 	}
 	return true, nil
