@@ -692,6 +692,34 @@ func TestSessionEndsSweep(t *testing.T) {
 	}
 }
 
+// TestSessionEndsDamagedFailsClosed: a damaged file of a user's ended
+// sessions is an error when read, and the next write replaces it ending
+// every session of the user issued until then (what it ended cannot be
+// told apart), not none of them.
+func TestSessionEndsDamagedFailsClosed(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir)
+	ctx := t.Context()
+	if err := s.EndSession(ctx, "7", "k1", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, endsDir, endsName("7"))
+	if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.SessionEnds(ctx, "7"); err == nil {
+		t.Error("a damaged file read as nothing ended")
+	}
+	before := time.Now()
+	if err := s.EndSession(ctx, "7", "k2", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	va, keys, err := s.SessionEnds(ctx, "7")
+	if err != nil || va.Before(before) || !slices.Equal(keys, []string{"k2"}) {
+		t.Errorf("after the damaged file: %v %q %v; want every session until now ended, and k2", va, keys, err)
+	}
+}
+
 // TestLegacySessionsRemoved: the directory of a file per session (earlier
 // versions) is gone after Open, without Open reading it.
 func TestLegacySessionsRemoved(t *testing.T) {

@@ -44,6 +44,10 @@ const (
 	maxEndsFile    = 1 << 20
 	sweepEvery     = time.Minute
 	sweepBatch     = 256
+	// damagedEndsKept is how long the end that replaces a damaged file is
+	// kept: the store does not know -session-max-age, so a bound above any
+	// sensible one (as signin-admin's).
+	damagedEndsKept = 400 * 24 * time.Hour
 )
 
 // endsFile is the JSON of a user's file.
@@ -145,10 +149,12 @@ func (s *Store) updateEnds(ctx context.Context, sub string, fn func(*endsFile)) 
 	case errors.Is(err, fs.ErrNotExist):
 		ef = &endsFile{Sub: sub}
 	case err != nil:
-		// A damaged file is replaced: what it held can only have ended
-		// sessions, and the write below ends them again if asked.
-		s.log.Warn("replacing a damaged file of ended sessions", "file", name, "err", err)
-		ef = &endsFile{Sub: sub}
+		// A damaged file is replaced, failing closed: what it held ended
+		// sessions, which cannot be told apart any more, so every session
+		// of the user issued until now is ended (they sign in again).
+		s.log.Warn("replacing a damaged file of ended sessions: ending every session of its user", "file", name, "err", err)
+		now := s.now()
+		ef = &endsFile{Sub: sub, ValidAfter: now.UTC(), KeepUntil: now.Add(damagedEndsKept).UTC()}
 	case ef.Sub != sub:
 		return internal(fmt.Errorf("%s holds another user", name), "cannot end the session")
 	}
