@@ -21,7 +21,7 @@ import (
 // binaries are the commands under test, built once by TestMain. It is the
 // package's only shared state: set before any test runs, read-only after.
 var binaries struct {
-	signin, offlineFetch, emulator string
+	signin, offlineFetch, emulator, admin string
 }
 
 // TestMain builds the real binaries once, as a user would with go build, so
@@ -51,10 +51,10 @@ func runTests(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: cannot find the go command to build the binaries:", err)
 		return 1
 	}
-	// One go build for the three commands: it builds them in parallel and,
+	// One go build for the four commands: it builds them in parallel and,
 	// with -o naming a directory, writes each as <dir>/<command>.
 	cmd := exec.Command(goTool, "build", "-o", dir+string(filepath.Separator),
-		"./cmd/signin", "./cmd/offline-fetch", "./cmd/google-emulator")
+		"./cmd/signin", "./cmd/offline-fetch", "./cmd/google-emulator", "./cmd/signin-admin")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: go build of the commands failed: %v\n%s", err, out)
@@ -63,6 +63,7 @@ func runTests(m *testing.M) int {
 	binaries.signin = filepath.Join(dir, "signin")
 	binaries.offlineFetch = filepath.Join(dir, "offline-fetch")
 	binaries.emulator = filepath.Join(dir, "google-emulator")
+	binaries.admin = filepath.Join(dir, "signin-admin")
 	return m.Run()
 }
 

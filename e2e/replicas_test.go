@@ -54,7 +54,7 @@ func startReplicas(t *testing.T, emuArgs ...string) *replicas {
 			"-addr", "127.0.0.1:0", "-credentials", fmt.Sprintf("%s/credentials-%d", work, i),
 			"-database", r.db, "-log-level", "debug")
 		r.apps[i] = p.waitOutput(t, signinServing)
-		waitHTTP(t, p, r.apps[i]+"/healthz")
+		waitHTTP(t, p, r.apps[i]+"/readyz") // the database answered: a replica listens before
 		r.procs[i] = p
 	}
 	return r

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"example.com/signin/internal/emulator"
+	"example.com/signin/internal/exitcode"
 	"example.com/signin/internal/httpserve"
 	"example.com/signin/internal/version"
 )
@@ -35,28 +36,22 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cfg, err := ParseFlags(os.Args[1:], os.Stdout, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(0)
-	}
+	os.Exit(Main(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Main runs the emulator until ctx ends and returns the exit status, by
+// the commands' one rule (internal/exitcode).
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, err := ParseFlags(args, stdout, stderr)
 	if err == nil {
 		err = Run(ctx, cfg)
 	}
-	switch {
-	case err == nil:
-	case errors.As(err, new(usageError)):
-		fmt.Fprintln(os.Stderr, "google-emulator:", err)
-		os.Exit(2)
-	default:
-		fmt.Fprintln(os.Stderr, "google-emulator:", err)
-		os.Exit(1)
-	}
+	return exitcode.Report(stderr, "google-emulator", err)
 }
 
-// usageError is a problem with the command line or the files it names.
-type usageError struct{ error }
-
-func (e usageError) Unwrap() error { return e.error }
+// usageError is a problem with the command line or the files it names:
+// exit status 2.
+type usageError = exitcode.UsageError
 
 // Config is everything the command needs from its flags.
 type Config struct {
@@ -107,18 +102,18 @@ func ParseFlags(args []string, stdout, stderr io.Writer) (Config, error) {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
 		}
-		return o, usageError{err}
+		return o, usageError{Err: err}
 	}
 	if *showVersion {
 		o.Version = true
 		return o, nil
 	}
 	if fs.NArg() > 0 {
-		return o, usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+		return o, usageError{Err: fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
 	host, _, err := net.SplitHostPort(o.Addr)
 	if err != nil {
-		return o, usageError{fmt.Errorf("-addr %q: %w", o.Addr, err)}
+		return o, usageError{Err: fmt.Errorf("-addr %q: %w", o.Addr, err)}
 	}
 	if host != "" {
 		// The control API answers under loopback names and the listen
@@ -130,20 +125,20 @@ func ParseFlags(args []string, stdout, stderr io.Writer) (Config, error) {
 		ep, n, ok := strings.Cut(q, "=")
 		per, err := strconv.Atoi(n)
 		if !ok || err != nil || per < 0 {
-			return o, usageError{fmt.Errorf("-quota %q: want endpoint=N, e.g. people=6000", q)}
+			return o, usageError{Err: fmt.Errorf("-quota %q: want endpoint=N, e.g. people=6000", q)}
 		}
 		o.Emulator.Quotas = append(o.Emulator.Quotas, emulator.Quota{Endpoint: ep, PerMinute: per})
 	}
 	if o.Emulator.KeyMaxAge < time.Second {
-		return o, usageError{fmt.Errorf("-key-max-age must be at least 1s")}
+		return o, usageError{Err: fmt.Errorf("-key-max-age must be at least 1s")}
 	}
 	if o.Emulator.AccessTokenTTL <= 0 {
-		return o, usageError{fmt.Errorf("-access-token-ttl must be positive")}
+		return o, usageError{Err: fmt.Errorf("-access-token-ttl must be positive")}
 	}
 	for _, path := range clients {
 		c, err := readClientSecrets(path)
 		if err != nil {
-			return o, usageError{err}
+			return o, usageError{Err: err}
 		}
 		o.Emulator.Clients = append(o.Emulator.Clients, c)
 	}
@@ -193,7 +188,7 @@ func Run(ctx context.Context, o Config) error {
 	o.Emulator.Logger = log
 	emu, err := emulator.New(o.Emulator)
 	if err != nil {
-		return usageError{err}
+		return usageError{Err: err}
 	}
 	defer emu.Close()
 

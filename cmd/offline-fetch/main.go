@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"example.com/signin/internal/config"
+	"example.com/signin/internal/exitcode"
 	"example.com/signin/internal/googlenet"
 	"example.com/signin/internal/httpserve"
 	"example.com/signin/internal/metrics"
@@ -80,15 +81,8 @@ type Config struct {
 // Main parses args, runs, and returns the exit status.
 func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, terminal bool) int {
 	cfg, err := ParseFlags(args, getenv, stdout, stderr)
-	var reported flagError
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.As(err, &reported):
-		return 2 // the flag package has printed the error and the usage
-	case err != nil:
-		fmt.Fprintln(stderr, "offline-fetch:", err)
-		return 2
+	if err != nil {
+		return exitcode.Report(stderr, "offline-fetch", exitcode.AsUsage(err))
 	}
 	if cfg.Version {
 		fmt.Fprint(stdout, version.String("offline-fetch"))
@@ -106,8 +100,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 			logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 			base, stop, err := httpserve.Background(ctx, cfg.MetricsAddr, metrics.Mux(reg), logger.With("component", "metrics"), 0)
 			if err != nil {
-				fmt.Fprintln(stderr, "offline-fetch: -metrics-addr:", err)
-				return 2
+				return exitcode.Report(stderr, "offline-fetch", exitcode.Usagef("-metrics-addr: %w", err))
 			}
 			defer stop()
 			logger.Info("serving metrics", "url", base+"/metrics")
@@ -115,13 +108,12 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	}
 	start := time.Now()
 	sum, err := Run(ctx, cfg)
-	if err != nil {
-		fmt.Fprintln(stderr, "offline-fetch:", err)
+	if cfg.Every > 0 && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		err = nil // a worker stopped (SIGTERM), also while it waited for its database
 	}
 	code := offline.ExitCode(sum, err)
-	var cerr configError
-	if errors.As(err, &cerr) {
-		code = 2
+	if exitcode.Report(stderr, "offline-fetch", err) == exitcode.Usage {
+		code = exitcode.Usage
 	}
 	if cfg.Every > 0 && err == nil {
 		code = 0 // a worker stopped: its users' outcomes are in its output
@@ -143,15 +135,11 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 
 // flagError is an error the flag package has already printed, with the
 // usage: it is not printed again.
-type flagError struct{ error }
-
-func (e flagError) Unwrap() error { return e.error }
+func flagError(err error) error { return exitcode.Printed(err) }
 
 // configError marks a configuration problem found before any user was
-// tried (exit status 2).
-type configError struct{ error }
-
-func (e configError) Unwrap() error { return e.error }
+// tried: exit status 2 (see exitcode).
+func configError(err error) error { return exitcode.AsUsage(err) }
 
 // ParseFlags turns command-line arguments into a Config.
 func ParseFlags(args []string, getenv func(string) string, stdout, stderr io.Writer) (Config, error) {
@@ -189,7 +177,7 @@ Flags:
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
 		}
-		return cfg, flagError{err}
+		return cfg, flagError(err)
 	}
 	if *showVersion {
 		cfg.Version = true
@@ -227,6 +215,9 @@ Flags:
 	if err := checkRoundFlags(cfg); err != nil {
 		return cfg, err
 	}
+	if cfg.Every > 0 {
+		cfg.WaitForever() // a worker waits for its database as a replica does
+	}
 	return cfg, nil
 }
 
@@ -241,16 +232,16 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 		if err == nil {
 			err = errors.New("not a directory")
 		}
-		return offline.Summary{}, configError{fmt.Errorf("-credentials %s: %w (it is where signin stores what users granted; it creates it on its first start)", cfg.CredentialsDir, unwrapPath(err))}
+		return offline.Summary{}, configError(fmt.Errorf("-credentials %s: %w (it is where signin stores what users granted; it creates it on its first start)", cfg.CredentialsDir, unwrapPath(err)))
 	}
 	opts := googlenet.Options{Timeout: cfg.RequestTimeout}
 	google, err := config.LoadGoogle(cfg.ClientSecrets, cfg.SecretsExplicit, cfg.Getenv, opts)
 	if err != nil {
-		return offline.Summary{}, configError{err}
+		return offline.Summary{}, configError(err)
 	}
 	if google.Demo {
 		if err := useDemoEmulator(ctx, cfg, google, opts); err != nil {
-			return offline.Summary{}, configError{err}
+			return offline.Summary{}, configError(err)
 		}
 		fmt.Fprintf(cfg.Stderr, "offline-fetch: %s\n", google.Describe())
 	}
@@ -260,7 +251,7 @@ func Run(ctx context.Context, cfg Config) (offline.Summary, error) {
 	}
 	parts, err := wiring.Open(ctx, wcfg)
 	if err != nil {
-		return offline.Summary{}, configError{err}
+		return offline.Summary{}, err // wiring tells configuration (2) from a database that does not answer (1)
 	}
 	defer parts.Close()
 	ocfg := offline.Config{

@@ -5,10 +5,11 @@
 // Without a client_secrets.json it runs a demo against the built-in Google
 // emulator. See README.md for flags and environment variables.
 //
-// Exit status: 0 after a clean shutdown (SIGINT or SIGTERM), 1 when the
-// server cannot start or stops on an error (the address in use, a client
-// file that cannot be used, a credentials directory it cannot write), 2 for
-// usage errors (unknown flags, bad values).
+// Exit status (internal/exitcode): 0 after a clean shutdown (SIGINT or
+// SIGTERM), 1 when the server stops on a run-time failure (the address in
+// use), 2 for usage and configuration errors (unknown flags, bad values, a
+// client file that cannot be used, a credentials directory it cannot
+// write, a database URL that cannot work), naming the flag or variable.
 package main
 
 import (
@@ -32,6 +33,7 @@ import (
 	"example.com/signin/internal/auth"
 	"example.com/signin/internal/config"
 	"example.com/signin/internal/emulator"
+	"example.com/signin/internal/exitcode"
 	"example.com/signin/internal/googlenet"
 	"example.com/signin/internal/httpserve"
 	"example.com/signin/internal/metrics"
@@ -51,32 +53,19 @@ func main() {
 // the package documentation).
 func Main(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
 	cfg, err := ParseFlags(args, getenv, stderr)
-	var reported flagError
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.As(err, &reported):
-		return 2 // the flag package has printed the error and the usage
-	case err != nil:
-		fmt.Fprintln(stderr, "signin:", err)
-		return 2
+	if err != nil {
+		return exitcode.Report(stderr, "signin", exitcode.AsUsage(err))
 	}
 	if cfg.Version {
 		fmt.Print(version.String("signin"))
 		return 0
 	}
-	if err := Run(ctx, cfg); err != nil {
-		fmt.Fprintln(stderr, "signin:", err)
-		return 1
-	}
-	return 0
+	return exitcode.Report(stderr, "signin", Run(ctx, cfg))
 }
 
 // flagError is an error the flag package has already printed, with the
 // usage: it is not printed again.
-type flagError struct{ error }
-
-func (e flagError) Unwrap() error { return e.error }
+func flagError(err error) error { return exitcode.Printed(err) }
 
 // Config is everything the server needs from flags and environment.
 type Config struct {
@@ -123,8 +112,8 @@ Serves the Google Sign-In app. Without client_secrets.json it runs a demo
 on the built-in Google emulator. Environment: SESSION_KEYS (session
 secrets, newest first), DATABASE_URL (as -database), GOOGLE_EMULATOR_HOST (send Google calls to an
 emulator at host:port).
-Exit status: 0 after a clean shutdown (Ctrl-C, SIGTERM), 1 when it cannot
-start or stops on an error, 2 for usage errors.
+Exit status: 0 after a clean shutdown (Ctrl-C, SIGTERM), 1 for a run-time
+failure (an address in use), 2 for usage and configuration errors.
 
 Flags:
 `)
@@ -146,7 +135,7 @@ Flags:
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
 		}
-		return cfg, flagError{err}
+		return cfg, flagError(err)
 	}
 	if *showVersion {
 		cfg.Version = true
@@ -155,6 +144,7 @@ Flags:
 	if err := cfg.Parsed(fs, getenv); err != nil {
 		return cfg, err
 	}
+	cfg.WaitForever() // a replica waits for its database as long as it takes
 	var err error
 	if cfg.OfflineScopes, err = wiring.OfflineScopes(cfg.Scopes); err != nil {
 		return cfg, err
@@ -180,6 +170,11 @@ Flags:
 			}
 		}
 	}
+	for _, a := range []struct{ flag, addr string }{{"-addr", cfg.Addr}, {"-emulator-addr", cfg.EmulatorAddr}, {"-metrics-addr", cfg.MetricsAddr}} {
+		if err := checkAddr(a.addr); a.addr != "" && err != nil {
+			return cfg, fmt.Errorf("%s %q: %v: want host:port, such as localhost:9021 or :9021", a.flag, a.addr, err)
+		}
+	}
 	if cfg.MetricsAddr != "" && cfg.MetricsAddr == cfg.Addr {
 		return cfg, fmt.Errorf("-metrics-addr %s: metrics are never served on the public address", cfg.MetricsAddr)
 	}
@@ -197,7 +192,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Database != "" && strings.TrimSpace(cfg.Getenv(config.EnvSessionKeys)) == "" {
 		// Each replica would make its own key file, and none could read
 		// another's cookies.
-		return fmt.Errorf("with -database (or %s), set %s: every replica must share the session keys", config.EnvDatabaseURL, config.EnvSessionKeys)
+		return exitcode.Usagef("with -database (or %s), set %s: every replica must share the session keys", config.EnvDatabaseURL, config.EnvSessionKeys)
 	}
 	if google.Demo && !google.EmulatorFromEnv {
 		stopEmu, addr, err := startDemoEmulator(ctx, cfg, logger)
@@ -229,7 +224,8 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	parts, err := wiring.Open(ctx, wiring.Config{Common: cfg.Common, Getenv: cfg.Getenv, Logger: logger, Google: google, Metrics: m,
-		Writable: true, Why: "signin keeps users' offline access, the session key and the demo's state there"})
+		Writable: true, Why: "signin keeps users' offline access, the session key and the demo's state there",
+		Background: true})
 	if err != nil {
 		return err
 	}
@@ -238,7 +234,7 @@ func Run(ctx context.Context, cfg Config) error {
 	logger.Info("store", "backend", st.Describe())
 	keys, err := config.SessionKeys(cfg.Getenv, cfg.SessionKeyFile)
 	if err != nil {
-		return err
+		return exitcode.AsUsage(err) // a malformed SESSION_KEYS, or -session-key-file
 	}
 	if google.Demo && !google.EmulatorFromEnv {
 		// offline-fetch finds the demo's emulator here, wherever it runs.
@@ -308,7 +304,40 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Ready != nil {
 		cfg.Ready(base)
 	}
-	return httpserve.Serve(ctx, ln, httpserve.NewServer(srv.Handler(), logger, cfg.ReadHeaderTimeout))
+	serveCtx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	if parts.DB != nil {
+		// Listening already (alive, /readyz 503) while the database is
+		// awaited; a database that can never work stops the server.
+		go func() {
+			<-parts.DB.Started()
+			if err := parts.StartErr(); err != nil {
+				stop(err)
+				return
+			}
+			logger.Info("database ready", "backend", st.Describe())
+		}()
+	}
+	if err := httpserve.Serve(serveCtx, ln, httpserve.NewServer(srv.Handler(), logger, cfg.ReadHeaderTimeout)); err != nil {
+		return err
+	}
+	if ctx.Err() == nil && serveCtx.Err() != nil {
+		return context.Cause(serveCtx)
+	}
+	return nil
+}
+
+// checkAddr checks that addr is a listen address (host:port, a numeric or
+// named port), before anything starts.
+func checkAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("port %q: %v", port, err)
+	}
+	return nil
 }
 
 // serveMetrics serves reg at /metrics on cfg.MetricsAddr, a listener apart

@@ -386,7 +386,7 @@ func TestMainErrors(t *testing.T) {
 		{name: "dev directory missing", args: []string{"-dev", "/nonexistent"}, code: 2, want: []string{"-dev /nonexistent: "}},
 		{name: "address in use", args: []string{"-addr", busy.Addr().String()}, code: 1,
 			want: []string{"-addr " + busy.Addr().String() + ": the address is in use", "choose another address with -addr"}},
-		{name: "credentials not writable", code: 1, skipRoot: true,
+		{name: "credentials not writable", code: 2, skipRoot: true,
 			want: []string{"the directory is not writable", "with -credentials"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

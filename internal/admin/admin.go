@@ -26,6 +26,7 @@ import (
 
 	"example.com/signin"
 	"example.com/signin/internal/config"
+	"example.com/signin/internal/exitcode"
 	"example.com/signin/internal/googlenet"
 	"example.com/signin/internal/grant"
 	"example.com/signin/internal/seal"
@@ -63,28 +64,15 @@ Exit status: 0 done, 1 failed, 2 usage or configuration error.
 // Main runs the command line args and returns the exit status.
 func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	cmd, err := parse(args, getenv, stdout, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
 	if err != nil {
-		fmt.Fprintln(stderr, "signin-admin:", err)
-		return 2
+		return exitcode.Report(stderr, "signin-admin", exitcode.AsUsage(err))
 	}
-	if err := cmd.Run(ctx); err != nil {
-		fmt.Fprintln(stderr, "signin-admin:", err)
-		var ue usageError
-		if errors.As(err, &ue) {
-			return 2
-		}
-		return 1
-	}
-	return 0
+	return exitcode.Report(stderr, "signin-admin", cmd.Run(ctx))
 }
 
-// usageError is a problem with the command line or the configuration.
-type usageError struct{ error }
-
-func (e usageError) Unwrap() error { return e.error }
+// usageError is a problem with the command line or the configuration:
+// exit status 2 (see exitcode).
+func usageError(err error) error { return exitcode.AsUsage(err) }
 
 // command is one parsed subcommand, ready to run.
 type command struct {
@@ -188,19 +176,18 @@ func parse(args []string, getenv func(string) string, stdout, stderr io.Writer) 
 // Google only when the command talks to it.
 func (c *command) open(ctx context.Context, withGoogle bool) (*wiring.Parts, error) {
 	wc := wiring.Config{Common: c.common, Getenv: c.getenv, Logger: c.log}
-	if withGoogle {
+	if withGoogle || c.common.SecretsExplicit {
+		// A -client-secrets the user named is checked even where Google is
+		// not called: a mistyped path must not pass unnoticed.
 		g, err := config.LoadGoogle(c.common.ClientSecrets, c.common.SecretsExplicit, c.getenv, googlenet.Options{})
 		if err != nil {
-			return nil, usageError{err}
+			return nil, usageError(err)
 		}
-		wc.Google = g
+		if withGoogle {
+			wc.Google = g
+		}
 	}
-	p, err := wiring.Open(ctx, wc)
-	var ce *wiring.ConfigError
-	if errors.As(err, &ce) {
-		return nil, usageError{err}
-	}
-	return p, err
+	return wiring.Open(ctx, wc) // configuration errors are *wiring.ConfigError: exit 2
 }
 
 // Run runs the command.
@@ -215,7 +202,7 @@ func (c *command) Run(ctx context.Context) error {
 		"sessions end": c.sessionsEnd, "import": c.importFiles, "reencrypt": c.reencrypt, "rounds": c.rounds,
 	}[c.name]
 	if !ok {
-		return usageError{fmt.Errorf("unknown command %q", c.name)}
+		return usageError(fmt.Errorf("unknown command %q", c.name))
 	}
 	return run(ctx, e)
 }
@@ -405,7 +392,7 @@ const endsKeptFor = 400 * 24 * time.Hour
 func (c *command) importFiles(ctx context.Context, e *wiring.Parts) error {
 	fi, err := os.Stat(c.from)
 	if err != nil || !fi.IsDir() {
-		return usageError{fmt.Errorf("import: -from %s: not a credentials directory", c.from)}
+		return usageError(fmt.Errorf("import: -from %s: not a credentials directory", c.from))
 	}
 	src, err := store.Open(ctx, store.Config{Dir: c.from, Logger: c.log}) // the file store
 	if err != nil {

@@ -43,7 +43,7 @@ func viewRound(r postgres.Round, now time.Time) roundJSON {
 // rounds lists offline-fetch's most recent rounds, newest first.
 func (c *command) rounds(ctx context.Context, e *wiring.Parts) error {
 	if e.DB == nil {
-		return usageError{fmt.Errorf("rounds: -database is required")}
+		return usageError(fmt.Errorf("rounds: -database is required"))
 	}
 	rs, err := e.DB.RecentRounds(ctx, c.limit)
 	if err != nil {

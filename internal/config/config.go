@@ -11,6 +11,7 @@ import (
 	"io/fs"
 
 	"example.com/signin/internal/auth"
+	"example.com/signin/internal/exitcode"
 	"example.com/signin/internal/googlenet"
 )
 
@@ -65,12 +66,12 @@ func LoadGoogle(secretsPath string, explicit bool, getenv func(string) string, o
 			emuHost = DefaultEmulatorAddr
 		}
 	default:
-		return nil, err
+		return nil, exitcode.Usagef("-client-secrets %s: %w", secretsPath, err)
 	}
 
 	g.Net, err = googlenet.New(emuHost, opts)
 	if err != nil {
-		return nil, err
+		return nil, exitcode.Usagef("%s: %w", googlenet.EnvEmulatorHost, err)
 	}
 	g.EmulatorAddr = emuHost
 	return g, nil

@@ -44,6 +44,13 @@ type Config struct {
 	// Timeout bounds each database operation (postgres.Config.Timeout).
 	// 0: postgres.DefaultTimeout.
 	Timeout time.Duration
+	// MaxWait bounds how long Open waits for a database that does not
+	// answer (postgres.Config.MaxWait). 0: until ctx ends.
+	MaxWait time.Duration
+	// Background returns the database store at once, connecting and
+	// migrating in the background (postgres.Start): a server listens
+	// meanwhile, answering 503 until the database does.
+	Background bool
 	// MaxConns bounds the database's connection pool (0: pgxpool's
 	// default, 4 or the number of CPUs).
 	MaxConns int32
@@ -53,7 +60,11 @@ type Config struct {
 // up (logging why) until ctx ends, and applies the schema migrations.
 func Open(ctx context.Context, cfg Config) (Backend, error) {
 	if cfg.DatabaseURL != "" {
-		st, err := postgres.Open(ctx, postgres.Config{URL: cfg.DatabaseURL, Logger: cfg.Logger, MaxConns: cfg.MaxConns, Timeout: cfg.Timeout})
+		open := postgres.Open
+		if cfg.Background {
+			open = postgres.Start
+		}
+		st, err := open(ctx, postgres.Config{URL: cfg.DatabaseURL, Logger: cfg.Logger, MaxConns: cfg.MaxConns, Timeout: cfg.Timeout, MaxWait: cfg.MaxWait})
 		if err != nil {
 			return nil, err
 		}

@@ -360,8 +360,10 @@ func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) error {
 		if err := s.endUserSessions(r.Context(), u.Sub, metrics.CauseSignOutEverywhere); err != nil {
 			return err
 		}
-	}
-	if err := s.sessions.end(w, r); err != nil {
+		// This session is among those just ended: its cookie goes,
+		// with no second write.
+		s.sessions.clearCookie(w)
+	} else if err := s.sessions.end(w, r); err != nil {
 		return err
 	}
 	if signedIn && !everywhere {
@@ -379,7 +381,8 @@ func (s *Server) endEverywhere(w http.ResponseWriter, r *http.Request, sub, caus
 	if err := s.endUserSessions(r.Context(), sub, cause); err != nil {
 		return err
 	}
-	return s.sessions.end(w, r)
+	s.sessions.clearCookie(w)
+	return nil
 }
 
 // endUserSessions ends every session of sub, on every replica, for cause

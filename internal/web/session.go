@@ -313,6 +313,14 @@ func (s *sessionStore) end(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// clearCookie deletes the session cookie in the browser, and nothing on
+// the server: for a session that endUser just ended with all of its user's.
+func (s *sessionStore) clearCookie(w http.ResponseWriter) {
+	opts := s.options
+	opts.MaxAge = -1
+	http.SetCookie(w, sessions.NewCookie(sessionCookie, "", &opts))
+}
+
 // sessionStoreError keeps the SessionStore's own *signin.Error (a database
 // outage is EUNAVAILABLE, say) and makes anything else internal.
 func sessionStoreError(err error) error {

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"example.com/signin"
 	"example.com/signin/internal/auth"
 	"example.com/signin/internal/config"
 	"example.com/signin/internal/grant"
@@ -54,6 +55,10 @@ type Config struct {
 	// MaxConns bounds the database's connection pool (0: pgxpool's
 	// default): offline-fetch's rounds run River on it too.
 	MaxConns int32
+	// Background: the database is connected and migrated in the
+	// background (Parts.DB.Started says when), so that a server listens
+	// at once; see store.Config.Background.
+	Background bool
 }
 
 // Parts are what Open built. Close releases them.
@@ -70,6 +75,8 @@ type Parts struct {
 	// Google and Grants are nil when Config.Google was.
 	Google *auth.Google
 	Grants *grant.Grants
+
+	common config.Common
 }
 
 // ConfigError is a configuration that cannot work (keys that are missing
@@ -79,6 +86,9 @@ type ConfigError struct{ Err error }
 
 func (e *ConfigError) Error() string { return e.Err.Error() }
 func (e *ConfigError) Unwrap() error { return e.Err }
+
+// UsageError marks it for exitcode: exit status 2.
+func (e *ConfigError) UsageError() bool { return true }
 
 // Open builds the parts cfg describes. With a database every process must
 // share the sealing keys, so SIGNIN_ENCRYPTION_KEYS is then required, and
@@ -91,16 +101,16 @@ func Open(ctx context.Context, cfg Config) (*Parts, error) {
 	if cfg.Database != "" && strings.TrimSpace(cfg.Getenv(seal.EnvKeys)) == "" {
 		return nil, &ConfigError{fmt.Errorf("with -database (or %s), set %s: every process must share the keys that seal tokens", config.EnvDatabaseURL, seal.EnvKeys)}
 	}
-	st, err := store.Open(ctx, store.Config{DatabaseURL: cfg.Database, Dir: cfg.CredentialsDir, Logger: logger.With("component", "store"), MaxConns: cfg.MaxConns, Timeout: cfg.DatabaseTimeout})
+	st, err := store.Open(ctx, store.Config{DatabaseURL: cfg.Database, Dir: cfg.CredentialsDir, Logger: logger.With("component", "store"), MaxConns: cfg.MaxConns, Timeout: cfg.DatabaseTimeout, MaxWait: cfg.DatabaseWait, Background: cfg.Background})
 	if err != nil {
-		return nil, err
+		return nil, storeError(cfg.Common, err)
 	}
-	p := &Parts{Store: st}
+	p := &Parts{Store: st, common: cfg.Common}
 	p.DB, _ = st.(*postgres.Store)
 	if cfg.Database == "" && cfg.Writable {
 		if err := checkWritable(cfg.CredentialsDir, cfg.Why); err != nil {
 			st.Close()
-			return nil, err
+			return nil, &ConfigError{err}
 		}
 	}
 	// The key file, used when the variable is unset, sits beside the
@@ -117,6 +127,34 @@ func Open(ctx context.Context, cfg Config) (*Parts, error) {
 		p.Grants = grant.New(grant.Config{Store: p.Sealed, Google: p.Google, Logger: logger})
 	}
 	return p, nil
+}
+
+// storeError makes a store error the user can fix (a URL that cannot
+// work, a database or role that does not exist, a directory that is not
+// one) a ConfigError naming where it came from: -database, DATABASE_URL or
+// -credentials (the URL never shown: it may hold a password).
+func storeError(c config.Common, err error) error {
+	if signin.ErrorKind(err) != signin.EINVALID {
+		return err
+	}
+	where := "-credentials " + c.CredentialsDir
+	if c.Database != "" {
+		where = c.DatabaseFrom
+	}
+	return &ConfigError{fmt.Errorf("%s: %w", where, err)}
+}
+
+// StartErr is why the database could not be started in the background
+// (Config.Background; see postgres.Start), once DB.Started is closed, as
+// Open would have returned it; nil without a database.
+func (p *Parts) StartErr() error {
+	if p.DB == nil {
+		return nil
+	}
+	if err := p.DB.StartErr(); err != nil {
+		return storeError(p.common, err)
+	}
+	return nil
 }
 
 // Close releases the store.

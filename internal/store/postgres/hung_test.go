@@ -124,3 +124,46 @@ func TestHungDatabase(t *testing.T) {
 		t.Errorf("the line saying it is back does not count the 8 refused operations")
 	}
 }
+
+// Start returns at once while the database is down; until it answers and
+// is migrated every operation fails at once as database_unavailable (a
+// replica listening meanwhile answers 503), then the store works.
+func TestStartBeforeTheDatabase(t *testing.T) {
+	if testing.Short() {
+		t.Skip("stops a PostgreSQL server")
+	}
+	srv := pgtest.NewServer(t)
+	dbURL := srv.NewDatabase(t)
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Start(t.Context(), Config{URL: dbURL, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const sub = "109876543210987654321"
+	_, err = s.Get(t.Context(), sub)
+	wantUnavailable(t, "Get before the database answered", err)
+	wantUnavailable(t, "Ping before the database answered", s.Ping(t.Context()))
+	select {
+	case <-s.Started():
+		t.Fatalf("started with the database down: %v", s.StartErr())
+	default:
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.Started():
+	case <-time.After(60 * time.Second):
+		t.Fatal("not started 60 s after the database came back")
+	}
+	if err := s.StartErr(); err != nil {
+		t.Fatal(err)
+	}
+	granttest.Put(t, s, granttest.NewRecord(sub, time.Now()))
+	if err := s.Ping(t.Context()); err != nil {
+		t.Error(err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
@@ -43,12 +44,12 @@ func migrations() (fs.FS, int64, error) {
 // migrate applies the embedded migrations that the database lacks, under
 // a session advisory lock, after checking that the database's schema is not
 // newer than ours.
-func (s *Store) migrate(ctx context.Context) error {
+func (s *Store) migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	fsys, known, err := migrations()
 	if err != nil {
 		return signin.Wrap(err, signin.EINTERNAL, "", "cannot read the embedded migrations")
 	}
-	if err := s.checkSchema(ctx, known); err != nil {
+	if err := s.checkSchema(ctx, pool, known); err != nil {
 		return err
 	}
 	// Retry the lock every second for up to 5 minutes: a replica that
@@ -57,7 +58,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return signin.Wrap(err, signin.EINTERNAL, "", "cannot set up the migration lock")
 	}
-	db := stdlib.OpenDBFromPool(s.pool)
+	db := stdlib.OpenDBFromPool(pool)
 	defer db.Close()
 	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys,
 		goose.WithSessionLocker(locker), goose.WithDisableGlobalRegistry(true))
@@ -68,7 +69,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		// A newer program may have migrated meanwhile; say so rather than
 		// goose's complaint about versions it does not know.
-		if cerr := s.checkSchema(ctx, known); cerr != nil {
+		if cerr := s.checkSchema(ctx, pool, known); cerr != nil {
 			return cerr
 		}
 		return s.fail(ctx, err, "cannot apply the database migrations")
@@ -76,19 +77,19 @@ func (s *Store) migrate(ctx context.Context) error {
 	for _, r := range results {
 		s.log.Info("database migration applied", "version", r.Source.Version, "file", r.Source.Path, "duration", r.Duration)
 	}
-	return s.checkSchema(ctx, known)
+	return s.checkSchema(ctx, pool, known)
 }
 
 // checkSchema refuses a database migrated past the newest version this
 // program knows: its code would not know the tables it finds.
-func (s *Store) checkSchema(ctx context.Context, known int64) error {
+func (s *Store) checkSchema(ctx context.Context, pool *pgxpool.Pool, known int64) error {
 	var exists bool
-	if err := s.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, versionTable).Scan(&exists); err != nil {
+	if err := pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, versionTable).Scan(&exists); err != nil {
 		return s.fail(ctx, err, "cannot read the database schema version")
 	}
 	var current int64
 	if exists {
-		err := s.pool.QueryRow(ctx, `SELECT coalesce(max(version_id), 0) FROM `+versionTable+` WHERE is_applied`).Scan(&current)
+		err := pool.QueryRow(ctx, `SELECT coalesce(max(version_id), 0) FROM `+versionTable+` WHERE is_applied`).Scan(&current)
 		if err != nil {
 			return s.fail(ctx, err, "cannot read the database schema version")
 		}

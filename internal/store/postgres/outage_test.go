@@ -150,7 +150,7 @@ func TestPasswordNeverShown(t *testing.T) {
 		wantKind  string
 	}{
 		{"nothing listening", "postgres://signin:" + secret + "@127.0.0.1:" + port + "/signin?sslmode=disable&connect_timeout=1", signin.EUNAVAILABLE},
-		{"no such database", noSuchDB.String(), signin.EINTERNAL},
+		{"no such database", noSuchDB.String(), signin.EINVALID},
 		{"malformed port", "postgres://signin:" + secret + "@127.0.0.1:54x32/signin", signin.EINVALID},
 		{"malformed URL", "postgres://signin:" + secret + "@127.0.0.1:5432/signin?sslmode=%zz", signin.EINVALID},
 		{"unknown parameter", "postgres://signin:" + secret + "@127.0.0.1:" + port + "/signin?sslmode=bogus", signin.EINVALID},

@@ -109,6 +109,13 @@ type Store struct {
 	now         func() time.Time
 	outage      outage
 
+	// The start (Start): ready once the database answered and was
+	// migrated; until then no connection is made but the start's own.
+	ready     atomic.Bool
+	started   chan struct{}
+	startErr  error
+	stopStart context.CancelFunc
+
 	cleanupMu   sync.Mutex
 	lastCleanup time.Time
 }
@@ -119,6 +126,25 @@ type Store struct {
 // is refused (code "schema_too_new"); so are a malformed URL and refused
 // credentials, at once.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
+	s, err := Start(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	<-s.started // the start ends with ctx, or at MaxWait
+	if err := s.startErr; err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Start is Open without the wait: it returns at once, failing only on what
+// it can judge without the database (a malformed URL), and connects, waits
+// and migrates in the background, as Open does. Until that is done every
+// operation fails at once with EUNAVAILABLE database_unavailable, so that a
+// server can listen meanwhile (alive, not ready). Started is closed when
+// it is done; StartErr then says whether it failed.
+func Start(ctx context.Context, cfg Config) (*Store, error) {
 	redact := redactor(cfg.URL)
 	log := cfg.Logger
 	if log == nil {
@@ -156,6 +182,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		lockTimeout: fmt.Sprint(lock.Milliseconds()),
 		holdTimeout: fmt.Sprint(hold.Milliseconds()),
 		now:         cfg.Now,
+		started:     make(chan struct{}),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -163,20 +190,65 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s.target = describe(pcfg.ConnConfig.Config)
 	s.outage.log, s.outage.now, s.outage.target = log, s.now, s.target
 	pcfg.ConnConfig.Tracer = answerTracer{&s.outage}
+	// The start works on a pool of its own; this one makes no connection
+	// before the start is done.
+	startCfg := pcfg.Copy()
+	pcfg.BeforeConnect = func(context.Context, *pgx.ConnConfig) error {
+		if !s.ready.Load() {
+			return &notReady{}
+		}
+		return nil
+	}
 	s.pool, err = pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, s.fail(ctx, err, "cannot set up the database pool")
 	}
-	if err := s.waitReachable(ctx, s.target, cfg.MaxWait); err != nil {
-		s.pool.Close()
-		return nil, err
-	}
-	if err := s.migrate(ctx); err != nil {
-		s.pool.Close()
-		return nil, err
-	}
-	s.outage.armed.Store(true)
+	startCtx, stop := context.WithCancel(ctx)
+	s.stopStart = stop
+	go func() {
+		defer close(s.started)
+		defer stop()
+		s.startErr = s.start(startCtx, startCfg, cfg.MaxWait)
+		if s.startErr == nil {
+			s.ready.Store(true)
+			s.outage.armed.Store(true)
+		}
+	}()
 	return s, nil
+}
+
+// start waits for the database and migrates it, on a pool of its own.
+func (s *Store) start(ctx context.Context, cfg *pgxpool.Config, maxWait time.Duration) error {
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return s.fail(ctx, err, "cannot set up the database pool")
+	}
+	defer pool.Close()
+	if err := s.waitReachable(ctx, pool, maxWait); err != nil {
+		return err
+	}
+	return s.migrate(ctx, pool)
+}
+
+// Started is closed once the start (Start, Open) is done; StartErr then
+// says whether it failed.
+func (s *Store) Started() <-chan struct{} { return s.started }
+
+// StartErr is why the start failed, nil if it succeeded or is not done.
+func (s *Store) StartErr() error {
+	select {
+	case <-s.started:
+		return s.startErr
+	default:
+		return nil
+	}
+}
+
+// notReady is the error of an operation before the start is done.
+type notReady struct{}
+
+func (*notReady) Error() string {
+	return "the database is not ready yet (waiting for it, or migrating)"
 }
 
 // noAnswer is the cause of the end of a context made by bound: the
@@ -276,36 +348,42 @@ func describe(c pgconn.Config) string {
 
 // waitReachable pings the database until it answers, logging each wait.
 // Errors that waiting cannot cure (refused credentials, no such database)
-// end it at once.
-func (s *Store) waitReachable(ctx context.Context, target string, maxWait time.Duration) error {
+// end it at once; so does maxWait (0: no bound) or the end of ctx.
+func (s *Store) waitReachable(ctx context.Context, pool *pgxpool.Pool, maxWait time.Duration) error {
+	parent := ctx
 	if maxWait > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, maxWait)
 		defer cancel()
 	}
+	gaveUp := func(attempt int, err error) error {
+		if parent.Err() != nil { // stopped (a signal), not given up
+			return fmt.Errorf("stopped waiting for the database %s: %w", s.target, parent.Err())
+		}
+		return redactErr(signin.Wrap(err, signin.EUNAVAILABLE, CodeUnavailable,
+			fmt.Sprintf("The database %s did not answer within %v (%d attempts): is it running, and is its address right?", s.target, maxWait, attempt)), s.redact)
+	}
 	wait := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := s.pool.Ping(ctx)
+		err := pool.Ping(ctx)
 		if err == nil {
 			if attempt > 1 {
-				s.log.Info("database reachable", "database", target, "attempts", attempt)
+				s.log.Info("database reachable", "database", s.target, "attempts", attempt)
 			}
 			return nil
 		}
-		mapped := s.fail(ctx, err, "cannot connect to the database "+target)
 		if ctx.Err() != nil {
-			return redactErr(signin.Wrap(errors.Join(ctx.Err(), err), signin.EUNAVAILABLE, CodeUnavailable,
-				fmt.Sprintf("Gave up waiting for the database %s after %d attempts.", target, attempt)), s.redact)
+			return gaveUp(attempt, err)
 		}
+		mapped := s.fail(ctx, err, "cannot connect to the database "+s.target)
 		if signin.ErrorKind(mapped) != signin.EUNAVAILABLE {
 			return mapped // refused credentials, no such database: waiting will not help
 		}
 		s.log.Warn("database not reachable; waiting before trying again",
-			"database", target, "attempt", attempt, "retry_in", wait, "error", mapped.Error())
+			"database", s.target, "attempt", attempt, "retry_in", wait, "error", mapped.Error())
 		select {
 		case <-ctx.Done():
-			return redactErr(signin.Wrap(errors.Join(ctx.Err(), err), signin.EUNAVAILABLE, CodeUnavailable,
-				fmt.Sprintf("Gave up waiting for the database %s after %d attempts.", target, attempt)), s.redact)
+			return gaveUp(attempt, err)
 		case <-time.After(wait):
 		}
 		wait = min(wait*2, 5*time.Second)
@@ -326,15 +404,40 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes every connection. The store cannot be used afterwards.
-func (s *Store) Close() { s.pool.Close() }
+// Close stops the start if it is still waiting and closes every
+// connection. The store cannot be used afterwards.
+func (s *Store) Close() {
+	s.stopStart()
+	<-s.started
+	s.pool.Close()
+}
 
 // Error codes of this package, besides store's.
 const (
 	CodeUnavailable  = "database_unavailable" // cannot reach the database, or it is restarting
 	CodeRecordBusy   = "record_busy"          // a user's lock did not come within LockTimeout
 	CodeSchemaTooNew = "schema_too_new"       // the database was migrated by a newer program
+	CodeRefused      = "database_refused"     // no such database or role, a wrong password: configuration
 )
+
+// isRefused reports the server refusing us for what waiting cannot cure
+// and the user can fix: no such database, no such role, a wrong password,
+// no pg_hba entry.
+func isRefused(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	return pgErr.Code == "3D000" || strings.HasPrefix(pgErr.Code, "28") // invalid_catalog_name, invalid_authorization_specification
+}
+
+// refusal is the server's reason (`database "x" does not exist`), which
+// holds no password.
+func refusal(err error) string {
+	var pgErr *pgconn.PgError
+	errors.As(err, &pgErr)
+	return pgErr.Message
+}
 
 // fail turns an error from pgx into a *signin.Error, with what as the
 // message of unexpected failures. The end of ctx is returned as it is
@@ -352,9 +455,15 @@ func (s *Store) fail(ctx context.Context, err error, what string) error {
 		return redactErr(fmt.Errorf("%s: %w", what, ctx.Err()), s.redact)
 	}
 	var out *signin.Error
+	var early *notReady
 	switch {
 	case errors.As(err, &out):
 		return redactErr(err, s.redact)
+	case errors.As(err, &early):
+		return signin.Wrap(err, signin.EUNAVAILABLE, CodeUnavailable, "The database is not ready yet; try again shortly.")
+	case isRefused(err):
+		out = signin.Wrap(err, signin.EINVALID, CodeRefused,
+			"The database refused the connection (check the URL: user, password, database name): "+refusal(err))
 	case isBusy(err):
 		out = signin.Wrap(err, signin.EUNAVAILABLE, CodeRecordBusy,
 			"Another request is updating these credentials; try again.")
