@@ -108,6 +108,9 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	}
 	start := time.Now()
 	sum, err := Run(ctx, cfg)
+	if cfg.Every > 0 && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		err = nil // a worker stopped (SIGTERM), also while it waited for its database
+	}
 	code := offline.ExitCode(sum, err)
 	if exitcode.Report(stderr, "offline-fetch", err) == exitcode.Usage {
 		code = exitcode.Usage

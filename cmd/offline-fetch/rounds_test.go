@@ -1,8 +1,14 @@
 package main
 
 import (
+	"context"
+	"encoding/base64"
 	"io"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -90,4 +96,75 @@ func TestSpreadDefault(t *testing.T) {
 			t.Errorf("%v: spread %v, %v; want %v", c.args, cfg.Spread, err, c.want)
 		}
 	}
+}
+
+// A worker (-every) waits for its database as long as it takes, and
+// SIGTERM while it waits is a clean stop: exit 0, as for a signin replica
+// (issue 23, items 2 and 3).
+func TestWorkerStoppedWhileWaitingForDatabase(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	l.Close()
+	key := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("k", 32)))
+	env := func(k string) string {
+		switch k {
+		case "SIGNIN_ENCRYPTION_KEYS":
+			return key
+		}
+		return ""
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// A client file: no demo mode, whose emulator would be looked for first.
+	secrets := filepath.Join(t.TempDir(), "client_secrets.json")
+	if err := os.WriteFile(secrets, []byte(`{"web":{"client_id":"1-x.apps.googleusercontent.com","client_secret":"s",`+
+		`"auth_uri":"https://accounts.google.com/o/oauth2/auth","token_uri":"https://oauth2.googleapis.com/token"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	seen := make(chan struct{})
+	stderr := &waitWriter{want: "database not reachable", seen: seen}
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, []string{"-database", "postgres://signin@127.0.0.1:" + port + "/signin?sslmode=disable",
+			"-every", "1h", "-client-secrets", secrets, "-log-level", "warn"}, env, io.Discard, stderr, false)
+	}()
+	select {
+	case <-seen:
+	case code := <-done:
+		t.Fatalf("exit %d before waiting for the database:\n%s", code, stderr.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no line saying it waits for the database:\n%s", stderr.String())
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("stopped while waiting: exit %d, want 0\n%s", code, stderr.String())
+	}
+}
+
+// waitWriter collects what is written and closes seen once it holds want.
+type waitWriter struct {
+	mu   sync.Mutex
+	buf  strings.Builder
+	want string
+	seen chan struct{}
+}
+
+func (w *waitWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if w.seen != nil && strings.Contains(w.buf.String(), w.want) {
+		close(w.seen)
+		w.seen = nil
+	}
+	return len(p), nil
+}
+
+func (w *waitWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
 }
