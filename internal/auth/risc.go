@@ -548,10 +548,9 @@ type riscDiscovery struct {
 	flight  singleflight.Group
 	fetches atomic.Int64
 
-	mu        sync.Mutex
-	cur       *riscConfig
-	nextFetch time.Time
-	lastErr   error
+	mu   sync.Mutex
+	cur  *riscConfig
+	gate refetchGate
 }
 
 func (d *riscDiscovery) get(ctx context.Context) (*riscConfig, error) {
@@ -581,8 +580,8 @@ func (d *riscDiscovery) maybeFetch(ctx context.Context) (*riscConfig, error) {
 		d.mu.Unlock()
 		return cur, nil // refreshed while this caller waited its turn
 	}
-	if now.Before(d.nextFetch) {
-		err := d.lastErr
+	if now.Before(d.gate.next) {
+		err := d.gate.lastErr
 		d.mu.Unlock()
 		if cur != nil {
 			return cur, nil // stale, but the best we have
@@ -595,12 +594,7 @@ func (d *riscDiscovery) maybeFetch(ctx context.Context) (*riscConfig, error) {
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	wait := d.minRefetch
-	if err != nil && cur == nil {
-		wait = min(wait, coldRetryFloor)
-	}
-	d.nextFetch = now.Add(wait)
-	d.lastErr = err
+	d.gate.fetched(now, err, cur != nil, d.minRefetch)
 	if err != nil {
 		if cur != nil {
 			d.logger.Warn("refreshing Google's RISC configuration failed; keeping the previous one", "url", d.url, "error", err)
