@@ -58,13 +58,8 @@ const (
 // certs URL from memory with a year-long max-age, so idtoken never goes to
 // the network and its per-Validator cache can never hold a stale set.
 type keySet struct {
-	client     *http.Client
-	url        string
-	minTTL     time.Duration
-	minRefetch time.Duration
-	now        func() time.Time
-	logger     *slog.Logger
-	metrics    *metrics.Metrics // counts fetches by outcome; nil counts nothing
+	docSource
+	metrics *metrics.Metrics // counts fetches by outcome; nil counts nothing
 
 	cur     atomic.Pointer[keyVersion] // nil until the first successful fetch
 	flight  singleflight.Group
@@ -183,6 +178,17 @@ func (s *keySet) maybeFetch(ctx context.Context, seen *keyVersion) (*keyVersion,
 	s.cur.Store(k)
 	s.logger.Debug("fetched Google's signing keys", "keys", len(k.kids), "ttl", ttl, "version", k.version)
 	return k, nil
+}
+
+// docSource is where a cached document (keySet, riscDiscovery) comes
+// from, and how long a fetched copy is kept and how often it may be fetched.
+type docSource struct {
+	client     *http.Client
+	url        string
+	minTTL     time.Duration // floor of a fetched copy's lifetime
+	minRefetch time.Duration // see refetchGate
+	now        func() time.Time
+	logger     *slog.Logger
 }
 
 // refetchGate spaces out the fetches of one cached document (keySet,
