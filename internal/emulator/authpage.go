@@ -669,9 +669,7 @@ func describeScope(s string) string {
 // handleGSIRevoke is google.accounts.id.revoke: it ends the user's grant to
 // the client. The hint is the user's sub or email.
 func (e *Emulator) handleGSIRevoke(w http.ResponseWriter, r *http.Request) {
-	allowCORS(w, r)
-	w.Header().Set("Cache-Control", "no-store")
-	form, ok := formOf(w, r)
+	form, ok := corsForm(w, r, "no-store")
 	if !ok {
 		return
 	}

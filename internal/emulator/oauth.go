@@ -58,6 +58,14 @@ func formOf(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
 	return form, true
 }
 
+// corsForm begins a form endpoint that browsers may call from any origin
+// (revoke, tokeninfo): CORS, cacheControl, then formOf.
+func corsForm(w http.ResponseWriter, r *http.Request, cacheControl string) (url.Values, bool) {
+	allowCORS(w, r)
+	w.Header().Set("Cache-Control", cacheControl)
+	return formOf(w, r)
+}
+
 func writeFormError(w http.ResponseWriter, err error) {
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
@@ -331,9 +339,7 @@ func (e *Emulator) refreshGrant(w http.ResponseWriter, r *http.Request, client C
 // handleRevoke is POST /revoke: revoking an access or a refresh token ends
 // the whole grant it belongs to, as at Google.
 func (e *Emulator) handleRevoke(w http.ResponseWriter, r *http.Request) {
-	allowCORS(w, r)
-	w.Header().Set("Cache-Control", "no-store")
-	form, ok := formOf(w, r)
+	form, ok := corsForm(w, r, "no-store")
 	if !ok {
 		return
 	}
@@ -422,9 +428,7 @@ func bearer(r *http.Request) string {
 // The token comes in the query, a form body, or an Authorization: Bearer
 // header (access tokens).
 func (e *Emulator) handleTokenInfo(w http.ResponseWriter, r *http.Request) {
-	allowCORS(w, r)
-	w.Header().Set("Cache-Control", "no-cache, no-store, max-age=0, must-revalidate")
-	form, ok := formOf(w, r)
+	form, ok := corsForm(w, r, "no-cache, no-store, max-age=0, must-revalidate")
 	if !ok {
 		return
 	}
