@@ -186,8 +186,9 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// sleep waits for d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
+// Sleep waits for d or until ctx ends: the wait of a retry, and of a
+// call for its slot in the fleet's budget (rounds).
+func Sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
 	}

@@ -12,6 +12,7 @@ import (
 
 	"example.com/signin/internal/googlenet"
 	"example.com/signin/internal/metrics"
+	"example.com/signin/internal/offline"
 	"example.com/signin/internal/store/postgres"
 )
 
@@ -173,14 +174,7 @@ func (b *budget) wait(ctx context.Context) error {
 		return ctx.Err()
 	}
 	b.fleet.BudgetWait(b.label, d)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return offline.Sleep(ctx, d)
 }
 
 // refused lowers the budget for the fleet after a 429 and drops the slots

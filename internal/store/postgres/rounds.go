@@ -184,15 +184,7 @@ func (s *Store) LastRoundID(ctx context.Context) (int64, error) {
 // RoundsAfter returns the rounds whose id is greater than after, oldest
 // first: at most one of them is open (the last).
 func (s *Store) RoundsAfter(ctx context.Context, after int64) ([]Round, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+roundColumns+` FROM offline_rounds WHERE id > $1 ORDER BY id`, after)
-	if err != nil {
-		return nil, s.fail(ctx, err, "cannot read the rounds")
-	}
-	rs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Round, error) { return scanRound(row) })
-	if err != nil {
-		return nil, s.fail(ctx, err, "cannot read the rounds")
-	}
-	return rs, nil
+	return s.rounds(ctx, `SELECT `+roundColumns+` FROM offline_rounds WHERE id > $1 ORDER BY id`, after)
 }
 
 // FinishRoundIfDone marks round id finished if none of its jobs (River
@@ -228,7 +220,12 @@ func (s *Store) AddRoundProgress(ctx context.Context, id int64, done, failed int
 
 // RecentRounds returns the newest limit rounds, newest first.
 func (s *Store) RecentRounds(ctx context.Context, limit int) ([]Round, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+roundColumns+` FROM offline_rounds ORDER BY id DESC LIMIT $1`, limit)
+	return s.rounds(ctx, `SELECT `+roundColumns+` FROM offline_rounds ORDER BY id DESC LIMIT $1`, limit)
+}
+
+// rounds runs query, which selects roundColumns, with arg.
+func (s *Store) rounds(ctx context.Context, query string, arg any) ([]Round, error) {
+	rows, err := s.pool.Query(ctx, query, arg)
 	if err != nil {
 		return nil, s.fail(ctx, err, "cannot read the rounds")
 	}
