@@ -74,7 +74,7 @@ func TestVerifyCachedAnswersFromTheCache(t *testing.T) {
 	}
 	iss.SetStatus(http.StatusInternalServerError)
 	v.keys.cur.Store(nil)
-	v.keys.nextFetch = time.Time{}
+	v.keys.gate.next = time.Time{}
 	if _, err := v.Verify(context.Background(), token, ""); err == nil {
 		t.Fatal("Verify succeeded without keys: the test proves nothing")
 	}

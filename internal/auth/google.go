@@ -119,14 +119,7 @@ func (g *Google) Exchange(ctx context.Context, code string) (*oauth2.Token, erro
 		return nil, &signin.Error{Kind: signin.EINVALID, Code: "invalid_code", Message: "the sign-in code is missing or malformed"}
 	}
 	tok, err := g.conf.Exchange(g.Context(ctx), code)
-	if err != nil {
-		err = mapTokenError(g.logger, "exchange", err)
-	}
-	g.metrics.Exchange(err)
-	if err != nil {
-		return nil, err
-	}
-	return tok, nil
+	return g.tokenResult("exchange", tok, err, g.metrics.Exchange)
 }
 
 // Refresh trades a refresh token for a new access token (and, rarely, a new
@@ -140,10 +133,16 @@ func (g *Google) Refresh(ctx context.Context, refreshToken string) (*oauth2.Toke
 		return nil, &signin.Error{Kind: signin.ECONFLICT, Code: "offline_access_required", Message: "there is no refresh token"}
 	}
 	tok, err := g.conf.TokenSource(g.Context(ctx), &oauth2.Token{RefreshToken: refreshToken}).Token()
+	return g.tokenResult("refresh", tok, err, g.metrics.Refresh)
+}
+
+// tokenResult ends a token call (op "exchange" or "refresh"): its error
+// mapped by mapTokenError, and its outcome counted by count.
+func (g *Google) tokenResult(op string, tok *oauth2.Token, err error, count func(error)) (*oauth2.Token, error) {
 	if err != nil {
-		err = mapTokenError(g.logger, "refresh", err)
+		err = mapTokenError(g.logger, op, err)
 	}
-	g.metrics.Refresh(err)
+	count(err)
 	if err != nil {
 		return nil, err
 	}

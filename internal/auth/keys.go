@@ -58,22 +58,16 @@ const (
 // certs URL from memory with a year-long max-age, so idtoken never goes to
 // the network and its per-Validator cache can never hold a stale set.
 type keySet struct {
-	client     *http.Client
-	url        string
-	minTTL     time.Duration
-	minRefetch time.Duration
-	now        func() time.Time
-	logger     *slog.Logger
-	metrics    *metrics.Metrics // counts fetches by outcome; nil counts nothing
+	docSource
+	metrics *metrics.Metrics // counts fetches by outcome; nil counts nothing
 
 	cur     atomic.Pointer[keyVersion] // nil until the first successful fetch
 	flight  singleflight.Group
 	fetches atomic.Int64
 
-	mu        sync.Mutex // guards the fields below
-	nextFetch time.Time  // no fetch starts before this (except the first)
-	lastErr   error      // the most recent fetch's error; nil after a success
-	version   int64
+	mu      sync.Mutex // guards the fields below
+	gate    refetchGate
+	version int64
 }
 
 // keyVersion is one fetched key set. It is immutable.
@@ -148,12 +142,12 @@ func (s *keySet) maybeFetch(ctx context.Context, seen *keyVersion) (*keyVersion,
 		// Replaced while this caller waited its turn.
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return cur, s.lastErr
+		return cur, s.gate.lastErr
 	}
 	now := s.now()
 	s.mu.Lock()
-	if now.Before(s.nextFetch) {
-		err := s.lastErr
+	if now.Before(s.gate.next) {
+		err := s.gate.lastErr
 		s.mu.Unlock()
 		return cur, err
 	}
@@ -168,13 +162,7 @@ func (s *keySet) maybeFetch(ctx context.Context, seen *keyVersion) (*keyVersion,
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	wait := s.minRefetch
-	if err != nil && cur == nil {
-		// Nothing works without keys: retry sooner, but not per request.
-		wait = min(wait, coldRetryFloor)
-	}
-	s.nextFetch = now.Add(wait)
-	s.lastErr = err
+	s.gate.fetched(now, err, cur != nil, s.minRefetch)
 	if err != nil {
 		if cur != nil {
 			s.logger.Warn("refreshing Google's signing keys failed; keeping the previous ones", "endpoint", EndpointCerts, "url", s.url, "error", err)
@@ -190,6 +178,38 @@ func (s *keySet) maybeFetch(ctx context.Context, seen *keyVersion) (*keyVersion,
 	s.cur.Store(k)
 	s.logger.Debug("fetched Google's signing keys", "keys", len(k.kids), "ttl", ttl, "version", k.version)
 	return k, nil
+}
+
+// docSource is where a cached document (keySet, riscDiscovery) comes
+// from, and how long a fetched copy is kept and how often it may be fetched.
+type docSource struct {
+	client     *http.Client
+	url        string
+	minTTL     time.Duration // floor of a fetched copy's lifetime
+	minRefetch time.Duration // see refetchGate
+	now        func() time.Time
+	logger     *slog.Logger
+}
+
+// refetchGate spaces out the fetches of one cached document (keySet,
+// riscDiscovery): after a fetch, the next starts minRefetch later at the
+// earliest, or coldRetryFloor later while there is nothing to serve
+// (nothing works without it: retry sooner, but not per request). Its
+// owner's mutex guards it.
+type refetchGate struct {
+	next    time.Time // no fetch starts before this (except the first)
+	lastErr error     // the most recent fetch's error; nil after a success
+}
+
+// fetched records the outcome of a fetch started at now; have says whether
+// an earlier document is still there to serve.
+func (g *refetchGate) fetched(now time.Time, err error, have bool, minRefetch time.Duration) {
+	wait := minRefetch
+	if err != nil && !have {
+		wait = min(wait, coldRetryFloor)
+	}
+	g.next = now.Add(wait)
+	g.lastErr = err
 }
 
 // fetch gets the JWKS and builds a key version and its idtoken.Validator.

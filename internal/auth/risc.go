@@ -167,15 +167,11 @@ type RISCVerifierConfig struct {
 // floor, single-flight fetches, an unknown kid refetches at a limited rate,
 // stale copies kept when a refresh fails). It is safe for concurrent use.
 type RISCVerifier struct {
-	clientIDs  []string
-	client     *http.Client
-	minTTL     time.Duration
-	minRefetch time.Duration
-	now        func() time.Time
-	logger     *slog.Logger
-	metrics    *metrics.Metrics
-	discovery  *riscDiscovery
-	headers    headerCache
+	clientIDs []string
+	logger    *slog.Logger
+	metrics   *metrics.Metrics
+	discovery *riscDiscovery // its docSource, for another URL, is the keys'
+	headers   headerCache
 
 	mu   sync.Mutex
 	keys *keySet // for the configuration's jwks_uri; replaced if it changes
@@ -200,25 +196,22 @@ func NewRISCVerifier(cfg RISCVerifierConfig) (*RISCVerifier, error) {
 	if cfg.MinRefetchInterval < 0 || cfg.MinTTL < 0 {
 		return nil, errors.New("auth: RISCVerifierConfig: negative interval")
 	}
-	v := &RISCVerifier{
-		clientIDs:  ids,
-		client:     cmp.Or(cfg.HTTPClient, &http.Client{Timeout: 15 * time.Second}),
-		minTTL:     cmp.Or(cfg.MinTTL, DefaultMinKeyTTL),
-		minRefetch: cmp.Or(cfg.MinRefetchInterval, DefaultMinRefetchInterval),
-		now:        cfg.Now,
-		logger:     cfg.Logger,
-		metrics:    cfg.Metrics,
-	}
-	if v.now == nil {
-		v.now = time.Now
-	}
+	v := &RISCVerifier{clientIDs: ids, logger: cfg.Logger, metrics: cfg.Metrics}
 	if v.logger == nil {
 		v.logger = slog.New(slog.DiscardHandler)
 	}
-	v.discovery = &riscDiscovery{
-		client: v.client, url: configURL, minTTL: v.minTTL, minRefetch: v.minRefetch,
-		now: v.now, logger: v.logger,
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
 	}
+	v.discovery = &riscDiscovery{docSource: docSource{
+		client:     cmp.Or(cfg.HTTPClient, &http.Client{Timeout: 15 * time.Second}),
+		url:        configURL,
+		minTTL:     cmp.Or(cfg.MinTTL, DefaultMinKeyTTL),
+		minRefetch: cmp.Or(cfg.MinRefetchInterval, DefaultMinRefetchInterval),
+		now:        now,
+		logger:     v.logger,
+	}}
 	return v, nil
 }
 
@@ -300,15 +293,9 @@ func (v *RISCVerifier) keysFor(jwksURI string) *keySet {
 		if v.keys != nil {
 			v.logger.Info("the RISC configuration names new signing keys", "jwks_uri", jwksURI)
 		}
-		v.keys = &keySet{
-			client:     v.client,
-			url:        jwksURI,
-			minTTL:     v.minTTL,
-			minRefetch: v.minRefetch,
-			now:        v.now,
-			logger:     v.logger,
-			metrics:    v.metrics,
-		}
+		src := v.discovery.docSource
+		src.url = jwksURI
+		v.keys = &keySet{docSource: src, metrics: v.metrics}
 	}
 	return v.keys
 }
@@ -538,20 +525,14 @@ type riscConfig struct {
 // start at most once per minRefetch (a second while none ever succeeded),
 // and a failed refresh keeps the previous document.
 type riscDiscovery struct {
-	client     *http.Client
-	url        string
-	minTTL     time.Duration
-	minRefetch time.Duration
-	now        func() time.Time
-	logger     *slog.Logger
+	docSource
 
 	flight  singleflight.Group
 	fetches atomic.Int64
 
-	mu        sync.Mutex
-	cur       *riscConfig
-	nextFetch time.Time
-	lastErr   error
+	mu   sync.Mutex
+	cur  *riscConfig
+	gate refetchGate
 }
 
 func (d *riscDiscovery) get(ctx context.Context) (*riscConfig, error) {
@@ -581,8 +562,8 @@ func (d *riscDiscovery) maybeFetch(ctx context.Context) (*riscConfig, error) {
 		d.mu.Unlock()
 		return cur, nil // refreshed while this caller waited its turn
 	}
-	if now.Before(d.nextFetch) {
-		err := d.lastErr
+	if now.Before(d.gate.next) {
+		err := d.gate.lastErr
 		d.mu.Unlock()
 		if cur != nil {
 			return cur, nil // stale, but the best we have
@@ -595,12 +576,7 @@ func (d *riscDiscovery) maybeFetch(ctx context.Context) (*riscConfig, error) {
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	wait := d.minRefetch
-	if err != nil && cur == nil {
-		wait = min(wait, coldRetryFloor)
-	}
-	d.nextFetch = now.Add(wait)
-	d.lastErr = err
+	d.gate.fetched(now, err, cur != nil, d.minRefetch)
 	if err != nil {
 		if cur != nil {
 			d.logger.Warn("refreshing Google's RISC configuration failed; keeping the previous one", "url", d.url, "error", err)

@@ -154,13 +154,15 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 		now:          now,
 		metrics:      cfg.Metrics,
 		keys: &keySet{
-			client:     hc,
-			url:        certsURL,
-			minTTL:     cmp.Or(cfg.MinKeyTTL, DefaultMinKeyTTL),
-			minRefetch: cmp.Or(cfg.MinRefetchInterval, DefaultMinRefetchInterval),
-			now:        now,
-			logger:     logger,
-			metrics:    cfg.Metrics,
+			docSource: docSource{
+				client:     hc,
+				url:        certsURL,
+				minTTL:     cmp.Or(cfg.MinKeyTTL, DefaultMinKeyTTL),
+				minRefetch: cmp.Or(cfg.MinRefetchInterval, DefaultMinRefetchInterval),
+				now:        now,
+				logger:     logger,
+			},
+			metrics: cfg.Metrics,
 		},
 	}
 	if len(auds) == 1 {

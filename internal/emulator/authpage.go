@@ -66,15 +66,25 @@ var gsiScopes = []string{scopeOpenID, scopeEmail, scopeProfile}
 
 const policyError = "You can't sign in to this app because it doesn't comply with Google's OAuth 2.0 policy."
 
-func (e *Emulator) parseOAuthRequest(p url.Values) (*authRequest, *authError) {
-	req := &authRequest{kind: flowOAuth, params: p, prompts: map[string]bool{}}
+// requestClient is the client an authorization request names; notFound is
+// what Google says of an unknown one, which differs between its flows.
+func (e *Emulator) requestClient(p url.Values, notFound string) (Client, *authError) {
 	id := p.Get("client_id")
 	if id == "" {
-		return nil, &authError{400, "invalid_request", "Missing required parameter: client_id"}
+		return Client{}, &authError{400, "invalid_request", "Missing required parameter: client_id"}
 	}
 	c, ok := e.clients[id]
 	if !ok {
-		return nil, &authError{401, "invalid_client", "The OAuth client was not found."}
+		return Client{}, &authError{401, "invalid_client", notFound}
+	}
+	return c, nil
+}
+
+func (e *Emulator) parseOAuthRequest(p url.Values) (*authRequest, *authError) {
+	req := &authRequest{kind: flowOAuth, params: p, prompts: map[string]bool{}}
+	c, aerr := e.requestClient(p, "The OAuth client was not found.")
+	if aerr != nil {
+		return nil, aerr
 	}
 	req.client = c
 
@@ -178,13 +188,9 @@ func (e *Emulator) parseOAuthRequest(p url.Values) (*authRequest, *authError) {
 
 func (e *Emulator) parseGSIRequest(p url.Values) (*authRequest, *authError) {
 	req := &authRequest{kind: flowGSI, params: p, prompts: map[string]bool{}, idToken: true}
-	id := p.Get("client_id")
-	if id == "" {
-		return nil, &authError{400, "invalid_request", "Missing required parameter: client_id"}
-	}
-	c, ok := e.clients[id]
-	if !ok {
-		return nil, &authError{401, "invalid_client", "The given client ID is not found."}
+	c, aerr := e.requestClient(p, "The given client ID is not found.")
+	if aerr != nil {
+		return nil, aerr
 	}
 	req.client = c
 	req.requested, req.scopes = []string{"openid", "email", "profile"}, gsiScopes
@@ -663,11 +669,8 @@ func describeScope(s string) string {
 // handleGSIRevoke is google.accounts.id.revoke: it ends the user's grant to
 // the client. The hint is the user's sub or email.
 func (e *Emulator) handleGSIRevoke(w http.ResponseWriter, r *http.Request) {
-	allowCORS(w, r)
-	w.Header().Set("Cache-Control", "no-store")
-	form, err := readForm(w, r)
-	if err != nil {
-		writeFormError(w, err)
+	form, ok := corsForm(w, r, "no-store")
+	if !ok {
 		return
 	}
 	c, ok := e.clients[form.Get("client_id")]

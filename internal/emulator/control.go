@@ -511,29 +511,29 @@ func (e *Emulator) ctlRevokeUser(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *Emulator) ctlMintCode(w http.ResponseWriter, r *http.Request) {
-	var req CodeRequest
-	if !decode(w, r, &req) {
-		return
-	}
-	code, err := e.MintCode(req)
-	if err != nil {
-		writeMintError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"code": code})
+	serveControl(w, r, func(req CodeRequest) (map[string]string, error) {
+		code, err := e.MintCode(req)
+		return map[string]string{"code": code}, err
+	})
 }
 
 func (e *Emulator) ctlMintToken(w http.ResponseWriter, r *http.Request) {
-	var req CodeRequest
+	serveControl(w, r, e.MintToken)
+}
+
+// serveControl answers a control call that decodes its JSON request, runs
+// fn and answers fn's result as JSON, or its error as writeMintError does.
+func serveControl[Req, Resp any](w http.ResponseWriter, r *http.Request, fn func(Req) (Resp, error)) {
+	var req Req
 	if !decode(w, r, &req) {
 		return
 	}
-	t, err := e.MintToken(req)
+	resp, err := fn(req)
 	if err != nil {
 		writeMintError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, t)
+	writeJSON(w, http.StatusOK, resp)
 }
 
 func writeMintError(w http.ResponseWriter, err error) {

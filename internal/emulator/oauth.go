@@ -47,6 +47,25 @@ func readForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 }
 
 // writeFormError answers a body that could not be read.
+// formOf is readForm that answers a bad form itself (writeFormError): on
+// false the response is written.
+func formOf(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
+	form, err := readForm(w, r)
+	if err != nil {
+		writeFormError(w, err)
+		return nil, false
+	}
+	return form, true
+}
+
+// corsForm begins a form endpoint that browsers may call from any origin
+// (revoke, tokeninfo): CORS, cacheControl, then formOf.
+func corsForm(w http.ResponseWriter, r *http.Request, cacheControl string) (url.Values, bool) {
+	allowCORS(w, r)
+	w.Header().Set("Cache-Control", cacheControl)
+	return formOf(w, r)
+}
+
 func writeFormError(w http.ResponseWriter, err error) {
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
@@ -96,9 +115,8 @@ type tokenResponse struct {
 func (e *Emulator) handleToken(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
-	form, err := readForm(w, r)
-	if err != nil {
-		writeFormError(w, err)
+	form, ok := formOf(w, r)
+	if !ok {
 		return
 	}
 	client, ok := e.authenticateClient(w, r, form)
@@ -232,16 +250,23 @@ func (e *Emulator) exchangeCode(w http.ResponseWriter, r *http.Request, client C
 	e.mu.Unlock()
 	e.changed()
 
-	resp := tokenResponse{AccessToken: at, ExpiresIn: int(ttl / time.Second), RefreshToken: rt, Scope: strings.Join(ac.scopes, " "), TokenType: "Bearer"}
-	if hasScope(ac.scopes, scopeOpenID) {
-		idt, err := e.idToken(user, client.ID, ac.scopes, ac.nonce, at, e.baseURL(r))
+	e.writeTokens(w, r, "authorization_code", tokenResponse{AccessToken: at, ExpiresIn: int(ttl / time.Second), RefreshToken: rt},
+		user, client.ID, ac.scopes, ac.nonce)
+}
+
+// writeTokens answers a granted token request (grantType, for the stats):
+// resp with its scope, type and, for openid, an ID token for user.
+func (e *Emulator) writeTokens(w http.ResponseWriter, r *http.Request, grantType string, resp tokenResponse, user User, clientID string, scopes []string, nonce string) {
+	resp.Scope, resp.TokenType = strings.Join(scopes, " "), "Bearer"
+	if hasScope(scopes, scopeOpenID) {
+		idt, err := e.idToken(user, clientID, scopes, nonce, resp.AccessToken, e.baseURL(r))
 		if err != nil {
 			writeOAuthError(w, http.StatusInternalServerError, "internal_failure", "Backend Error")
 			return
 		}
 		resp.IDToken = idt
 	}
-	e.stats.grant("authorization_code")
+	e.stats.grant(grantType)
 	writeJSON(w, http.StatusOK, resp)
 }
 
@@ -308,27 +333,14 @@ func (e *Emulator) refreshGrant(w http.ResponseWriter, r *http.Request, client C
 	e.mu.Unlock()
 	e.changed()
 
-	resp := tokenResponse{AccessToken: at, ExpiresIn: int(ttl / time.Second), Scope: strings.Join(scopes, " "), TokenType: "Bearer"}
-	if hasScope(scopes, scopeOpenID) {
-		idt, err := e.idToken(user, client.ID, scopes, "", at, e.baseURL(r))
-		if err != nil {
-			writeOAuthError(w, http.StatusInternalServerError, "internal_failure", "Backend Error")
-			return
-		}
-		resp.IDToken = idt
-	}
-	e.stats.grant("refresh_token")
-	writeJSON(w, http.StatusOK, resp)
+	e.writeTokens(w, r, "refresh_token", tokenResponse{AccessToken: at, ExpiresIn: int(ttl / time.Second)}, user, client.ID, scopes, "")
 }
 
 // handleRevoke is POST /revoke: revoking an access or a refresh token ends
 // the whole grant it belongs to, as at Google.
 func (e *Emulator) handleRevoke(w http.ResponseWriter, r *http.Request) {
-	allowCORS(w, r)
-	w.Header().Set("Cache-Control", "no-store")
-	form, err := readForm(w, r)
-	if err != nil {
-		writeFormError(w, err)
+	form, ok := corsForm(w, r, "no-store")
+	if !ok {
 		return
 	}
 	tok := form.Get("token")
@@ -416,11 +428,8 @@ func bearer(r *http.Request) string {
 // The token comes in the query, a form body, or an Authorization: Bearer
 // header (access tokens).
 func (e *Emulator) handleTokenInfo(w http.ResponseWriter, r *http.Request) {
-	allowCORS(w, r)
-	w.Header().Set("Cache-Control", "no-cache, no-store, max-age=0, must-revalidate")
-	form, err := readForm(w, r)
-	if err != nil {
-		writeFormError(w, err)
+	form, ok := corsForm(w, r, "no-cache, no-store, max-age=0, must-revalidate")
+	if !ok {
 		return
 	}
 	if r.Method == http.MethodPost {

@@ -157,12 +157,7 @@ func loadGISScript() ([2][]byte, error) {
 // only.
 func (e *Emulator) handleGISClient(w http.ResponseWriter, r *http.Request) {
 	origin, _ := json.Marshal(e.baseURL(r)) // escapes <, > and &
-	h := w.Header()
-	h.Set("Content-Type", "text/javascript; charset=utf-8")
-	h.Set("Cache-Control", "public, max-age=3600")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cross-Origin-Resource-Policy", "cross-origin")
-	allowCORS(w, r)
+	gisAssetHeaders(w, r, "text/javascript; charset=utf-8")
 	_, _ = w.Write(e.gisParts[0])
 	_, _ = w.Write(origin)
 	_, _ = w.Write(e.gisParts[1])
@@ -176,13 +171,19 @@ func (e *Emulator) handleGISStyle(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	gisAssetHeaders(w, r, "text/css; charset=utf-8")
+	_, _ = w.Write(b)
+}
+
+// gisAssetHeaders are the headers Google serves its GIS script and style
+// with: public for an hour, loadable from any origin.
+func gisAssetHeaders(w http.ResponseWriter, r *http.Request, contentType string) {
 	h := w.Header()
-	h.Set("Content-Type", "text/css; charset=utf-8")
+	h.Set("Content-Type", contentType)
 	h.Set("Cache-Control", "public, max-age=3600")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cross-Origin-Resource-Policy", "cross-origin")
 	allowCORS(w, r)
-	_, _ = w.Write(b)
 }
 
 func avatarFile(sub string) string { return urlPathEscape(sub) + ".svg" }

@@ -152,6 +152,20 @@ func personMask(w http.ResponseWriter, r *http.Request, method string) (map[stri
 	return want, true
 }
 
+// peopleRequest begins every People API call (method is its RPC name):
+// CORS, no shared caching, the access token, then the personFields mask.
+// On false the response is written.
+func (e *Emulator) peopleRequest(w http.ResponseWriter, r *http.Request, method string) (accessToken, User, map[string]bool, bool) {
+	allowCORS(w, r)
+	w.Header().Set("Cache-Control", "private")
+	a, u, ok := e.peopleAccess(w, r, method)
+	if !ok {
+		return a, u, nil, false
+	}
+	want, ok := personMask(w, r, method)
+	return a, u, want, ok
+}
+
 // insufficientScope is Google's 403 for a token that lacks the scope a
 // call needs.
 func insufficientScope(w http.ResponseWriter, method, scope string) {
@@ -162,13 +176,7 @@ func insufficientScope(w http.ResponseWriter, method, scope string) {
 // handlePeopleMe is GET /v1/people/me. Authentication is checked first, as
 // at Google, then the mask, then the scopes the mask needs.
 func (e *Emulator) handlePeopleMe(w http.ResponseWriter, r *http.Request) {
-	allowCORS(w, r)
-	w.Header().Set("Cache-Control", "private")
-	a, u, ok := e.peopleAccess(w, r, peopleGetPeopleRPC)
-	if !ok {
-		return
-	}
-	want, ok := personMask(w, r, peopleGetPeopleRPC)
+	a, u, want, ok := e.peopleRequest(w, r, peopleGetPeopleRPC)
 	if !ok {
 		return
 	}
@@ -261,13 +269,7 @@ type connectionsResponse struct {
 // contacts, paged with pageSize and pageToken/nextPageToken. It needs
 // contacts.readonly (or contacts): a token without it gets Google's 403.
 func (e *Emulator) handleConnections(w http.ResponseWriter, r *http.Request) {
-	allowCORS(w, r)
-	w.Header().Set("Cache-Control", "private")
-	a, u, ok := e.peopleAccess(w, r, peopleListRPC)
-	if !ok {
-		return
-	}
-	want, ok := personMask(w, r, peopleListRPC)
+	a, u, want, ok := e.peopleRequest(w, r, peopleListRPC)
 	if !ok {
 		return
 	}

@@ -569,16 +569,7 @@ func (e *Emulator) handleRISCConfiguration(w http.ResponseWriter, r *http.Reques
 // ---- control API ------------------------------------------------------
 
 func (e *Emulator) ctlRISCRegister(w http.ResponseWriter, r *http.Request) {
-	var req RISCReceiver
-	if !decode(w, r, &req) {
-		return
-	}
-	rcv, err := e.RegisterRISCReceiver(req)
-	if err != nil {
-		writeMintError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, rcv)
+	serveControl(w, r, e.RegisterRISCReceiver)
 }
 
 func (e *Emulator) ctlRISCReceivers(w http.ResponseWriter, r *http.Request) {

@@ -74,6 +74,9 @@ func loadAssets(templates, static fs.FS) (*assets, error) {
 			return "/static/" + name + "?v=" + f.hash, nil
 		},
 		"scopeName": scopeName,
+		"googleButton": func(id, label string) googleButton {
+			return googleButton{ID: id, Label: label}
+		},
 	}
 	for _, name := range pageNames {
 		t, err := template.New(name).Funcs(funcs).ParseFS(templates, "base.html", name)
@@ -87,6 +90,9 @@ func loadAssets(templates, static fs.FS) (*assets, error) {
 	}
 	return a, nil
 }
+
+// googleButton is the argument of the "google-button" template.
+type googleButton struct{ ID, Label string }
 
 // renderPage executes a page into a buffer and only then writes it, so a
 // template error is a clean error page rather than half a page.

@@ -282,23 +282,30 @@
     };
   }
 
+  // authParams are the authorization request's parameters that both OAuth
+  // clients send: the client id from c, the rest from o (c with the
+  // request's overrides).
+  function authParams(c, o, responseType, prompt) {
+    return {
+      gsiwebsdk: '3',
+      client_id: c.client_id,
+      scope: o.scope,
+      response_type: responseType,
+      include_granted_scopes: o.include_granted_scopes === false ? 'false' : 'true',
+      state: o.state,
+      login_hint: o.login_hint || o.hint,
+      hd: o.hd || o.hosted_domain,
+      prompt: prompt
+    };
+  }
+
   function initCodeClient(config) {
     var c = Object.assign({}, config || {});
     required(c, ['client_id', 'scope']);
     return {
       requestCode: function () {
-        var params = {
-          gsiwebsdk: '3',
-          client_id: c.client_id,
-          scope: c.scope,
-          response_type: 'code',
-          access_type: 'offline',
-          include_granted_scopes: c.include_granted_scopes === false ? 'false' : 'true',
-          state: c.state,
-          login_hint: c.login_hint || c.hint,
-          hd: c.hd || c.hosted_domain,
-          prompt: c.prompt !== undefined ? c.prompt : (c.select_account ? 'select_account' : undefined)
-        };
+        var params = authParams(c, c, 'code', c.prompt !== undefined ? c.prompt : (c.select_account ? 'select_account' : undefined));
+        params.access_type = 'offline';
         if (c.ux_mode === 'redirect') {
           params.redirect_uri = c.redirect_uri || window.location.href.split(/[?#]/)[0];
           window.location.assign(buildURL('/o/oauth2/v2/auth', params));
@@ -317,18 +324,8 @@
     return {
       requestAccessToken: function (overrides) {
         var o = Object.assign({}, c, overrides || {});
-        var params = {
-          gsiwebsdk: '3',
-          client_id: c.client_id,
-          scope: o.scope,
-          response_type: 'token',
-          redirect_uri: 'postmessage',
-          include_granted_scopes: o.include_granted_scopes === false ? 'false' : 'true',
-          state: o.state,
-          login_hint: o.login_hint || o.hint,
-          hd: o.hd || o.hosted_domain,
-          prompt: o.prompt !== undefined ? o.prompt : 'select_account'
-        };
+        var params = authParams(c, o, 'token', o.prompt !== undefined ? o.prompt : 'select_account');
+        params.redirect_uri = 'postmessage';
         var cb = oauthCallbacks(o);
         openPopup('/o/oauth2/v2/auth', params, cb.result, cb.error);
       }
