@@ -581,6 +581,12 @@ func (s *Store) removeStaleTemps() {
 				s.removeUserTemp(user)
 				continue
 			}
+			if strings.HasPrefix(user, legacyAside) && e.IsDir() {
+				// An earlier Open's removal of the old sessions was
+				// cut short (sessions.go): finish it.
+				s.removeAside(filepath.Join(s.dir, e.Name()))
+				continue
+			}
 			fi, err := e.Info()
 			if err != nil || s.now().Sub(fi.ModTime()) < staleTemp {
 				continue

@@ -728,9 +728,17 @@ func TestLegacySessionsRemoved(t *testing.T) {
 	if err := os.Mkdir(legacy, 0o700); err != nil {
 		t.Fatal(err)
 	}
+	// And one whose removal a crash cut short, renamed aside by an
+	// earlier Open.
+	cut := filepath.Join(dir, tempPrefix+legacyAside+"1")
+	if err := os.Mkdir(cut, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	for i := range 10 {
-		if err := os.WriteFile(filepath.Join(legacy, fmt.Sprint(i)), []byte(`{"sub":"1"}`), 0o600); err != nil {
-			t.Fatal(err)
+		for _, d := range []string{legacy, cut} {
+			if err := os.WriteFile(filepath.Join(d, fmt.Sprint(i)), []byte(`{"sub":"1"}`), 0o600); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	mustOpen(t, dir)

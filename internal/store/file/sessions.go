@@ -36,7 +36,8 @@ import (
 // read.
 //
 // The ".sessions" directory of earlier versions (one file per session) is
-// renamed aside when the store opens and removed in the background.
+// renamed aside when the store opens and removed in the background (a
+// removal cut short is finished by the next Open).
 
 const (
 	endsDir        = ".session-ends"
@@ -306,15 +307,26 @@ func (s *Store) removeLegacySessions() {
 		os.Remove(old)
 		return
 	}
-	aside := filepath.Join(s.dir, fmt.Sprintf("%slegacy-sessions-%d", tempPrefix, s.now().UnixNano()))
+	aside := filepath.Join(s.dir, fmt.Sprintf("%s%s%d", tempPrefix, legacyAside, s.now().UnixNano()))
 	if err := os.Rename(old, aside); err != nil {
 		s.log.Warn("cannot remove the sessions directory of an earlier version", "dir", old, "err", err)
 		return
 	}
 	s.log.Info("removing the sessions of an earlier version: their holders sign in again", "dir", old)
+	s.removeAside(aside)
+}
+
+// legacyAside names (after tempPrefix) the old sessions directory renamed
+// aside; a removal cut short is finished by the next Open
+// (removeStaleTemps).
+const legacyAside = "legacy-sessions-"
+
+// removeAside removes the directory dir in the background: it may hold a
+// great many files.
+func (s *Store) removeAside(dir string) {
 	go func() {
-		if err := os.RemoveAll(aside); err != nil {
-			s.log.Warn("cannot remove the sessions directory of an earlier version", "dir", aside, "err", err)
+		if err := os.RemoveAll(dir); err != nil {
+			s.log.Warn("cannot remove the sessions directory of an earlier version", "dir", dir, "err", err)
 		}
 	}()
 }
