@@ -9,6 +9,7 @@ package signin
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Error kinds. Each maps to exactly one HTTP status, in one place
@@ -44,7 +45,9 @@ func (e *Error) Error() string {
 		code = e.Kind
 	}
 	if e.Err != nil {
-		return fmt.Sprintf("%s: %s: %v", code, e.Message, e.Err)
+		// The message is a sentence for the user; before the cause, its
+		// final period would read "...password).: invalid keyword".
+		return fmt.Sprintf("%s: %s: %v", code, strings.TrimSuffix(e.Message, "."), e.Err)
 	}
 	return fmt.Sprintf("%s: %s", code, e.Message)
 }
