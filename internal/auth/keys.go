@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"bytes"
 	"context"
 	"crypto/rsa"
 	"encoding/base64"
@@ -19,11 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
-	"google.golang.org/api/idtoken"
-	"google.golang.org/api/option"
 
 	"example.com/signin"
-	"example.com/signin/internal/googlenet"
 	"example.com/signin/internal/metrics"
 )
 
@@ -34,11 +30,10 @@ const (
 	maxKeyTTL      = 24 * time.Hour   // never trust keys longer than this without asking again
 	fetchTimeout   = 30 * time.Second // one fetch, shared by every waiter
 	coldRetryFloor = time.Second      // with no keys at all, retry a failed fetch this often at most
-	idtokenMaxAge  = 365 * 24 * time.Hour
 )
 
 // keySet holds Google's ID token signing keys (the JWKS at the certs URL)
-// and feeds them to idtoken.
+// and their parsed RSA public keys.
 //
 // It is written by hand because idtoken's cache (v0.300.0 cache.go) does
 // none of what a server needs: without Cache-Control it fetches on every
@@ -53,10 +48,10 @@ const (
 //     cannot make us fetch per request;
 //   - when a refresh fails, the previous keys keep being served.
 //
-// idtoken still does the signature check, as the project requires. Each key
-// set version gets its own idtoken.Validator whose HTTP client answers the
-// certs URL from memory with a year-long max-age, so idtoken never goes to
-// the network and its per-Validator cache can never hold a stale set.
+// Each key set version parses its RSA keys once; Verifier.verifySigned checks
+// signatures against them with crypto/rsa (it did through an
+// idtoken.Validator fed this same set from memory, which re-parsed the token
+// and the key on every call: see verifySigned for what replaced its checks).
 type keySet struct {
 	docSource
 	metrics *metrics.Metrics // counts fetches by outcome; nil counts nothing
@@ -72,11 +67,10 @@ type keySet struct {
 
 // keyVersion is one fetched key set. It is immutable.
 type keyVersion struct {
-	version   int64
-	kids      map[string]struct{}
-	expires   time.Time
-	validator *idtoken.Validator
-	pub       map[string]*rsa.PublicKey // by kid, for RISC (idtoken would refuse a SET for lacking exp)
+	version int64
+	kids    map[string]struct{}
+	expires time.Time
+	pub     map[string]*rsa.PublicKey // by kid, parsed once per fetch: ID tokens and RISC events are checked against these
 }
 
 func (k *keyVersion) has(kid string) bool {
@@ -212,25 +206,19 @@ func (g *refetchGate) fetched(now time.Time, err error, have bool, minRefetch ti
 	g.lastErr = err
 }
 
-// fetch gets the JWKS and builds a key version and its idtoken.Validator.
+// fetch gets the JWKS and builds a key version with its parsed keys.
 func (s *keySet) fetch(ctx context.Context) (*keyVersion, time.Duration, error) {
 	s.fetches.Add(1)
 	body, header, err := fetchDocument(ctx, s.client, s.url, maxJWKSBytes, "the key set")
 	if err != nil {
 		return nil, 0, err
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
-	defer cancel()
 	kids, clean, err := parseJWKS(body)
 	if err != nil {
 		return nil, 0, err
 	}
-	v, err := idtoken.NewValidator(ctx, option.WithHTTPClient(&http.Client{Transport: memoryJWKS(clean)}))
-	if err != nil {
-		return nil, 0, fmt.Errorf("idtoken.NewValidator: %w", err)
-	}
 	ttl := cacheTTL(header, s.minTTL)
-	return &keyVersion{kids: kids, validator: v, pub: rsaPublicKeys(clean)}, ttl, nil
+	return &keyVersion{kids: kids, pub: rsaPublicKeys(clean)}, ttl, nil
 }
 
 // fetchDocument GETs a JSON document of Google's (a key set, a
@@ -275,8 +263,8 @@ type jwk struct {
 }
 
 // parseJWKS keeps the usable RS256 signing keys of a JWKS and returns their
-// kids and a JWKS holding only them (what idtoken is given: it matches keys
-// by kid alone, so it must not see keys we would not accept).
+// kids and a JWKS holding only them (the keys are then parsed from it by
+// kid alone, so it must not hold keys we would not accept).
 func parseJWKS(body []byte) (map[string]struct{}, []byte, error) {
 	var set struct {
 		Keys []json.RawMessage `json:"keys"`
@@ -357,31 +345,4 @@ func cacheTTL(h http.Header, floor time.Duration) time.Duration {
 	}
 	ttl := time.Duration(min(maxAge, int(maxKeyTTL/time.Second))) * time.Second
 	return min(max(ttl, floor), maxKeyTTL)
-}
-
-// memoryJWKS is the transport of each idtoken.Validator: it answers
-// idtoken's request for Google's certs URL with the key set we fetched, so
-// idtoken checks signatures against exactly our keys and never fetches.
-type memoryJWKS []byte
-
-func (m memoryJWKS) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Method != http.MethodGet || r.URL.Host != "www.googleapis.com" || r.URL.Path != "/oauth2/v3/certs" {
-		// ES256 tokens would ask for the IAP keys; the front door refuses
-		// them before idtoken sees them.
-		return nil, fmt.Errorf("auth: idtoken asked for %s %s; only %s is served", r.Method, r.URL.Redacted(), googlenet.CertsURL)
-	}
-	h := make(http.Header, 2)
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(idtokenMaxAge/time.Second)))
-	return &http.Response{
-		Status:        "200 OK",
-		StatusCode:    http.StatusOK,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        h,
-		Body:          io.NopCloser(bytes.NewReader(m)),
-		ContentLength: int64(len(m)),
-		Request:       r,
-	}, nil
 }

@@ -8,10 +8,9 @@ import (
 )
 
 // rsaPublicKeys returns the RSA public keys of a JWKS that parseJWKS
-// cleaned (so every key in it passed usableRSAKey), by kid. ID tokens do not
-// need them (idtoken checks their signatures); Security Event Tokens do,
-// because idtoken refuses any token without an unexpired "exp" and SETs
-// have none.
+// cleaned (so every key in it passed usableRSAKey), by kid, parsed once per
+// fetched set: ID tokens (verifySigned) and Security Event Tokens are
+// checked against them.
 func rsaPublicKeys(clean []byte) map[string]*rsa.PublicKey {
 	var set struct {
 		Keys []jwk `json:"keys"`
