@@ -355,3 +355,44 @@ func BenchmarkConnect(b *testing.B) {
 // TestMain stops the throwaway PostgreSQL server the database benchmarks
 // may have started.
 func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// BenchmarkTokenSignIn is POST /tokensignin in process: the whole handler
+// chain with the real verifier (keys cached; the token is verified
+// completely every time, as at every sign-in) and the grants in memory, so
+// ns/op and allocs/op are the server's own work per sign-in, the part
+// bench/signinload's load test compares with a hand-written server. Profile
+// it with -cpuprofile.
+func BenchmarkTokenSignIn(b *testing.B) {
+	iss := authtest.NewIssuer(b)
+	claims := authtest.Claims(testClientID, benchSub)
+	claims["email"], claims["name"] = "ada.lovelace@example.com", "Ada Lovelace"
+	token := iss.Sign(nil, claims)
+	v, err := auth.NewVerifier(auth.VerifierConfig{Audiences: []string{testClientID}, HTTPClient: http.DefaultClient, CertsURL: iss.CertsURL()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := benchConfig(b, &granttest.Memory{})
+	cfg.Verifier = v
+	h := benchNewServer(b, cfg).Handler()
+	form := url.Values{"credential": {token}}.Encode()
+	w := newBenchWriter()
+	signIn := func() {
+		r := httptest.NewRequest(http.MethodPost, "/tokensignin", strings.NewReader(form))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.Header.Set(headerRequestedWith, "XMLHttpRequest")
+		r.Header.Set("Sec-Fetch-Site", "same-origin")
+		w.reset()
+		h.ServeHTTP(w, r)
+		if w.status != http.StatusOK || len(w.h.Values("Set-Cookie")) == 0 {
+			b.Fatalf("POST /tokensignin: status %d, cookies %q", w.status, w.h.Values("Set-Cookie"))
+		}
+	}
+	signIn() // fetch the keys
+	b.ReportAllocs()
+	for b.Loop() {
+		signIn()
+	}
+	if n := v.KeyFetches(); n != 1 {
+		b.Errorf("%d key fetches, want 1", n)
+	}
+}
