@@ -92,7 +92,7 @@ func (f *roundsFixture) seed(t *testing.T, n int) {
 			if err != nil {
 				return err
 			}
-			_, err = g.SaveExchange(ctx, u.Sub, grant.Identity{Email: u.Email, Name: u.Name}, tok)
+			_, _, err = g.SaveExchange(ctx, u.Sub, grant.Identity{Email: u.Email, Name: u.Name}, tok)
 			f.subs[i] = u.Sub
 			return err
 		})

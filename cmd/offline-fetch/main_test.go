@@ -39,7 +39,7 @@ func connectUser(t *testing.T, emu *emulator.Emulator, host, dir, sub string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := grant.New(grant.Config{Store: st, Google: g}).SaveExchange(context.Background(), sub, grant.Identity{}, tok); err != nil {
+	if _, _, err := grant.New(grant.Config{Store: st, Google: g}).SaveExchange(context.Background(), sub, grant.Identity{}, tok); err != nil {
 		t.Fatal(err)
 	}
 }

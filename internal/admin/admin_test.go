@@ -87,7 +87,7 @@ func newFixture(t *testing.T, db bool) *fixture {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.grants.SaveExchange(t.Context(), u.Sub, grant.Identity{Email: email, Name: u.Name}, tok); err != nil {
+		if _, _, err := f.grants.SaveExchange(t.Context(), u.Sub, grant.Identity{Email: email, Name: u.Name}, tok); err != nil {
 			t.Fatal(err)
 		}
 		f.subs[email] = u.Sub

@@ -166,9 +166,10 @@ type Identity struct {
 // the grant active again; without one, a stored record keeps its refresh
 // token and gets the new access token; with neither, nothing is written and
 // the user has no offline access (OfflineNone: ask again with
-// prompt=consent). It returns what the grant allows afterwards. A user
-// whose account Google disabled is refused (CodeAccountDisabled) and
-// nothing is written.
+// prompt=consent). It returns the record as saved (nil when none is
+// stored or it cannot be read), so the caller need not read it again, and
+// what the grant allows afterwards. A user whose account Google disabled is
+// refused (CodeAccountDisabled) and nothing is written.
 //
 // A stored record that cannot be read is replaced when the exchange gave a
 // refresh token: the store sets the damaged record aside for the operator
@@ -183,26 +184,26 @@ type Identity struct {
 // server would never get one. After a revocation the next consent gives a
 // fresh refresh token; the page also asks with prompt=consent, which gets
 // one either way.
-func (g *Grants) SaveExchange(ctx context.Context, sub string, who Identity, tok *oauth2.Token) (Offline, error) {
-	status, err := g.saveExchange(ctx, sub, who, tok)
+func (g *Grants) SaveExchange(ctx context.Context, sub string, who Identity, tok *oauth2.Token) (*Record, Offline, error) {
+	rec, status, err := g.saveExchange(ctx, sub, who, tok)
 	if signin.ErrorCode(err) == CodeCorruptRecord {
 		if tok.RefreshToken == "" {
 			g.log.LogAttrs(ctx, slog.LevelWarn, "a stored credential record cannot be read; the user must connect again with consent",
 				slog.String("sub", sub), slog.String("error", err.Error()))
-			return OfflineUnreadable, nil
+			return nil, OfflineUnreadable, nil
 		}
 		var where string
 		where, err = g.store.SetAside(ctx, sub)
 		if err == nil {
 			g.log.LogAttrs(ctx, slog.LevelWarn, "a damaged credential record was set aside and replaced by the user's new grant",
 				slog.String("sub", sub), slog.String("damaged_record_kept_as", where))
-			status, err = g.saveExchange(ctx, sub, who, tok)
+			rec, status, err = g.saveExchange(ctx, sub, who, tok)
 		}
 	}
 	if err == nil || signin.ErrorCode(err) == CodeAccountDisabled {
-		return status, err
+		return rec, status, err
 	}
-	return "", g.notKept(ctx, sub, tok, err)
+	return nil, "", g.notKept(ctx, sub, tok, err)
 }
 
 // CodeGrantNotKept is the error code of a code exchange whose grant the
@@ -258,9 +259,9 @@ func SavedRefreshToken(tok *oauth2.Token) string {
 	return "new"
 }
 
-func (g *Grants) saveExchange(ctx context.Context, sub string, who Identity, tok *oauth2.Token) (Offline, error) {
+func (g *Grants) saveExchange(ctx context.Context, sub string, who Identity, tok *oauth2.Token) (*Record, Offline, error) {
 	var status Offline
-	_, err := g.store.Update(ctx, sub, func(cur *Record) (*Record, error) {
+	rec, err := g.store.Update(ctx, sub, func(cur *Record) (*Record, error) {
 		if err := CheckEnabled(cur); err != nil {
 			return nil, err
 		}
@@ -282,9 +283,9 @@ func (g *Grants) saveExchange(ctx context.Context, sub string, who Identity, tok
 		return cur, nil
 	})
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
-	return status, nil
+	return rec, status, nil
 }
 
 // merge applies a token from Google (a code exchange or a refresh) to cur: a

@@ -123,7 +123,7 @@ func TestSaveExchange(t *testing.T) {
 			cur.Sub = sub
 			granttest.Put(t, st, &cur)
 			g := grant.New(grant.Config{Store: st, Google: &fakeGoogle{}, Now: func() time.Time { return t0 }})
-			status, err := g.SaveExchange(t.Context(), sub, grant.Identity{Email: "ada@example.com"}, tt.tok)
+			_, status, err := g.SaveExchange(t.Context(), sub, grant.Identity{Email: "ada@example.com"}, tt.tok)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -162,7 +162,7 @@ func TestSaveExchange(t *testing.T) {
 func TestSaveExchangeWithoutRefreshTokenStoresNothing(t *testing.T) {
 	st := &granttest.Memory{}
 	g := grant.New(grant.Config{Store: st, Google: &fakeGoogle{}})
-	status, err := g.SaveExchange(t.Context(), sub, grant.Identity{}, &oauth2.Token{AccessToken: "a1", Expiry: t0})
+	_, status, err := g.SaveExchange(t.Context(), sub, grant.Identity{}, &oauth2.Token{AccessToken: "a1", Expiry: t0})
 	if err != nil || status != grant.OfflineNone {
 		t.Fatalf("SaveExchange = %q, %v; want none", status, err)
 	}
@@ -179,7 +179,7 @@ func TestSaveExchangeOverADamagedRecord(t *testing.T) {
 	st.Damage(sub)
 	g := grant.New(grant.Config{Store: st, Google: &fakeGoogle{}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 
-	status, err := g.SaveExchange(t.Context(), sub, grant.Identity{}, &oauth2.Token{AccessToken: "a1", Expiry: t0})
+	_, status, err := g.SaveExchange(t.Context(), sub, grant.Identity{}, &oauth2.Token{AccessToken: "a1", Expiry: t0})
 	if err != nil || status != grant.OfflineUnreadable {
 		t.Errorf("SaveExchange without a refresh token = %q, %v; want unreadable", status, err)
 	}
@@ -187,7 +187,7 @@ func TestSaveExchangeOverADamagedRecord(t *testing.T) {
 		t.Errorf("the damaged record was touched with nothing to replace it: %v", err)
 	}
 
-	status, err = g.SaveExchange(t.Context(), sub, grant.Identity{Email: "e@example.com"}, &oauth2.Token{AccessToken: "a2", RefreshToken: "r2", Expiry: t0})
+	_, status, err = g.SaveExchange(t.Context(), sub, grant.Identity{Email: "e@example.com"}, &oauth2.Token{AccessToken: "a2", RefreshToken: "r2", Expiry: t0})
 	if err != nil || status != grant.OfflineActive {
 		t.Fatalf("SaveExchange with a refresh token = %q, %v; want active", status, err)
 	}
@@ -367,7 +367,7 @@ func TestSaveExchangeNotKept(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			google := &fakeGoogle{fail: tc.revokeErr}
 			g := grant.New(grant.Config{Store: &failingStore{err: tc.storeErr}, Google: google})
-			status, err := g.SaveExchange(t.Context(), sub, grant.Identity{}, tc.tok)
+			_, status, err := g.SaveExchange(t.Context(), sub, grant.Identity{}, tc.tok)
 			if err == nil {
 				t.Fatalf("SaveExchange = %q, nil; want an error", status)
 			}
@@ -389,7 +389,7 @@ func TestSaveExchangeNotKept(t *testing.T) {
 	g := grant.New(grant.Config{Store: &failingStore{err: context.Canceled}, Google: google})
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := g.SaveExchange(ctx, sub, grant.Identity{}, &oauth2.Token{AccessToken: "a1", RefreshToken: "r1"}); err == nil || len(google.revoked) != 1 {
+	if _, _, err := g.SaveExchange(ctx, sub, grant.Identity{}, &oauth2.Token{AccessToken: "a1", RefreshToken: "r1"}); err == nil || len(google.revoked) != 1 {
 		t.Errorf("cancelled request: err %v, revoked %q; want the new grant revoked", err, google.revoked)
 	}
 }

@@ -64,7 +64,7 @@ func (em *emulated) connect(t testing.TB, st grant.Store, u emulator.User) {
 	if tok.RefreshToken == "" {
 		t.Fatalf("first offline consent for %s gave no refresh token", u.Email)
 	}
-	if _, err := em.grants(st).SaveExchange(ctx, u.Sub, grant.Identity{Email: u.Email, Name: u.Name}, tok); err != nil {
+	if _, _, err := em.grants(st).SaveExchange(ctx, u.Sub, grant.Identity{Email: u.Email, Name: u.Name}, tok); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -26,7 +26,7 @@ func (em *emulated) connectScopes(t testing.TB, st grant.Store, u emulator.User,
 	if err != nil {
 		t.Fatalf("exchange for %s: %v", u.Email, err)
 	}
-	if _, err := em.grants(st).SaveExchange(context.Background(), u.Sub, grant.Identity{Email: u.Email, Name: u.Name}, tok); err != nil {
+	if _, _, err := em.grants(st).SaveExchange(context.Background(), u.Sub, grant.Identity{Email: u.Email, Name: u.Name}, tok); err != nil {
 		t.Fatal(err)
 	}
 }

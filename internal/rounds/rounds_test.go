@@ -72,7 +72,7 @@ func newFixture(t *testing.T, n int) *fixture {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := g.SaveExchange(t.Context(), u.Sub, grant.Identity{Email: u.Email, Name: u.Name}, tok); err != nil {
+		if _, _, err := g.SaveExchange(t.Context(), u.Sub, grant.Identity{Email: u.Email, Name: u.Name}, tok); err != nil {
 			t.Fatal(err)
 		}
 		f.users = append(f.users, u)

@@ -278,7 +278,7 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) (err erro
 		return signin.Errorf(signin.EFORBIDDEN, "account_mismatch", "You chose a different Google account from the one you are signed in with. Sign out first to switch accounts.")
 	}
 
-	status, err := s.cfg.Grants.SaveExchange(r.Context(), c.Sub, grant.Identity{Email: c.Email, Name: c.Name}, tok)
+	rec, status, err := s.cfg.Grants.SaveExchange(r.Context(), c.Sub, grant.Identity{Email: c.Email, Name: c.Name}, tok)
 	if err != nil {
 		return err
 	}
@@ -304,7 +304,9 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) (err erro
 		}
 		s.audit(r.Context(), auditSignIn, u.Sub, slog.String("method", metrics.SignInConnect))
 	}
-	return s.writeMe(w, r, u)
+	// The record just saved answers: no second read of the store.
+	writeJSON(w, http.StatusOK, s.me(u, rec, status))
+	return nil
 }
 
 // handleDisconnect revokes the stored grant at Google, deletes the stored

@@ -336,9 +336,15 @@ func TestConnect(t *testing.T) {
 				e.addUser(sub, "ada@example.com", "Ada")
 			}
 			e.addCode("code-1", sub, "at-new", tc.refresh)
+			reads := e.store.reads()
 			r := b.xhr("/connect", url.Values{"code": {"code-1"}})
 			if r.status != http.StatusOK {
 				t.Fatalf("status %d %s", r.status, r.body)
+			}
+			// The exchange's one locked update answers the page: no
+			// second read of the record (issue 19: sign-in reads no more).
+			if n := e.store.reads() - reads; n != 0 {
+				t.Errorf("/connect read the store %d times besides its update, want 0", n)
 			}
 			got := r.json(t)
 			if got["offline"] != tc.wantOffline || got["offline_status"] != tc.wantStatus {

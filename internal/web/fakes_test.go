@@ -71,6 +71,7 @@ type memStore struct {
 	mu      sync.Mutex
 	recs    map[string]grant.Record
 	updates int // successful writes, to prove "nothing stored"
+	gets    int // Get calls, to prove a handler reads no more than it must
 	now     func() time.Time
 }
 
@@ -96,6 +97,7 @@ func notFound() error {
 func (m *memStore) Get(_ context.Context, sub string) (*grant.Record, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.gets++
 	r, ok := m.recs[sub]
 	if !ok {
 		return nil, notFound()
@@ -177,6 +179,13 @@ func (m *memStore) record(sub string) (grant.Record, bool) {
 	defer m.mu.Unlock()
 	r, ok := m.recs[sub]
 	return r, ok
+}
+
+// reads returns how many times Get was called.
+func (m *memStore) reads() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.gets
 }
 
 func (m *memStore) writes() int {

@@ -51,7 +51,7 @@ func TestPartsShareOneStore(t *testing.T) {
 		t.Fatal("no Grants or Google client although Google was given")
 	}
 	tok := &oauth2.Token{AccessToken: "at", RefreshToken: "rt-secret", Expiry: time.Now().Add(time.Hour)}
-	if _, err := p.Grants.SaveExchange(t.Context(), "123", grant.Identity{Email: "ada@example.com"}, tok); err != nil {
+	if _, _, err := p.Grants.SaveExchange(t.Context(), "123", grant.Identity{Email: "ada@example.com"}, tok); err != nil {
 		t.Fatal(err)
 	}
 	raw, err := p.Store.Get(t.Context(), "123")

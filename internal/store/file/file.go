@@ -501,10 +501,15 @@ func (s *Store) lock(ctx context.Context, name string) (unlock func(), err error
 	}
 	path := filepath.Join(s.dir, name+lockExt)
 	f, err := lockFile(ctx, path)
-	if err != nil && ctx.Err() == nil && damaged(path) {
+	if err != nil && ctx.Err() == nil && (errors.Is(err, errNotRegular) || damaged(path)) {
 		// Something that is not a lock file sits at the lock's path (a
 		// link, a FIFO, a directory): set it aside, as a damaged record
 		// is, rather than lock the user out until someone removes it.
+		// Decided by the error lockFile met, not by looking again: another
+		// process may have set the path aside and created the real lock
+		// file since, and then this one must simply try again
+		// (setLockAside looks under the directory lock and leaves a
+		// regular file alone).
 		if err = s.setLockAside(ctx, name); err == nil {
 			f, err = lockFile(ctx, path)
 		}
@@ -685,7 +690,8 @@ var errNotRegular = errors.New("not a regular file (links are not followed)")
 func openRegular(path string, flag int) (*os.File, error) {
 	f, err := os.OpenFile(path, flag|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
 	if err != nil {
-		if errors.Is(err, syscall.ELOOP) {
+		// ELOOP: a link; EISDIR: a directory opened for writing.
+		if errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.EISDIR) {
 			return nil, fmt.Errorf("%s: %w", filepath.Base(path), errNotRegular)
 		}
 		return nil, err

@@ -40,9 +40,21 @@ type Slots struct {
 
 // factorSQL is a budget's factor now, with the recovery time as the
 // parameter p: the stored factor grown back linearly since factor_at, at
-// most 1.
+// most 1. The time since factor_at is never taken as negative: a statement
+// whose transaction began before the one that wrote factor_at committed
+// (it waited on the row lock) has an earlier now(), and must see the
+// factor as stored, not below it.
 func factorSQL(p string) string {
-	return `least(1, r.factor + extract(epoch FROM now() - r.factor_at) / ` + p + `::float8)`
+	return `least(1, r.factor + greatest(0, extract(epoch FROM now() - r.factor_at)) / ` + p + `::float8)`
+}
+
+// slotSQL is the spacing of a budget's slots in whole microseconds (the
+// resolution of a PostgreSQL timestamp), at perMinute calls a minute times
+// factor: next_at moves by exactly n of them, and TakeSlots reports exactly
+// that spacing, so the slots it hands out are those next_at skipped, with
+// no rounding between the two (6,000 a minute is 10 ms, not 10.000001).
+func slotSQL(perMinute, factor string) string {
+	return `greatest(1, round(60000000 / (` + perMinute + ` * ` + factor + `)))::bigint`
 }
 
 // TakeSlots takes n slots of budget name, at perMinute calls a minute for
@@ -57,33 +69,38 @@ func factorSQL(p string) string {
 // slot (Count 0), and the caller need not wait.
 func (s *Store) TakeSlots(ctx context.Context, name string, perMinute, n int) (Slots, error) {
 	var next time.Time
-	var interval float64
+	var micros int64
 	if perMinute == 0 {
+		slot := slotSQL("r.per_minute", factorSQL("$3"))
 		err := s.pool.QueryRow(ctx, `
-			UPDATE rate_budgets r SET next_at = greatest(r.next_at, now()) + make_interval(secs => $2::int * 60.0 / (r.per_minute * `+factorSQL("$3")+`))
+			UPDATE rate_budgets r SET next_at = greatest(r.next_at, now()) + ($2::int * `+slot+`) * interval '1 microsecond'
 			WHERE name = $1
-			RETURNING r.next_at, 60.0 / (r.per_minute * `+factorSQL("$3")+`)`, name, n, BudgetRecovery.Seconds()).Scan(&next, &interval)
+			RETURNING r.next_at, `+slot, name, n, BudgetRecovery.Seconds()).Scan(&next, &micros)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return Slots{}, nil
 		}
 		if err != nil {
 			return Slots{}, s.fail(ctx, err, "cannot take from the call budget")
 		}
-		sl := Slots{Interval: time.Duration(interval * float64(time.Second)), Count: n, PerMinute: 60 / interval}
-		sl.First = next.Add(-time.Duration(n) * sl.Interval)
-		return sl, nil
+		return slots(next, micros, n), nil
 	}
 	err := s.pool.QueryRow(ctx, `
-		INSERT INTO rate_budgets AS r (name, per_minute, next_at) VALUES ($1, $2::int, now() + make_interval(secs => $3::int * 60.0 / $2::int))
+		INSERT INTO rate_budgets AS r (name, per_minute, next_at) VALUES ($1, $2::int, now() + ($3::int * `+slotSQL("$2::int", "1::float8")+`) * interval '1 microsecond')
 		ON CONFLICT (name) DO UPDATE SET per_minute = EXCLUDED.per_minute,
-			next_at = greatest(r.next_at, now()) + make_interval(secs => $3::int * 60.0 / (EXCLUDED.per_minute * `+factorSQL("$4")+`))
-		RETURNING r.next_at, 60.0 / (r.per_minute * `+factorSQL("$4")+`)`, name, perMinute, n, BudgetRecovery.Seconds()).Scan(&next, &interval)
+			next_at = greatest(r.next_at, now()) + ($3::int * `+slotSQL("EXCLUDED.per_minute", factorSQL("$4"))+`) * interval '1 microsecond'
+		RETURNING r.next_at, `+slotSQL("r.per_minute", factorSQL("$4")), name, perMinute, n, BudgetRecovery.Seconds()).Scan(&next, &micros)
 	if err != nil {
 		return Slots{}, s.fail(ctx, err, "cannot take from the call budget")
 	}
-	sl := Slots{Interval: time.Duration(interval * float64(time.Second)), Count: n, PerMinute: 60 / interval}
+	return slots(next, micros, n), nil
+}
+
+// slots are the n slots before next, spaced micros microseconds apart.
+func slots(next time.Time, micros int64, n int) Slots {
+	sl := Slots{Interval: time.Duration(micros) * time.Microsecond, Count: n}
+	sl.PerMinute = float64(time.Minute) / float64(sl.Interval)
 	sl.First = next.Add(-time.Duration(n) * sl.Interval)
-	return sl, nil
+	return sl
 }
 
 // LowerBudget records a 429 from Google on budget name: the fleet's rate
