@@ -261,7 +261,9 @@ func (s server) cpu() time.Duration {
 }
 
 // startServer starts bin with -addr on a free loopback port (and args),
-// and returns its base URL once /healthz answers 200.
+// and returns its base URL once /readyz answers 200: signin listens before
+// its database is migrated and answers 503 database_unavailable meanwhile,
+// which a round started at /healthz would get.
 func startServer(b *testing.B, bin string, env []string, args ...string) server {
 	b.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -284,7 +286,7 @@ func startServer(b *testing.B, bin string, env []string, args ...string) server 
 	base := "http://" + addr
 	deadline := time.Now().Add(time.Minute)
 	for {
-		resp, err := http.Get(base + "/healthz")
+		resp, err := http.Get(base + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -337,7 +339,7 @@ func serveHandwritten(emuAddr string) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", Handwritten(v, emulator.DemoClientID, key))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return srv.ListenAndServe()
 }
