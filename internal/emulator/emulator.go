@@ -131,6 +131,11 @@ type Config struct {
 	// Logger receives the emulator's logs; nil discards them. No token,
 	// code or secret is ever logged.
 	Logger *slog.Logger
+	// Now is the clock ShiftClock moves; nil is the wall clock. A test
+	// that checks a time to the second (a key that must not sign one
+	// second before its time) gives a clock that stands still, so that a
+	// slow machine cannot move it.
+	Now func() time.Time
 }
 
 // DefaultUsers returns the demo test accounts used when Config.Users is nil.
@@ -187,6 +192,9 @@ type Emulator struct {
 func New(cfg Config) (*Emulator, error) {
 	if cfg.Clients == nil {
 		cfg.Clients = []Client{DemoClient()}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if cfg.Users == nil {
 		cfg.Users = DefaultUsers()
@@ -301,9 +309,10 @@ func (e *Emulator) Close() error {
 	return e.saver.close()
 }
 
-// now is the emulator's clock: the wall clock plus the ShiftClock offset.
+// now is the emulator's clock: Config.Now (the wall clock) plus the
+// ShiftClock offset.
 func (e *Emulator) now() time.Time {
-	return time.Now().Add(time.Duration(e.clockShift.Load()))
+	return e.cfg.Now().Add(time.Duration(e.clockShift.Load()))
 }
 
 // accessTTL is the lifetime given to new access tokens.
