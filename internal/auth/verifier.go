@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -237,11 +236,11 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, error) {
 	if err != nil {
 		return nil, &signin.Error{Kind: signin.EUPSTREAM, Code: "google_unavailable", Message: "Google's sign-in keys could not be fetched; please try again", Err: atEndpoint(EndpointCerts, err)}
 	}
-	m, err := v.verifySigned(raw, keys.pub[kid])
+	t, err := v.verifySigned(raw, keys.pub[kid])
 	if err != nil {
 		return nil, invalidToken(err)
 	}
-	c, err := v.checkClaims(m, v.now())
+	c, err := v.checkClaims(t, v.now())
 	if err != nil {
 		return nil, invalidToken(err)
 	}
@@ -269,7 +268,7 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, error) {
 // "exp" also with the system clock (verify), as idtoken did. The payload is
 // decoded only after the signature is good, so no JSON from an unsigned
 // token is parsed.
-func (v *Verifier) verifySigned(raw string, pub *rsa.PublicKey) (map[string]any, error) {
+func (v *Verifier) verifySigned(raw string, pub *rsa.PublicKey) (*tokenClaims, error) {
 	if pub == nil {
 		// Every key in a fetched set has one (parseJWKS kept only usable
 		// RSA keys); this is a guard, not a path.
@@ -305,13 +304,12 @@ func (v *Verifier) verifySigned(raw string, pub *rsa.PublicKey) (map[string]any,
 	if len(payload) == 0 || payload[0] != '{' {
 		return nil, errors.New("payload: not a JSON object")
 	}
-	// Claims are read from the map under their exact names (checkClaims):
-	// decoding into a struct would match names case-insensitively.
-	var m map[string]any
-	if err := json.Unmarshal(payload, &m); err != nil {
-		return nil, fmt.Errorf("payload: not JSON: %w", err)
+	// Claims are read under their exact names (decodeClaims).
+	t, err := decodeClaims(payload)
+	if err != nil {
+		return nil, fmt.Errorf("payload: %w", err)
 	}
-	return m, nil
+	return &t, nil
 }
 
 // Why a token was refused, as Refusal names it: a closed set, for logs
@@ -478,37 +476,31 @@ func decodeSegment(seg string, v any) error {
 
 // checkClaims checks every claim of a token whose signature verifySigned
 // found good (audience, expiry with our clock, and everything idtoken never
-// checked), and returns the Claims.
-//
-// Every claim is read from the decoded map under its exact name. (Typed
-// struct fields are filled by encoding/json's case-insensitive matching, so
-// {"exp":1,"EXP":9999999999} would have an Expires of 9999999999.) Numbers
-// there are float64; a claim of the wrong JSON type, such as an "aud" array,
-// is refused, as decoding into typed fields would.
-func (v *Verifier) checkClaims(m map[string]any, now time.Time) (*Claims, error) {
-	var c Claims
-	var exp, iat, nbf int64
-	var hasExp, hasIat, hasNbf bool
-	errs := []error{
-		claimString(m, "iss", &c.Issuer),
-		claimString(m, "aud", &c.Audience),
-		claimString(m, "azp", &c.AuthorizedParty),
-		claimString(m, "sub", &c.Sub),
-		claimString(m, "email", &c.Email),
-		claimBool(m, "email_verified", &c.EmailVerified),
-		claimString(m, "name", &c.Name),
-		claimString(m, "given_name", &c.GivenName),
-		claimString(m, "family_name", &c.FamilyName),
-		claimString(m, "picture", &c.Picture),
-		claimString(m, "hd", &c.HostedDomain),
-		claimString(m, "nonce", &c.Nonce),
-		claimInt(m, "exp", &exp, &hasExp),
-		claimInt(m, "iat", &iat, &hasIat),
-		claimInt(m, "nbf", &nbf, &hasNbf),
-	}
-	if err := errors.Join(errs...); err != nil {
+// checked), and returns the Claims. Every claim was read under its exact
+// name (decodeClaims); a claim of the wrong JSON type, such as an "aud"
+// array, was refused there.
+func (v *Verifier) checkClaims(tc *tokenClaims, now time.Time) (*Claims, error) {
+	if err := errors.Join(
+		tc.EmailVerified.check("email_verified"),
+		tc.Exp.check("exp"), tc.Iat.check("iat"), tc.Nbf.check("nbf"),
+	); err != nil {
 		return nil, err
 	}
+	c := Claims{
+		Issuer:          tc.Iss,
+		Audience:        tc.Aud,
+		AuthorizedParty: tc.Azp,
+		Sub:             tc.Sub,
+		Email:           tc.Email,
+		EmailVerified:   tc.EmailVerified.v,
+		Name:            tc.Name,
+		GivenName:       tc.GivenName,
+		FamilyName:      tc.FamilyName,
+		Picture:         tc.Picture,
+		HostedDomain:    tc.HD,
+		Nonce:           tc.Nonce,
+	}
+	exp, iat, nbf := tc.Exp.v, tc.Iat.v, tc.Nbf.v
 	t := now.Unix()
 	switch {
 	case c.Issuer != issuerHTTPS && c.Issuer != issuerBare:
@@ -520,17 +512,17 @@ func (v *Verifier) checkClaims(m map[string]any, now time.Time) (*Claims, error)
 	case !validSub(c.Sub):
 		// sub names the user's credentials file, among other things.
 		return nil, errors.New("sub is missing or not a Google user id")
-	case !hasExp:
+	case !tc.Exp.ok:
 		return nil, errors.New("exp is missing")
 	case t >= exp: // RFC 7519: valid only before exp (idtoken allows exp itself)
 		return nil, refused(RefusedExpired, errors.New("token expired"))
-	case !hasIat:
+	case !tc.Iat.ok:
 		return nil, errors.New("iat is missing")
 	case iat > t+v.skew:
 		return nil, refused(RefusedClockSkew, errors.New("iat is in the future"))
 	case iat > exp:
 		return nil, errors.New("iat is after exp")
-	case hasNbf && nbf > t+v.skew:
+	case tc.Nbf.ok && nbf > t+v.skew:
 		return nil, refused(RefusedClockSkew, errors.New("token not valid yet (nbf)"))
 	}
 	if v.hostedDomain != "" {
@@ -543,55 +535,6 @@ func (v *Verifier) checkClaims(m map[string]any, now time.Time) (*Claims, error)
 	}
 	c.IssuedAt, c.ExpiresAt = time.Unix(iat, 0), time.Unix(exp, 0)
 	return &c, nil
-}
-
-// claimString sets *dst to the string claim name; absent or null leaves it
-// empty.
-func claimString(m map[string]any, name string, dst *string) error {
-	switch x := m[name].(type) {
-	case nil:
-	case string:
-		*dst = x
-	default:
-		return fmt.Errorf("%s is not a string", name)
-	}
-	return nil
-}
-
-// claimBool sets *dst to the boolean claim name, which Google sometimes
-// spells as the string "true" or "false"; absent or null is false.
-func claimBool(m map[string]any, name string, dst *bool) error {
-	switch x := m[name].(type) {
-	case nil:
-	case bool:
-		*dst = x
-	case string:
-		if x != "true" && x != "false" {
-			return fmt.Errorf("%s is not a boolean", name)
-		}
-		*dst = x == "true"
-	default:
-		return fmt.Errorf("%s is not a boolean", name)
-	}
-	return nil
-}
-
-// claimInt sets *dst to the integer claim name (NumericDate seconds) and
-// *ok to whether it is present; absent or null is not present. encoding/json
-// gives every number as a float64: a fraction or a number beyond int64 is
-// refused, as decoding into an int64 would.
-func claimInt(m map[string]any, name string, dst *int64, ok *bool) error {
-	switch x := m[name].(type) {
-	case nil:
-	case float64:
-		if x != math.Trunc(x) || x < math.MinInt64 || x >= math.MaxInt64 {
-			return fmt.Errorf("%s is not an integer", name)
-		}
-		*dst, *ok = int64(x), true
-	default:
-		return fmt.Errorf("%s is not a number", name)
-	}
-	return nil
 }
 
 // canonicalBase64 reports whether seg, a string of base64url characters,
