@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -261,3 +263,30 @@ func errorUpstream() error {
 type signinErr struct{}
 
 func (*signinErr) Error() string { return "connection reset by peer" }
+
+// TestSecurityHeadersShared: every response shares the security headers'
+// values; what one handler adds to its own headers never reaches another
+// response.
+func TestSecurityHeadersShared(t *testing.T) {
+	s := &Server{csp: policies{page: "default-src 'self'"}}
+	h := s.securityHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/add" {
+			w.Header().Add("Cache-Control", "public")
+			w.Header().Add("X-Frame-Options", "SAMEORIGIN")
+			w.Header().Set("Content-Security-Policy", "default-src *")
+		}
+	}))
+	for _, path := range []string{"/add", "/plain", "/add", "/plain"} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+		want := map[string][]string{"Cache-Control": {"no-store"}, "X-Frame-Options": {"DENY"}, "Content-Security-Policy": {"default-src 'self'"}}
+		if path == "/add" {
+			want = map[string][]string{"Cache-Control": {"no-store", "public"}, "X-Frame-Options": {"DENY", "SAMEORIGIN"}, "Content-Security-Policy": {"default-src *"}}
+		}
+		for k, v := range want {
+			if got := w.Header()[k]; !slices.Equal(got, v) {
+				t.Errorf("%s: %s = %q, want %q", path, k, got, v)
+			}
+		}
+	}
+}
