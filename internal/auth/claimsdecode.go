@@ -63,34 +63,32 @@ func (t *tokenClaims) fields() [len(claimNames)]any {
 		&t.GivenName, &t.FamilyName, &t.Picture, &t.HD, &t.Nonce, &t.Exp, &t.Iat, &t.Nbf}
 }
 
-// decodeClaims decodes payload, a JSON object, into the claims checkClaims
+// decodeClaims decodes payload, a JSON object, into t, the claims checkClaims
 // reads. A claim of the wrong JSON type is an error (numbers and booleans
 // are judged later, by checkClaims, which names them).
-func decodeClaims(payload []byte) (tokenClaims, error) {
+func decodeClaims(payload []byte, t *tokenClaims) error {
 	if plainClaimNames(payload) {
-		return decodeClaimsFast(payload)
+		return decodeClaimsFast(payload, t)
 	}
-	return decodeClaimsExact(payload)
+	return decodeClaimsExact(payload, t)
 }
 
 // decodeClaimsFast is decodeClaims' fast way, for payloads whose names
 // plainClaimNames found plain.
-func decodeClaimsFast(payload []byte) (tokenClaims, error) {
-	var t tokenClaims
-	err := json.Unmarshal(payload, &t)
+func decodeClaimsFast(payload []byte, t *tokenClaims) error {
+	err := json.Unmarshal(payload, t)
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		return t, fmt.Errorf("%s is not a %s", te.Field, te.Type.Kind())
+		return fmt.Errorf("%s is not a %s", te.Field, te.Type.Kind())
 	}
-	return t, err
+	return err
 }
 
 // decodeClaimsExact is decodeClaims' exact way, for any payload.
-func decodeClaimsExact(payload []byte) (tokenClaims, error) {
-	var t tokenClaims
+func decodeClaimsExact(payload []byte, t *tokenClaims) error {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(payload, &m); err != nil {
-		return t, err
+		return err
 	}
 	for i, f := range t.fields() {
 		raw, ok := m[claimNames[i]]
@@ -100,13 +98,13 @@ func decodeClaimsExact(payload []byte) (tokenClaims, error) {
 		err := json.Unmarshal(raw, f)
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return t, fmt.Errorf("%s is not a %s", claimNames[i], te.Type.Kind())
+			return fmt.Errorf("%s is not a %s", claimNames[i], te.Type.Kind())
 		}
 		if err != nil {
-			return t, err
+			return err
 		}
 	}
-	return t, nil
+	return nil
 }
 
 // plainClaimNames reports whether payload is a JSON object whose top-level

@@ -65,12 +65,14 @@ func TestDecodeClaimsExactNames(t *testing.T) {
 		`{"EXP":9999999999,"exp":1}`,
 		`{"exp":1,"Exp":9999999999,"sub":"1"}`,
 	} {
-		tc, err := decodeClaims([]byte(payload))
+		var tc tokenClaims
+		err := decodeClaims([]byte(payload), &tc)
 		if err != nil || tc.Exp.v != 1 || !tc.Exp.ok {
 			t.Errorf("%s: exp %d (present %v), %v; want 1", payload, tc.Exp.v, tc.Exp.ok, err)
 		}
 	}
-	tc, err := decodeClaims([]byte(`{"EXP":9999999999,"ſub":"1"}`))
+	var tc tokenClaims
+	err := decodeClaims([]byte(`{"EXP":9999999999,"ſub":"1"}`), &tc)
 	if err != nil || tc.Exp.ok || tc.Sub != "" {
 		t.Errorf("EXP and ſub read as exp %v and sub %q (%v)", tc.Exp.ok, tc.Sub, err)
 	}
@@ -94,8 +96,9 @@ func FuzzDecodeClaims(f *testing.F) {
 		if !plainClaimNames(payload) {
 			return
 		}
-		fast, errFast := decodeClaimsFast(payload)
-		exact, errExact := decodeClaimsExact(payload)
+		var fast, exact tokenClaims
+		errFast := decodeClaimsFast(payload, &fast)
+		errExact := decodeClaimsExact(payload, &exact)
 		if (errFast == nil) != (errExact == nil) {
 			t.Fatalf("%q: fast way %v, exact way %v", payload, errFast, errExact)
 		}

@@ -251,7 +251,7 @@ func (v *RISCVerifier) Verify(ctx context.Context, raw []byte) (*SecurityEvent, 
 	}
 	dot1 := strings.IndexByte(tok, '.')
 	dot2 := strings.LastIndexByte(tok, '.')
-	sig, err := base64.RawURLEncoding.Strict().DecodeString(tok[dot2+1:])
+	sig, err := strictBase64.DecodeString(tok[dot2+1:])
 	if err != nil {
 		return nil, v.invalid(slog.LevelDebug, fmt.Errorf("signature: %w", err))
 	}
@@ -313,7 +313,7 @@ func riscUnavailable(cause error) error {
 // was verified. Claims are read under their exact names (encoding/json
 // matches struct fields case-insensitively).
 func (v *RISCVerifier) checkSETClaims(payload, issuer string) (*SecurityEvent, error) {
-	b, err := base64.RawURLEncoding.Strict().DecodeString(payload)
+	b, err := strictBase64.DecodeString(payload)
 	if err != nil {
 		return nil, fmt.Errorf("payload: not base64url: %w", err)
 	}

@@ -28,6 +28,12 @@ import (
 	"example.com/signin/internal/seal"
 )
 
+// strictBase64 is unpadded base64url that refuses a value with bits set
+// past its last byte, so that no value has two spellings. Made once:
+// Strict returns a copy of the 330-byte Encoding, which on a hot path
+// costs a copy per call and that much stack in the caller's frame.
+var strictBase64 = base64.RawURLEncoding.Strict()
+
 // cookieAEADInfo is the HKDF info string that derives a session secret's
 // AES-256-GCM key. It names the construction, so the key differs from any
 // other use of the secret. (Version 3 of the cookie kept the key of
@@ -130,7 +136,7 @@ func (c *cookieCodec) Decode(name, value string, dst interface{}) error {
 	// not one we wrote (and must not decode as the one we did).
 	dl := base64.RawURLEncoding.DecodedLen(len(value))
 	buf := make([]byte, 2*dl+len(cookieFormat)+1+len(name))
-	n, err := base64.RawURLEncoding.Strict().Decode(buf[:dl], []byte(value))
+	n, err := strictBase64.Decode(buf[:dl], []byte(value))
 	if err != nil || n < seal.BinaryOverhead {
 		return errCookieMalformed
 	}
