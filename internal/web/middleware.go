@@ -17,17 +17,34 @@ import (
 	"example.com/signin/internal/googlenet"
 )
 
-// middleware wraps the router in the chain every request goes through,
-// listed innermost first: a request meets securityHeaders first and
-// originForm last, just before the router.
-func (s *Server) middleware(h http.Handler) http.Handler {
-	h = originForm(h)
-	h = s.crossOrigin(h)
-	h = s.limitBody(h)
-	h = s.recoverPanics(h)
-	h = s.logRequests(h)
-	h = s.securityHeaders(h)
-	return h
+// middleware wraps the router in what every request goes through, in this
+// order: the security headers (securityHeaders), an id, a log line and the
+// metrics (startRequest, endRequest), a 500 for a panic (recovered), the
+// body's bound and the cross-origin check (admit), and a URL in origin
+// form (originForm), just before the router.
+//
+// One handler runs them all rather than a chain of six: each layer of a
+// chain is a frame under every handler, and a sign-in's stack, whose
+// deepest point is the RSA check, must stay under 8 KiB (see signIn).
+func (s *Server) middleware(next http.Handler) http.Handler {
+	security := s.securityHeaders()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		security.set(w.Header())
+		rec, r := s.startRequest(w, r)
+		// Also when the handler panicked with http.ErrAbortHandler: the
+		// request is over either way.
+		defer s.endRequest(rec, r)
+		defer func() {
+			if p := recover(); p != nil {
+				s.recovered(rec, r, p) // panics again to abort a response begun
+			}
+			s.logRequest(rec, r)
+		}()
+		if !s.admit(rec, r) {
+			return
+		}
+		next.ServeHTTP(rec, originForm(r))
+	})
 }
 
 // originForm gives the router a request URL that is a path and a query,
@@ -38,16 +55,14 @@ func (s *Server) middleware(h http.Handler) http.Handler {
 // an open redirect. Go's own ServeMux builds such redirects from the path
 // alone; this makes gorilla/mux do the same. (Found by issue 6's
 // TestHostileNoOpenRedirect.)
-func originForm(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Scheme != "" || r.URL.Host != "" || r.URL.User != nil {
-			u := *r.URL
-			u.Scheme, u.Host, u.User = "", "", nil
-			r = r.WithContext(r.Context()) // a shallow copy, to own its URL
-			r.URL = &u
-		}
-		next.ServeHTTP(w, r)
-	})
+func originForm(r *http.Request) *http.Request {
+	if r.URL.Scheme != "" || r.URL.Host != "" || r.URL.User != nil {
+		u := *r.URL
+		u.Scheme, u.Host, u.User = "", "", nil
+		r = r.WithContext(r.Context()) // a shallow copy, to own its URL
+		r.URL = &u
+	}
+	return r
 }
 
 // policies are the Content-Security-Policy values, built once from where
@@ -117,11 +132,8 @@ func contains(list []string, s string) bool {
 
 // securityHeaders sets the headers every response carries. Handlers may
 // override Cache-Control (static files) and the CSP (/staticjs).
-func (s *Server) securityHeaders(next http.Handler) http.Handler {
-	fixed := []struct {
-		name  string // canonical, as http.Header keys are
-		value []string
-	}{
+func (s *Server) securityHeaders() fixedHeaders {
+	return fixedHeaders{
 		{"Content-Security-Policy", []string{s.csp.page}},
 		// GIS opens popups that must be able to talk back to this page;
 		// plain same-origin would sever the opener and break them.
@@ -133,17 +145,22 @@ func (s *Server) securityHeaders(next http.Handler) http.Handler {
 		{"X-Frame-Options", []string{"DENY"}},
 		{"Cache-Control", []string{"no-store"}},
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Every response shares these values rather than allocating six
-		// slices a request (what Header.Set does). Nothing changes a value
-		// in place: Set and Del replace or drop a key's slice, and Add
-		// appends to a slice with no room left, which copies it.
-		h := w.Header()
-		for _, f := range fixed {
-			h[f.name] = f.value[:1:1]
-		}
-		next.ServeHTTP(w, r)
-	})
+}
+
+// fixedHeaders are headers every response carries, with one value each.
+type fixedHeaders []struct {
+	name  string // canonical, as http.Header keys are
+	value []string
+}
+
+// set gives h the fixed headers. Every response shares their values rather
+// than allocating six slices a request (what Header.Set does). Nothing
+// changes a value in place: Set and Del replace or drop a key's slice, and
+// Add appends to a slice with no room left, which copies it.
+func (f fixedHeaders) set(h http.Header) {
+	for _, x := range f {
+		h[x.name] = x.value[:1:1]
+	}
 }
 
 type ctxKey int
@@ -171,6 +188,8 @@ type recorder struct {
 	status int
 	bytes  int64
 	route  string
+	id     string    // the request's
+	start  time.Time // when the request came
 }
 
 func (rec *recorder) WriteHeader(code int) {
@@ -192,48 +211,42 @@ func (rec *recorder) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (rec *recorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
 
-// logRequests gives each request an id (in the context and the X-Request-Id
-// header), logs one line per request and counts it in the metrics. It logs
-// the path only: query strings can carry tokens. The metrics have the
+// startRequest gives a request an id (in the context and the X-Request-Id
+// header), counts it in the metrics and returns the recorder its answer
+// goes through, for endRequest's metrics and logRequest's line. The log
+// has the path only: query strings can carry tokens. The metrics have the
 // route's template instead, never the path.
-func (s *Server) logRequests(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		s.cfg.Metrics.RequestStarted()
-		id := newRequestID()
-		w.Header().Set("X-Request-Id", id)
-		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
-		rec := &recorder{ResponseWriter: w}
-		defer func() {
-			// Also when the handler panicked with http.ErrAbortHandler:
-			// the request is over either way.
-			if rec.status == 0 {
-				rec.status = http.StatusOK
-			}
-			s.cfg.Metrics.RequestDone(s.routeLabel(rec, r), r.Method, rec.status, time.Since(start))
-		}()
-		next.ServeHTTP(rec, r)
-		if rec.status == 0 {
-			rec.status = http.StatusOK
-		}
-		s.logRequest(r, id, rec, start)
-	})
+func (s *Server) startRequest(w http.ResponseWriter, r *http.Request) (*recorder, *http.Request) {
+	s.cfg.Metrics.RequestStarted()
+	id := newRequestID()
+	w.Header().Set("X-Request-Id", id)
+	r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
+	return &recorder{ResponseWriter: w, id: id, start: time.Now()}, r
 }
 
-// logRequest logs an answered request. Not inline in logRequests: its
-// attributes would make a frame that is on the stack under every handler
-// (see signIn).
-func (s *Server) logRequest(r *http.Request, id string, rec *recorder, start time.Time) {
+// endRequest counts an answered request in the metrics.
+func (s *Server) endRequest(rec *recorder, r *http.Request) {
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	s.cfg.Metrics.RequestDone(s.routeLabel(rec, r), r.Method, rec.status, time.Since(rec.start))
+}
+
+// logRequest logs an answered request.
+func (s *Server) logRequest(rec *recorder, r *http.Request) {
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
 	if !s.log.Enabled(r.Context(), slog.LevelInfo) {
 		return
 	}
 	s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
-		slog.String("request_id", id),
+		slog.String("request_id", rec.id),
 		slog.String("method", r.Method),
 		slog.String("path", r.URL.Path),
 		slog.Int("status", rec.status),
 		slog.Int64("bytes", rec.bytes),
-		slog.Duration("duration", time.Since(start)),
+		slog.Duration("duration", time.Since(rec.start)),
 	)
 }
 
@@ -242,7 +255,7 @@ func (s *Server) logRequest(r *http.Request, id string, rec *recorder, start tim
 // labels.
 const routeUnmatched = "unmatched"
 
-// labelRoute tells logRequests which route answers the request: the mux
+// labelRoute tells endRequest which route answers the request: the mux
 // template ("/api/me", "/static/"), never the path. It runs only for
 // requests a route matched.
 func labelRoute(next http.Handler) http.Handler {
@@ -275,32 +288,24 @@ func (s *Server) routeLabel(rec *recorder, r *http.Request) string {
 	return routeUnmatched
 }
 
-// recoverPanics turns a panicking handler into a logged 500.
-func (s *Server) recoverPanics(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer func() {
-			p := recover()
-			if p == nil {
-				return
-			}
-			if p == http.ErrAbortHandler {
-				panic(p) // the server's own way to abort a response
-			}
-			s.log.LogAttrs(r.Context(), slog.LevelError, "panic",
-				slog.String("request_id", requestID(r.Context())),
-				slog.String("method", r.Method),
-				slog.String("path", r.URL.Path),
-				slog.Any("panic", p),
-				slog.String("stack", string(debug.Stack())),
-			)
-			if rec, ok := w.(*recorder); ok && rec.status != 0 {
-				// Part of the response is out; all we can do is cut it.
-				panic(http.ErrAbortHandler)
-			}
-			s.writeError(w, r, http.StatusInternalServerError, signin.EINTERNAL, "internal error", guessFormat(r))
-		}()
-		next.ServeHTTP(w, r)
-	})
+// recovered turns a handler's panic p into a logged 500; a panic with
+// http.ErrAbortHandler, the server's own way to abort a response, goes on.
+func (s *Server) recovered(rec *recorder, r *http.Request, p any) {
+	if p == http.ErrAbortHandler {
+		panic(p)
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelError, "panic",
+		slog.String("request_id", requestID(r.Context())),
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.Any("panic", p),
+		slog.String("stack", string(debug.Stack())),
+	)
+	if rec.status != 0 {
+		// Part of the response is out; all we can do is cut it.
+		panic(http.ErrAbortHandler)
+	}
+	s.writeError(rec, r, http.StatusInternalServerError, signin.EINTERNAL, "internal error", guessFormat(r))
 }
 
 // guessFormat picks the error format for middleware errors, which come
@@ -312,20 +317,24 @@ func guessFormat(r *http.Request) errorFormat {
 	return formatJSON
 }
 
-// limitBody bounds request bodies: an announced length over the limit is
-// refused at once, and any body is cut at the limit (handlers see the
-// error as ETOOLARGE through parseForm).
-func (s *Server) limitBody(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > s.cfg.MaxBodyBytes {
-			s.renderError(w, r, errTooLarge(), guessFormat(r))
-			return
-		}
-		if r.Body != nil && r.Body != http.NoBody {
-			r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-		}
-		next.ServeHTTP(w, r)
-	})
+// admit answers what no route may see, and says whether the request may
+// go on: an announced body length over Config.MaxBodyBytes (413), and a
+// cross-origin state-changing request (403, crossOrigin). Any other body
+// is cut at the limit (handlers see the error as ETOOLARGE through
+// parseForm).
+func (s *Server) admit(w http.ResponseWriter, r *http.Request) bool {
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		s.renderError(w, r, errTooLarge(), guessFormat(r))
+		return false
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	}
+	if err := s.crossOrigin(r); err != nil {
+		s.renderError(w, r, err, formatJSON)
+		return false
+	}
+	return true
 }
 
 // errCSRF is the answer to a request that may have been forged by another
@@ -350,16 +359,14 @@ const headerRequestedWith = "X-Requested-With"
 // double-submit cookie, which handleTokenSignin requires (checkGCSRF) for
 // every request the exemption lets through. Everything else, including
 // /tokensignin XHRs from our own page, gets the origin check.
-func (s *Server) crossOrigin(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !isGISRedirectPost(r) {
-			if err := s.cop.Check(r); err != nil {
-				s.renderError(w, r, errCSRF(err), formatJSON)
-				return
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
+func (s *Server) crossOrigin(r *http.Request) error {
+	if isGISRedirectPost(r) {
+		return nil
+	}
+	if err := s.cop.Check(r); err != nil {
+		return errCSRF(err)
+	}
+	return nil
 }
 
 // isGISRedirectPost reports whether r is a GIS redirect-mode sign-in: a
