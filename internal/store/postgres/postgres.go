@@ -443,8 +443,14 @@ func (s *Store) waitReachable(ctx context.Context, pool *pgxpool.Pool, maxWait t
 	}
 }
 
-// Describe names the store for start-up logs, without the password.
-func (s *Store) Describe() string { return "PostgreSQL " + s.target }
+// Describe names the store for start-up logs, without the password, and
+// says whether it keeps credentials in memory.
+func (s *Store) Describe() string {
+	if s.cache != nil {
+		return fmt.Sprintf("PostgreSQL %s (record cache of %d users)", s.target, s.cache.max)
+	}
+	return "PostgreSQL " + s.target
+}
 
 // Ping checks that the database answers, within Config.Timeout.
 func (s *Store) Ping(ctx context.Context) error {
