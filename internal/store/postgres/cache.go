@@ -50,6 +50,7 @@ type recordCache struct {
 	// listener.
 	afterRead  func(key string)
 	beforePoll func()
+	listenSQL  string // LISTEN signin_credentials, but in a test
 }
 
 type cacheEntry struct {

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,7 +21,10 @@ import (
 // fast.
 func openCached(tb testing.TB, url string, cfg Config) *Store {
 	tb.Helper()
-	cfg.URL, cfg.Logger = url, testLogger(tb)
+	cfg.URL = url
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(tb)
+	}
 	if cfg.RecordCache == 0 {
 		cfg.RecordCache = 100
 	}
@@ -263,6 +267,26 @@ func TestCacheListenerLost(t *testing.T) {
 	}
 	get(t, a, sub, rec, true, "after the listener came back")
 	get(t, a, sub, rec, false, "again")
+}
+
+// A listener whose session does not listen (a pooler in transaction mode
+// hands each statement to another session) never trusts the cache, and
+// says so once.
+func TestCacheDeafListener(t *testing.T) {
+	var logs syncBuffer
+	s := openCached(t, pgtest.URL(t), Config{cacheListen: "LISTEN another_channel", Logger: slogTo(&logs)})
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "LISTEN does not hold") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line says the cache is off after 10 s; log:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if at := s.cache.confirmedAt(); !at.IsZero() {
+		t.Errorf("the cache was trusted (at %v) without listening", at)
+	}
+	get(t, s, "1", nil, true, "first Get")
+	get(t, s, "1", nil, true, "second Get")
 }
 
 // fakeClock is a clock that moves only when told.

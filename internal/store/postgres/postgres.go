@@ -30,8 +30,10 @@
 // start of its last successful poll (every change committed before it was
 // heard of), so a replica serves a row at most about half a second older
 // than the database, and none while the listener is down or the database
-// hangs: Gets then read the database. A replica's own writes drop the
-// entry when their transaction ends, so it reads them back at once.
+// hangs: Gets then read the database. Each poll also checks that the
+// session still listens (a pooler in transaction mode would silently drop
+// the LISTEN). A replica's own writes drop the entry when their
+// transaction ends, so it reads them back at once.
 //
 // An outage is logged twice, whatever the traffic: once when the first
 // operation finds the database gone (ERROR), once when one succeeds again
@@ -39,6 +41,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -117,6 +120,7 @@ type Config struct {
 	cacheNow        func() time.Time
 	cacheAfterRead  func(key string)
 	cacheBeforePoll func()
+	cacheListen     string // the listener's LISTEN statement
 }
 
 // DefaultTimeout is Config.Timeout's default: far above any statement of
@@ -236,6 +240,7 @@ func Start(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.RecordCache > 0 {
 		s.cache = newRecordCache(cfg.RecordCache, cfg.cacheWindow, cfg.cacheNow)
 		s.cache.afterRead, s.cache.beforePoll = cfg.cacheAfterRead, cfg.cacheBeforePoll
+		s.cache.listenSQL = cmp.Or(cfg.cacheListen, "LISTEN "+notifyChannel)
 	}
 	pcfg.BeforeConnect = func(context.Context, *pgx.ConnConfig) error {
 		if !s.ready.Load() {

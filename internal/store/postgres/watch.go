@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -33,17 +34,24 @@ const (
 func (s *Store) watch(ctx context.Context, cfg *pgconn.Config) {
 	c := s.cache
 	wait := 100 * time.Millisecond
+	warnedDeaf := false
 	for {
-		listened, err := s.listen(ctx, cfg)
+		confirmed, err := s.listen(ctx, cfg)
 		c.lost()
 		if ctx.Err() != nil {
 			return
 		}
-		if listened {
+		var deaf *notListening
+		switch {
+		case confirmed:
 			wait = 100 * time.Millisecond
 			s.log.Warn("record cache off: its notification connection failed; Gets read the database until it is back",
 				"database", s.target, "error", redactErr(err, s.redact).Error())
-		} else {
+		case errors.As(err, &deaf) && !warnedDeaf:
+			warnedDeaf = true
+			s.log.Error("record cache off: LISTEN does not hold on this database's connections (a pooler in transaction mode?); Gets read the database",
+				"database", s.target)
+		default:
 			s.log.Debug("record cache: cannot listen for notifications", "database", s.target,
 				"retry_in", wait, "error", redactErr(err, s.redact).Error())
 		}
@@ -56,10 +64,17 @@ func (s *Store) watch(ctx context.Context, cfg *pgconn.Config) {
 	}
 }
 
+// notListening is a poll finding its session not listening: notifications
+// would never come (a pooler handing each statement to another session).
+type notListening struct{}
+
+func (*notListening) Error() string {
+	return "the listener's session is not listening on " + notifyChannel
+}
+
 // listen connects, listens and polls until the connection fails or ctx
-// ends. listened says whether LISTEN succeeded (the cache was trusted at
-// some point).
-func (s *Store) listen(ctx context.Context, base *pgconn.Config) (listened bool, err error) {
+// ends. confirmed says whether a poll succeeded (the cache was trusted).
+func (s *Store) listen(ctx context.Context, base *pgconn.Config) (confirmed bool, err error) {
 	c := s.cache
 	cfg := base.Copy()
 	// Called from within Exec, on this goroutine, for each notification
@@ -93,7 +108,7 @@ func (s *Store) listen(ctx context.Context, base *pgconn.Config) (listened bool,
 		_ = conn.Close(cctx)
 	}()
 	c.pid.Store(conn.PID())
-	if err := execWithin(ctx, conn, "LISTEN "+notifyChannel, s.timeout); err != nil {
+	if _, err := execWithin(ctx, conn, c.listenSQL, s.timeout); err != nil {
 		return false, err
 	}
 	s.log.Debug("record cache: listening for changes of credentials", "database", s.target)
@@ -102,10 +117,18 @@ func (s *Store) listen(ctx context.Context, base *pgconn.Config) (listened bool,
 			c.beforePoll()
 		}
 		t0 := c.now()
-		if err := execWithin(ctx, conn, ";", pollTimeout); err != nil {
-			return true, err
+		// The poll asks whether the session still listens, which costs
+		// nothing and catches what would otherwise silence the cache
+		// for good: a pooler in transaction mode, an UNLISTEN.
+		res, err := execWithin(ctx, conn, "SELECT pg_listening_channels()", pollTimeout)
+		if err != nil {
+			return confirmed, err
+		}
+		if !listening(res) {
+			return confirmed, &notListening{}
 		}
 		c.confirm(t0)
+		confirmed = true
 		select {
 		case <-ctx.Done():
 			return true, ctx.Err()
@@ -114,10 +137,22 @@ func (s *Store) listen(ctx context.Context, base *pgconn.Config) (listened bool,
 	}
 }
 
+// listening reports whether the answer of pg_listening_channels names
+// notifyChannel.
+func listening(res []*pgconn.Result) bool {
+	for _, r := range res {
+		for _, row := range r.Rows {
+			if len(row) == 1 && string(row[0]) == notifyChannel {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // execWithin runs sql on conn within timeout.
-func execWithin(ctx context.Context, conn *pgconn.PgConn, sql string, timeout time.Duration) error {
+func execWithin(ctx context.Context, conn *pgconn.PgConn, sql string, timeout time.Duration) ([]*pgconn.Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	_, err := conn.Exec(ctx, sql).ReadAll()
-	return err
+	return conn.Exec(ctx, sql).ReadAll()
 }
