@@ -34,9 +34,15 @@ const (
 func (s *Store) watch(ctx context.Context, cfg *pgconn.Config) {
 	c := s.cache
 	wait := 100 * time.Millisecond
-	warnedDeaf := false
+	warnedDeaf, off := false, false
+	trusted := func() {
+		if off {
+			off = false
+			s.log.Info("record cache on again", "database", s.target)
+		}
+	}
 	for {
-		confirmed, err := s.listen(ctx, cfg)
+		confirmed, err := s.listen(ctx, cfg, trusted)
 		c.lost()
 		if ctx.Err() != nil {
 			return
@@ -44,7 +50,7 @@ func (s *Store) watch(ctx context.Context, cfg *pgconn.Config) {
 		var deaf *notListening
 		switch {
 		case confirmed:
-			wait = 100 * time.Millisecond
+			wait, off = 100*time.Millisecond, true
 			s.log.Warn("record cache off: its notification connection failed; Gets read the database until it is back",
 				"database", s.target, "error", redactErr(err, s.redact).Error())
 		case errors.As(err, &deaf) && !warnedDeaf:
@@ -73,8 +79,9 @@ func (*notListening) Error() string {
 }
 
 // listen connects, listens and polls until the connection fails or ctx
-// ends. confirmed says whether a poll succeeded (the cache was trusted).
-func (s *Store) listen(ctx context.Context, base *pgconn.Config) (confirmed bool, err error) {
+// ends, calling trusted after the first successful poll. confirmed says
+// whether there was one (the cache was trusted).
+func (s *Store) listen(ctx context.Context, base *pgconn.Config, trusted func()) (confirmed bool, err error) {
 	c := s.cache
 	cfg := base.Copy()
 	// Called from within Exec, on this goroutine, for each notification
@@ -128,7 +135,10 @@ func (s *Store) listen(ctx context.Context, base *pgconn.Config) (confirmed bool
 			return confirmed, &notListening{}
 		}
 		c.confirm(t0)
-		confirmed = true
+		if !confirmed {
+			confirmed = true
+			trusted()
+		}
 		select {
 		case <-ctx.Done():
 			return true, ctx.Err()
