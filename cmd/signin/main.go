@@ -225,7 +225,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	parts, err := wiring.Open(ctx, wiring.Config{Common: cfg.Common, Getenv: cfg.Getenv, Logger: logger, Google: google, Metrics: m,
 		Writable: true, Why: "signin keeps users' offline access, the session key and the demo's state there",
-		Background: true})
+		Background: true, RecordCache: wiring.ServerRecordCache})
 	if err != nil {
 		return err
 	}

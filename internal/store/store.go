@@ -54,6 +54,10 @@ type Config struct {
 	// MaxConns bounds the database's connection pool (0: pgxpool's
 	// default, 4 or the number of CPUs).
 	MaxConns int32
+	// RecordCache is how many users' credentials rows the database store
+	// keeps in memory, coherent with the database
+	// (postgres.Config.RecordCache). 0: none. The file store ignores it.
+	RecordCache int
 }
 
 // Open opens the backend cfg names. With a database it waits for it to come
@@ -64,7 +68,8 @@ func Open(ctx context.Context, cfg Config) (Backend, error) {
 		if cfg.Background {
 			open = postgres.Start
 		}
-		st, err := open(ctx, postgres.Config{URL: cfg.DatabaseURL, Logger: cfg.Logger, MaxConns: cfg.MaxConns, Timeout: cfg.Timeout, MaxWait: cfg.MaxWait})
+		st, err := open(ctx, postgres.Config{URL: cfg.DatabaseURL, Logger: cfg.Logger, MaxConns: cfg.MaxConns, Timeout: cfg.Timeout, MaxWait: cfg.MaxWait,
+			RecordCache: cfg.RecordCache})
 		if err != nil {
 			return nil, err
 		}

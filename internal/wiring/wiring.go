@@ -55,11 +55,23 @@ type Config struct {
 	// MaxConns bounds the database's connection pool (0: pgxpool's
 	// default): offline-fetch's rounds run River on it too.
 	MaxConns int32
+	// RecordCache is how many users' credentials rows the database store
+	// keeps in memory (store.Config.RecordCache): ServerRecordCache for
+	// the signin server, whose every sign-in reads one; 0 (none) for the
+	// commands that must read what is in the database right now.
+	RecordCache int
 	// Background: the database is connected and migrated in the
 	// background (Parts.DB.Started says when), so that a server listens
 	// at once; see store.Config.Background.
 	Background bool
 }
+
+// ServerRecordCache is the signin server's Config.RecordCache: the users
+// whose credentials rows (most often, their absence) a replica keeps in
+// memory. A sign-in reads the user's row; 10,000 users signing in within a
+// few minutes of each other are served from memory, for a few MB (an entry
+// is a record with sealed tokens, about 1 KB, or a sub alone).
+const ServerRecordCache = 10_000
 
 // Parts are what Open built. Close releases them.
 type Parts struct {
@@ -101,7 +113,8 @@ func Open(ctx context.Context, cfg Config) (*Parts, error) {
 	if cfg.Database != "" && strings.TrimSpace(cfg.Getenv(seal.EnvKeys)) == "" {
 		return nil, &ConfigError{fmt.Errorf("with -database (or %s), set %s: every process must share the keys that seal tokens", config.EnvDatabaseURL, seal.EnvKeys)}
 	}
-	st, err := store.Open(ctx, store.Config{DatabaseURL: cfg.Database, Dir: cfg.CredentialsDir, Logger: logger.With("component", "store"), MaxConns: cfg.MaxConns, Timeout: cfg.DatabaseTimeout, MaxWait: cfg.DatabaseWait, Background: cfg.Background})
+	st, err := store.Open(ctx, store.Config{DatabaseURL: cfg.Database, Dir: cfg.CredentialsDir, Logger: logger.With("component", "store"), MaxConns: cfg.MaxConns, Timeout: cfg.DatabaseTimeout, MaxWait: cfg.DatabaseWait, Background: cfg.Background,
+		RecordCache: cfg.RecordCache})
 	if err != nil {
 		return nil, storeError(cfg.Common, err)
 	}

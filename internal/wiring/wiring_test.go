@@ -2,6 +2,7 @@ package wiring
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"os"
 	"path/filepath"
@@ -15,8 +16,11 @@ import (
 	"example.com/signin/internal/config"
 	"example.com/signin/internal/googlenet"
 	"example.com/signin/internal/grant"
+	"example.com/signin/internal/pgtest"
 	"example.com/signin/internal/seal"
 )
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func noEnv(string) string { return "" }
 
@@ -94,5 +98,29 @@ func TestNotWritableSaysSo(t *testing.T) {
 	_, err := Open(t.Context(), Config{Common: config.Common{CredentialsDir: dir}, Getenv: noEnv, Writable: true, Why: "it keeps the grants there"})
 	if err == nil || !strings.Contains(err.Error(), "the directory is not writable") || !strings.Contains(err.Error(), "it keeps the grants there") || strings.Contains(err.Error(), "key file") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// RecordCache reaches the database store: the signin server asks for one,
+// the other commands for none.
+func TestRecordCacheReachesTheStore(t *testing.T) {
+	url := pgtest.URL(t)
+	keys := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("s", 32)))
+	env := func(k string) string {
+		if k == seal.EnvKeys {
+			return keys
+		}
+		return ""
+	}
+	for _, n := range []int{0, ServerRecordCache} {
+		p, err := Open(t.Context(), Config{Common: config.Common{Database: url, CredentialsDir: t.TempDir()}, Getenv: env, RecordCache: n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := p.Store.Describe()
+		p.Close()
+		if got := strings.Contains(d, "record cache of 10000 users"); got != (n > 0) {
+			t.Errorf("RecordCache %d: the store is %q", n, d)
+		}
 	}
 }

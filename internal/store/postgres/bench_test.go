@@ -16,15 +16,36 @@ import (
 // transaction of four (Update: begin with settings, lock the row, write,
 // commit) to a local server.
 
+// BenchmarkGet reads one user's row: uncached, a round trip each time;
+// cached (the signin server), from memory but for the first read and any
+// made while the listener's last poll is older than the trust window
+// (reads/op counts them).
 func BenchmarkGet(b *testing.B) {
-	s := mustOpen(b, pgtest.URL(b))
-	const sub = "109876543210987654321"
-	granttest.Put(b, s, granttest.NewRecord(sub, time.Now()))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := s.Get(b.Context(), sub); err != nil {
-			b.Fatal(err)
+	for _, cached := range []bool{false, true} {
+		name := "uncached"
+		if cached {
+			name = "cached"
 		}
+		b.Run(name, func(b *testing.B) {
+			var s *Store
+			if cached {
+				s = openCached(b, pgtest.URL(b), Config{cacheWindow: trustWindow})
+				syncCache(b, s)
+			} else {
+				s = mustOpen(b, pgtest.URL(b))
+			}
+			const sub = "109876543210987654321"
+			granttest.Put(b, s, granttest.NewRecord(sub, time.Now()))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.Get(b.Context(), sub); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if cached {
+				b.ReportMetric(float64(reads(s))/float64(b.N), "reads/op")
+			}
+		})
 	}
 }
 

@@ -24,16 +24,51 @@ func (s *Store) Get(ctx context.Context, sub string) (*grant.Record, error) {
 	if err := grant.CheckSub(sub); err != nil {
 		return nil, err
 	}
+	key := escapeText(sub)
+	c := s.cache
+	var ticket uint64
+	fill := false
+	if c != nil {
+		var rec *grant.Record
+		var hit bool
+		if rec, hit, ticket, fill = c.lookup(key); hit {
+			if rec == nil {
+				return nil, notFound()
+			}
+			return rec, nil
+		}
+		c.reads.Add(1)
+	}
 	ctx, cancel := s.bound(ctx, 0)
 	defer cancel()
-	rec, err := scanRecord(s.pool.QueryRow(ctx, `SELECT `+recordColumns+` FROM credentials WHERE sub = $1`, escapeText(sub)))
+	rec, err := scanRecord(s.pool.QueryRow(ctx, `SELECT `+recordColumns+` FROM credentials WHERE sub = $1`, key))
+	if c != nil && c.afterRead != nil {
+		c.afterRead(key)
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
+		if fill {
+			c.fill(key, nil, ticket)
+		}
 		return nil, notFound()
 	}
 	if err != nil {
+		// Not kept: a damaged row or an outage is read again next time.
 		return nil, s.fail(ctx, err, "cannot read the credential record")
 	}
+	if fill {
+		c.fill(key, cloneRecord(rec), ticket)
+	}
 	return rec, nil
+}
+
+// forget drops key from the record cache once a write of this replica is
+// over, committed or not (or not known), so that its next Get reads the
+// database rather than what the cache held before: a replica reads its own
+// writes at once, without waiting for the notification.
+func (s *Store) forget(key string) {
+	if s.cache != nil {
+		s.cache.drop(key)
+	}
 }
 
 func notFound() error {
@@ -64,6 +99,7 @@ func (s *Store) Update(ctx context.Context, sub string, fn func(cur *grant.Recor
 		return nil, err
 	}
 	key := escapeText(sub)
+	defer s.forget(key) // after the deferred rollback: the transaction is over
 	// Two bounds: taking the lock (which may wait LockTimeout for another
 	// holder), then writing; fn runs between them, unbounded here
 	// (HoldTimeout ends a hung holder's session).
@@ -151,6 +187,7 @@ func (s *Store) Delete(ctx context.Context, sub string) error {
 	if err := grant.CheckSub(sub); err != nil {
 		return err
 	}
+	defer s.forget(escapeText(sub)) // after the deferred rollback: the transaction is over
 	ctx, cancel := s.bound(ctx, s.lockWait)
 	defer cancel()
 	tx, err := s.begin(ctx)
@@ -178,6 +215,8 @@ func (s *Store) SetAside(ctx context.Context, sub string) (string, error) {
 	if err := grant.CheckSub(sub); err != nil {
 		return "", err
 	}
+	key := escapeText(sub)
+	defer s.forget(key) // after the deferred rollback: the transaction is over
 	ctx, cancel := s.bound(ctx, s.lockWait)
 	defer cancel()
 	tx, err := s.begin(ctx)
@@ -185,7 +224,6 @@ func (s *Store) SetAside(ctx context.Context, sub string) (string, error) {
 		return "", err
 	}
 	defer s.rollback(ctx, tx)
-	key := escapeText(sub)
 	_, err = s.lockRow(ctx, tx, key)
 	if signin.ErrorCode(err) != grant.CodeCorruptRecord {
 		if err != nil {

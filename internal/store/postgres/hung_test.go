@@ -22,10 +22,14 @@ func TestHungDatabase(t *testing.T) {
 	if testing.Short() {
 		t.Skip("freezes a PostgreSQL server")
 	}
+	eachCache(t, testHungDatabase)
+}
+
+func testHungDatabase(t *testing.T, recordCache int) {
 	srv := pgtest.NewServer(t)
 	var logs syncBuffer
 	s, err := Open(t.Context(), Config{URL: srv.NewDatabase(t), Logger: slogTo(&logs),
-		Timeout: 300 * time.Millisecond, LockTimeout: 300 * time.Millisecond})
+		Timeout: 300 * time.Millisecond, LockTimeout: 300 * time.Millisecond, RecordCache: recordCache})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,8 +22,23 @@ func TestConnectionLoss(t *testing.T) {
 	if testing.Short() {
 		t.Skip("restarts a PostgreSQL server")
 	}
+	eachCache(t, testConnectionLoss)
+}
+
+// eachCache runs test without a record cache and with one (the signin
+// server's).
+func eachCache(t *testing.T, test func(t *testing.T, recordCache int)) {
+	t.Run("uncached", func(t *testing.T) { test(t, 0) })
+	t.Run("cached", func(t *testing.T) { test(t, 100) })
+}
+
+func testConnectionLoss(t *testing.T, recordCache int) {
 	srv := pgtest.NewServer(t)
-	s := mustOpen(t, srv.NewDatabase(t))
+	s, err := Open(t.Context(), Config{URL: srv.NewDatabase(t), Logger: testLogger(t), RecordCache: recordCache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
 	const sub = "109876543210987654321"
 	saved := granttest.Put(t, s, granttest.NewRecord(sub, time.Now()))
 
@@ -44,7 +59,7 @@ func TestConnectionLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(release)
-	err := <-done
+	err = <-done
 	wantUnavailable(t, "Update in flight when the server stopped", err)
 
 	begin := time.Now()

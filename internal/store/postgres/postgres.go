@@ -18,12 +18,30 @@
 // (503, try again; nothing was written). The database URL's password never
 // appears in an error or a log line.
 //
+// With Config.RecordCache (the signin server's choice) Get keeps what it
+// read, a record as stored (tokens sealed) or the absence of one, for up to
+// that many users, least recently used first out, so that a sign-in reads
+// nothing from the database. Every change of a credentials row, whoever
+// makes it (another replica, offline-fetch, signin-admin, psql), is
+// announced by a trigger (pg_notify on channel signin_credentials, the sub
+// as payload; TRUNCATE: an empty payload, everything), and a listener on a
+// connection of its own drops the user's entry. The listener polls its
+// connection every 100 ms; the cache answers only within 500 ms of the
+// start of its last successful poll (every change committed before it was
+// heard of), so a replica serves a row at most about half a second older
+// than the database, and none while the listener is down or the database
+// hangs: Gets then read the database. Each poll also checks that the
+// session still listens (a pooler in transaction mode would silently drop
+// the LISTEN). A replica's own writes drop the entry when their
+// transaction ends, so it reads them back at once.
+//
 // An outage is logged twice, whatever the traffic: once when the first
 // operation finds the database gone (ERROR), once when one succeeds again
 // (WARN, with how long it lasted and how many operations were refused).
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -88,6 +106,21 @@ type Config struct {
 	// Now is the clock: records' CreatedAt and UpdatedAt, session expiry.
 	// Nil: time.Now.
 	Now func() time.Time
+
+	// RecordCache is how many users' credentials rows (or their absence)
+	// Get keeps in memory, coherent with the database through
+	// LISTEN/NOTIFY (see the package comment). 0: none, every Get reads
+	// the database. The signin server enables it; offline-fetch and
+	// signin-admin read authoritatively.
+	RecordCache int
+
+	// For tests: the record cache's trust window (0: trustWindow), its
+	// clock (nil: time.Now) and hooks (see recordCache).
+	cacheWindow     time.Duration
+	cacheNow        func() time.Time
+	cacheAfterRead  func(key string)
+	cacheBeforePoll func()
+	cacheListen     string // the listener's LISTEN statement
 }
 
 // DefaultTimeout is Config.Timeout's default: far above any statement of
@@ -118,6 +151,12 @@ type Store struct {
 
 	cleanupMu   sync.Mutex
 	lastCleanup time.Time
+
+	// The record cache (Config.RecordCache; nil: off) and its listener,
+	// started once the store is ready and stopped by Close.
+	cache     *recordCache
+	stopWatch context.CancelFunc
+	watchDone chan struct{}
 }
 
 // Open connects to cfg.URL, waiting while the database cannot be reached
@@ -193,6 +232,16 @@ func Start(ctx context.Context, cfg Config) (*Store, error) {
 	// The start works on a pool of its own; this one makes no connection
 	// before the start is done.
 	startCfg := pcfg.Copy()
+	// The cache's listener has a connection of its own (watch.go), without
+	// the pool's tracer: its polls are not operations.
+	listenCfg := pcfg.ConnConfig.Config.Copy()
+	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopWatch, s.watchDone = stopWatch, make(chan struct{})
+	if cfg.RecordCache > 0 {
+		s.cache = newRecordCache(cfg.RecordCache, cfg.cacheWindow, cfg.cacheNow)
+		s.cache.afterRead, s.cache.beforePoll = cfg.cacheAfterRead, cfg.cacheBeforePoll
+		s.cache.listenSQL = cmp.Or(cfg.cacheListen, "LISTEN "+notifyChannel)
+	}
 	pcfg.BeforeConnect = func(context.Context, *pgx.ConnConfig) error {
 		if !s.ready.Load() {
 			return &notReady{}
@@ -201,6 +250,7 @@ func Start(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s.pool, err = pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
+		stopWatch()
 		return nil, s.fail(ctx, err, "cannot set up the database pool")
 	}
 	startCtx, stop := context.WithCancel(ctx)
@@ -213,6 +263,14 @@ func Start(ctx context.Context, cfg Config) (*Store, error) {
 			s.ready.Store(true)
 			s.outage.armed.Store(true)
 		}
+		if s.startErr != nil || s.cache == nil {
+			close(s.watchDone)
+			return
+		}
+		go func() {
+			defer close(s.watchDone)
+			s.watch(watchCtx, listenCfg)
+		}()
 	}()
 	return s, nil
 }
@@ -390,8 +448,14 @@ func (s *Store) waitReachable(ctx context.Context, pool *pgxpool.Pool, maxWait t
 	}
 }
 
-// Describe names the store for start-up logs, without the password.
-func (s *Store) Describe() string { return "PostgreSQL " + s.target }
+// Describe names the store for start-up logs, without the password, and
+// says whether it keeps credentials in memory.
+func (s *Store) Describe() string {
+	if s.cache != nil {
+		return fmt.Sprintf("PostgreSQL %s (record cache of %d users)", s.target, s.cache.max)
+	}
+	return "PostgreSQL " + s.target
+}
 
 // Ping checks that the database answers, within Config.Timeout.
 func (s *Store) Ping(ctx context.Context) error {
@@ -409,6 +473,8 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Close() {
 	s.stopStart()
 	<-s.started
+	s.stopWatch()
+	<-s.watchDone
 	s.pool.Close()
 }
 
