@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"container/list"
+	"hash/maphash"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,8 +43,21 @@ type recordCache struct {
 	gen       uint64                   // moved on by every drop
 	confirmed time.Time                // start of the last successful poll; zero: not listening
 
-	reads atomic.Int64  // Gets that went to the database (tests, benchmarks)
-	pid   atomic.Uint32 // the listener's backend, for tests
+	// The known subs (knownsubs.go): hashes of the subs that may have a
+	// row, nil when none is kept; complete (subsReady) once loaded since
+	// the current LISTEN. subsEpoch moves on whenever the set is
+	// discarded or started again, so that a load of an older one cannot
+	// fill this one. subsLimit is the bound (0: no set at all).
+	seed      maphash.Seed
+	subs      *hashSet
+	subsReady bool
+	subsEpoch uint64
+	subsLimit int
+	reload    chan struct{} // a new set wants loading
+
+	reads  atomic.Int64  // Gets that went to the database (tests, benchmarks)
+	absent atomic.Int64  // Gets answered "no row" by the known subs (tests)
+	pid    atomic.Uint32 // the listener's backend, for tests
 
 	// Test hooks (Config), nil but in tests. afterRead runs between a
 	// miss's SELECT and its fill; beforePoll before each poll of the
@@ -58,23 +72,34 @@ type cacheEntry struct {
 	rec *grant.Record // nil: no row
 }
 
-func newRecordCache(max int, window time.Duration, now func() time.Time) *recordCache {
+// newRecordCache is a cache of max entries, with a set of at most
+// subsLimit known subs (0: no set).
+func newRecordCache(max int, window time.Duration, now func() time.Time, subsLimit int) *recordCache {
 	if window <= 0 {
 		window = trustWindow
 	}
 	if now == nil {
 		now = time.Now
 	}
-	return &recordCache{max: max, window: window, now: now, entries: make(map[string]*list.Element)}
+	if subsLimit < 0 {
+		subsLimit = 0
+	}
+	return &recordCache{max: max, window: window, now: now, entries: make(map[string]*list.Element),
+		seed: maphash.MakeSeed(), subsLimit: subsLimit, reload: make(chan struct{}, 1)}
 }
 
 // lookup returns key's entry if the cache is trusted now and holds it: a
-// copy of the record, or nil for no row (hit true). On a miss it returns
-// the ticket for fill, and whether a fill may be tried at all (not while
-// untrusted: nothing says the listener will hear of changes the SELECT
-// misses).
+// copy of the record, or nil for no row (hit true); also nil, hit, when
+// the known subs are complete and key is not among them. On a miss it
+// returns the ticket for fill, and whether a fill may be tried at all (not
+// while untrusted: nothing says the listener will hear of changes the
+// SELECT misses).
 func (c *recordCache) lookup(key string) (rec *grant.Record, hit bool, ticket uint64, fill bool) {
 	now := c.now()
+	var h uint64
+	if c.subsLimit > 0 {
+		h = c.subHash(key) // outside the lock
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.confirmed.IsZero() || now.Sub(c.confirmed) >= c.window {
@@ -83,6 +108,12 @@ func (c *recordCache) lookup(key string) (rec *grant.Record, hit bool, ticket ui
 	if el, ok := c.entries[key]; ok {
 		c.order.MoveToFront(el)
 		return cloneRecord(el.Value.(*cacheEntry).rec), true, 0, false
+	}
+	if !c.mayHaveLocked(h) {
+		// Not kept as an entry: the set answers as fast, and the
+		// entries stay for the rows.
+		c.absent.Add(1)
+		return nil, true, 0, false
 	}
 	return nil, false, c.gen, true
 }
@@ -108,10 +139,24 @@ func (c *recordCache) fill(key string, rec *grant.Record, ticket uint64) {
 	}
 }
 
-// drop forgets key: a notification, or a write of this replica.
+// drop forgets key: a write of this replica (Delete, SetAside).
 func (c *recordCache) drop(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.dropLocked(key)
+}
+
+// heard handles a notification about key: its entry is dropped, and key
+// may now have a row (always added, never removed: the notification may be
+// of a delete, but two subs may share a hash).
+func (c *recordCache) heard(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.dropLocked(key)
+	c.addSubLocked(key)
+}
+
+func (c *recordCache) dropLocked(key string) {
 	c.gen++
 	if el, ok := c.entries[key]; ok {
 		c.order.Remove(el)
@@ -119,20 +164,24 @@ func (c *recordCache) drop(key string) {
 	}
 }
 
-// dropAll forgets everything: a TRUNCATE, a row too long to name.
+// dropAll forgets everything: a TRUNCATE, a row too long to name. The
+// known subs are started again, to be loaded.
 func (c *recordCache) dropAll() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.clearLocked()
+	c.newSubsLocked()
 }
 
-// lost forgets everything and stops trusting the cache: the listener's
-// connection is gone, and notifications with it. Only a poll on a new
-// connection, after LISTEN, trusts it again.
+// lost forgets everything, known subs included, and stops trusting the
+// cache: the listener's connection is gone, and notifications with it.
+// Only a poll on a new connection, after LISTEN, trusts it again, and
+// only a load after that LISTEN completes the known subs.
 func (c *recordCache) lost() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.clearLocked()
+	c.discardSubsLocked()
 	c.confirmed = time.Time{}
 }
 

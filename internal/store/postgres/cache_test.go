@@ -39,6 +39,11 @@ func openCached(tb testing.TB, url string, cfg Config) *Store {
 	return s
 }
 
+// rowsOnly is Config.knownSubsLimit for tests of the record cache alone:
+// with the known subs, a Get of a user without a row would not read the
+// database, whether the cache kept the absence or not.
+const rowsOnly = -1
+
 // syncCache waits until s's listener has polled successfully since now:
 // every change committed before the call has then reached s's cache.
 func syncCache(tb testing.TB, s *Store) {
@@ -130,7 +135,7 @@ func (g *pollGate) let() {
 // notification comes, and in between it answers from memory.
 func TestCacheTwoReplicas(t *testing.T) {
 	url := pgtest.URL(t)
-	a, b := openCached(t, url, Config{}), openCached(t, url, Config{})
+	a, b := openCached(t, url, Config{knownSubsLimit: rowsOnly}), openCached(t, url, Config{})
 	const sub = "109876543210987654321"
 	syncCache(t, a)
 	get(t, a, sub, nil, true, "A's first Get")
@@ -152,7 +157,7 @@ func TestCacheTwoReplicas(t *testing.T) {
 // trigger notifies, whoever writes. TRUNCATE drops everything.
 func TestCacheSeesSQLWrites(t *testing.T) {
 	url := pgtest.URL(t)
-	a, b := openCached(t, url, Config{}), mustOpen(t, url)
+	a, b := openCached(t, url, Config{knownSubsLimit: rowsOnly}), mustOpen(t, url)
 	rec := granttest.Put(t, b, granttest.NewRecord("1", time.Now().Add(time.Hour)))
 	other := granttest.Put(t, b, granttest.NewRecord("2", time.Now().Add(time.Hour)))
 	syncCache(t, a)
@@ -179,7 +184,7 @@ func TestCacheSeesSQLWrites(t *testing.T) {
 // notification: the listener is held so that it cannot hear of them.
 func TestCacheOwnWrites(t *testing.T) {
 	var gate pollGate
-	a := openCached(t, pgtest.URL(t), Config{cacheBeforePoll: gate.hook})
+	a := openCached(t, pgtest.URL(t), Config{cacheBeforePoll: gate.hook, knownSubsLimit: rowsOnly})
 	defer gate.let()
 	const sub = "109876543210987654321"
 	syncCache(t, a)
@@ -209,7 +214,7 @@ func TestCacheFillRace(t *testing.T) {
 	b := mustOpen(t, url)
 	var rec *grant.Record
 	var once atomic.Bool
-	a = openCached(t, url, Config{cacheAfterRead: func(string) {
+	a = openCached(t, url, Config{knownSubsLimit: rowsOnly, cacheAfterRead: func(string) {
 		if once.Swap(true) {
 			return
 		}
@@ -312,7 +317,8 @@ func (c *fakeClock) Advance(d time.Duration) {
 func TestCacheTrustWindow(t *testing.T) {
 	clk := &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	var gate pollGate
-	a := openCached(t, pgtest.URL(t), Config{cacheWindow: trustWindow, cacheNow: clk.Now, cacheBeforePoll: gate.hook})
+	a := openCached(t, pgtest.URL(t), Config{cacheWindow: trustWindow, cacheNow: clk.Now, cacheBeforePoll: gate.hook,
+		knownSubsLimit: rowsOnly})
 	defer gate.let()
 	waitConfirmed := func(at time.Time) {
 		t.Helper()
@@ -369,7 +375,7 @@ func TestCacheReturnsCopies(t *testing.T) {
 // The cache holds at most RecordCache entries, the least recently used
 // going first.
 func TestCacheBound(t *testing.T) {
-	c := newRecordCache(2, time.Hour, nil)
+	c := newRecordCache(2, time.Hour, nil, 0)
 	c.confirm(time.Now())
 	for _, key := range []string{"a", "b", "a", "c"} {
 		if _, hit, ticket, ok := c.lookup(key); !hit && ok {

@@ -99,7 +99,14 @@ func (s *Store) Update(ctx context.Context, sub string, fn func(cur *grant.Recor
 		return nil, err
 	}
 	key := escapeText(sub)
-	defer s.forget(key) // after the deferred rollback: the transaction is over
+	if s.cache != nil {
+		// The write may create key's row: from now on the known subs
+		// must not answer "no row" for it (a Get once the commit is
+		// done must read it), and again when the write is over, in case
+		// the set was loaded again meanwhile (see knownsubs.go).
+		s.cache.mayHave(key)
+		defer s.cache.wrote(key) // after the deferred rollback: the transaction is over
+	}
 	// Two bounds: taking the lock (which may wait LockTimeout for another
 	// holder), then writing; fn runs between them, unbounded here
 	// (HoldTimeout ends a hung holder's session).

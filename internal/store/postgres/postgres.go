@@ -121,6 +121,9 @@ type Config struct {
 	cacheAfterRead  func(key string)
 	cacheBeforePoll func()
 	cacheListen     string // the listener's LISTEN statement
+	// knownSubsLimit bounds the record cache's set of known subs: 0,
+	// knownSubsMax; negative, no set.
+	knownSubsLimit int
 }
 
 // DefaultTimeout is Config.Timeout's default: far above any statement of
@@ -154,9 +157,10 @@ type Store struct {
 
 	// The record cache (Config.RecordCache; nil: off) and its listener,
 	// started once the store is ready and stopped by Close.
-	cache     *recordCache
-	stopWatch context.CancelFunc
-	watchDone chan struct{}
+	cache       *recordCache
+	subsTooMany atomic.Bool // said once that the known subs are not kept
+	stopWatch   context.CancelFunc
+	watchDone   chan struct{}
 }
 
 // Open connects to cfg.URL, waiting while the database cannot be reached
@@ -238,7 +242,11 @@ func Start(ctx context.Context, cfg Config) (*Store, error) {
 	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopWatch, s.watchDone = stopWatch, make(chan struct{})
 	if cfg.RecordCache > 0 {
-		s.cache = newRecordCache(cfg.RecordCache, cfg.cacheWindow, cfg.cacheNow)
+		limit := cfg.knownSubsLimit
+		if limit == 0 {
+			limit = knownSubsMax
+		}
+		s.cache = newRecordCache(cfg.RecordCache, cfg.cacheWindow, cfg.cacheNow, limit)
 		s.cache.afterRead, s.cache.beforePoll = cfg.cacheAfterRead, cfg.cacheBeforePoll
 		s.cache.listenSQL = cmp.Or(cfg.cacheListen, "LISTEN "+notifyChannel)
 	}

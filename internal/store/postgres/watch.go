@@ -93,7 +93,7 @@ func (s *Store) listen(ctx context.Context, base *pgconn.Config, trusted func())
 		if n.Payload == "" {
 			c.dropAll()
 		} else {
-			c.drop(n.Payload)
+			c.heard(n.Payload)
 		}
 	}
 	// A deadline on the socket, rather than a cancel request sent on a
@@ -119,6 +119,22 @@ func (s *Store) listen(ctx context.Context, base *pgconn.Config, trusted func())
 		return false, err
 	}
 	s.log.Debug("record cache: listening for changes of credentials", "database", s.target)
+	if c.subsLimit > 0 {
+		// Now that every change is heard of, the known subs can be
+		// loaded, in the background: the cache works meanwhile, and
+		// Gets it does not answer read the database.
+		c.listening()
+		lctx, stopLoad := context.WithCancel(ctx)
+		loadDone := make(chan struct{})
+		go func() {
+			defer close(loadDone)
+			s.loadSubs(lctx, base)
+		}()
+		defer func() {
+			stopLoad()
+			<-loadDone
+		}()
+	}
 	for {
 		if c.beforePoll != nil {
 			c.beforePoll()
