@@ -35,6 +35,15 @@
 // the LISTEN). A replica's own writes drop the entry when their
 // transaction ends, so it reads them back at once.
 //
+// The cache also keeps the hashes of every sub that may have a row
+// (knownsubs.go), so that a Get of a user it does not hold, and who has no
+// row (most users signing in), needs no query either. After each LISTEN
+// every sub is read in the background, on a connection of its own; every
+// notification, and a replica's own Update, adds one. The set answers "no
+// row" only once loaded and while the cache is trusted, so with the same
+// lag; a lost listener discards it, TRUNCATE loads it again. A table of
+// more than 1,000,000 rows keeps none (16 MB at most).
+//
 // An outage is logged twice, whatever the traffic: once when the first
 // operation finds the database gone (ERROR), once when one succeeds again
 // (WARN, with how long it lasted and how many operations were refused).
