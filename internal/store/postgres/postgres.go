@@ -163,6 +163,7 @@ type Store struct {
 
 	cleanupMu   sync.Mutex
 	lastCleanup time.Time
+	maxEnded    int // maxEndedSessions, or less in tests
 
 	// The record cache (Config.RecordCache; nil: off) and its listener,
 	// started once the store is ready and stopped by Close.

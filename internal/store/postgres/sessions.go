@@ -29,6 +29,14 @@ const (
 // maxSessionKey bounds a session key.
 const maxSessionKey = 256
 
+// maxEndedSessions bounds how many sessions of one user may be ended one
+// by one and not yet expired: each costs a row, which SessionEnds reads
+// with every check of the user's sessions. Past it EndSession refuses
+// (too_many_ended_sessions) and the user signs out everywhere instead, one
+// row however many sessions. The file store's bound (1 MiB of them) is
+// about as many.
+const maxEndedSessions = 10000
+
 // SessionEnds returns what ended sub's sessions (see web.SessionStore), in
 // one round trip.
 func (s *Store) SessionEnds(ctx context.Context, sub string) (time.Time, []string, error) {
@@ -62,11 +70,30 @@ func (s *Store) EndSession(ctx context.Context, sub, key string, expires time.Ti
 	}
 	ctx, cancel := s.bound(ctx, 0)
 	defer cancel()
-	_, err := s.pool.Exec(ctx, `INSERT INTO ended_sessions (sub, key, expires_at) VALUES ($1, $2, $3)
-		ON CONFLICT (sub, key) DO UPDATE SET expires_at = GREATEST(ended_sessions.expires_at, EXCLUDED.expires_at)`,
-		escapeText(sub), key, expires)
+	limit := s.maxEnded
+	if limit <= 0 {
+		limit = maxEndedSessions
+	}
+	// One statement: the row is written only while the user has fewer
+	// than limit unexpired ended sessions, or when it is already there
+	// (ending a session twice). Two sign-outs at once may both pass the
+	// count; the bound is a guard against a runaway list, not an exact
+	// quota.
+	var written bool
+	err := s.pool.QueryRow(ctx, `WITH w AS (
+		INSERT INTO ended_sessions (sub, key, expires_at)
+		SELECT $1, $2, $3
+		WHERE EXISTS (SELECT 1 FROM ended_sessions WHERE sub = $1 AND key = $2)
+		   OR (SELECT count(*) FROM ended_sessions WHERE sub = $1 AND expires_at > $4) < $5
+		ON CONFLICT (sub, key) DO UPDATE SET expires_at = GREATEST(ended_sessions.expires_at, EXCLUDED.expires_at)
+		RETURNING 1)
+		SELECT EXISTS (SELECT 1 FROM w)`,
+		escapeText(sub), key, expires, s.now(), limit).Scan(&written)
 	if err != nil {
 		return s.fail(ctx, err, "cannot end the session")
+	}
+	if !written {
+		return signin.Errorf(signin.ETOOLARGE, "too_many_ended_sessions", "Too many sessions of this user were ended one by one; sign out everywhere instead.")
 	}
 	s.maybeCleanup(ctx, s.now())
 	return nil

@@ -101,3 +101,49 @@ func countRows(t *testing.T, url, table string) int {
 	}
 	return n
 }
+
+// A user's list of sessions ended one by one is bounded, as the file
+// store's is: past the bound EndSession refuses and asks for sign-out
+// everywhere (one row, however many sessions); ending a session already
+// ended still succeeds, and expired entries make room again.
+func TestEndSessionBound(t *testing.T) {
+	url := pgtest.URL(t)
+	var now atomic.Pointer[time.Time]
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now.Store(&start)
+	s, err := Open(t.Context(), Config{URL: url, Now: func() time.Time { return *now.Load() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.maxEnded = 3
+	ctx := t.Context()
+	for i := range 3 {
+		if err := s.EndSession(ctx, "1", fmt.Sprint("k", i), start.Add(time.Duration(i+1)*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = s.EndSession(ctx, "1", "k3", start.Add(time.Hour))
+	if signin.ErrorKind(err) != signin.ETOOLARGE || signin.ErrorCode(err) != "too_many_ended_sessions" {
+		t.Fatalf("a fourth ended session: %v, want too_many_ended_sessions", err)
+	}
+	if err := s.EndSession(ctx, "1", "k0", start.Add(time.Hour)); err != nil {
+		t.Errorf("ending an ended session again: %v", err)
+	}
+	if err := s.EndSession(ctx, "2", "k0", start.Add(time.Hour)); err != nil {
+		t.Errorf("another user's session: %v", err)
+	}
+	if err := s.EndUserSessions(ctx, "1", start, start.Add(time.Hour)); err != nil {
+		t.Errorf("sign-out everywhere past the bound: %v", err)
+	}
+	_, keys, err := s.SessionEnds(ctx, "1")
+	if err != nil || len(keys) != 3 {
+		t.Errorf("SessionEnds = %q, %v; want the three keys", keys, err)
+	}
+	// k0 expires: room for one more.
+	later := start.Add(time.Hour + time.Minute)
+	now.Store(&later)
+	if err := s.EndSession(ctx, "1", "k3", later.Add(time.Hour)); err != nil {
+		t.Errorf("after one expired: %v", err)
+	}
+}
