@@ -138,10 +138,9 @@ func (s *Store) Update(ctx context.Context, sub string, fn func(cur *grant.Recor
 	rec := *next
 	rec.CreatedAt = normTime(rec.CreatedAt)
 	rec.Token.Expiry = normTime(rec.Token.Expiry)
-	if rec.RevokedAt != nil {
-		t := normTime(*rec.RevokedAt)
-		rec.RevokedAt = &t
-	}
+	rec.RevokedAt = normTimePtr(rec.RevokedAt)
+	rec.DisabledAt = normTimePtr(rec.DisabledAt)
+	rec.RefreshedAt = normTimePtr(rec.RefreshedAt)
 	rec.Scopes = append([]string(nil), rec.Scopes...)
 	ctx, cancel := s.bound(ctx, 0)
 	defer cancel()
@@ -452,6 +451,16 @@ func normTime(t time.Time) time.Time {
 		return t
 	}
 	return t.Round(0).Truncate(time.Microsecond).UTC()
+}
+
+// normTimePtr is normTime of *t, in a new time (nil stays nil): the
+// caller's record is not changed.
+func normTimePtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	n := normTime(*t)
+	return &n
 }
 
 // escapeText is s as a text column holds it: "\" written "\\" and NUL

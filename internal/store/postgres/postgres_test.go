@@ -247,3 +247,26 @@ func TestUpdateKeepsGivenCreatedAt(t *testing.T) {
 func TestSessionContract(t *testing.T) {
 	sessiontest.Run(t, func(t *testing.T) sessiontest.Store { return mustOpen(t, pgtest.URL(t)) })
 }
+
+// Update returns the record as Get reads it back: every time in it at
+// PostgreSQL's precision (microseconds), the optional ones too.
+func TestUpdateReturnsWhatGetReads(t *testing.T) {
+	s := mustOpen(t, pgtest.URL(t))
+	at := time.Date(2025, 3, 4, 5, 6, 7, 891011, time.UTC)
+	rec := granttest.NewRecord("1", time.Now())
+	rec.RevokedAt, rec.DisabledAt, rec.RefreshedAt = &at, &at, &at
+	saved := granttest.Put(t, s, rec)
+	if !rec.DisabledAt.Equal(at) {
+		t.Errorf("Update changed the caller's DisabledAt to %v", rec.DisabledAt)
+	}
+	got, err := s.Get(t.Context(), "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range map[string][2]*time.Time{"RevokedAt": {saved.RevokedAt, got.RevokedAt},
+		"DisabledAt": {saved.DisabledAt, got.DisabledAt}, "RefreshedAt": {saved.RefreshedAt, got.RefreshedAt}} {
+		if p[0] == nil || p[1] == nil || !p[0].Equal(*p[1]) || p[1].Nanosecond()%1000 != 0 {
+			t.Errorf("%s: Update returned %v, Get %v", name, p[0], p[1])
+		}
+	}
+}
