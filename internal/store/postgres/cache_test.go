@@ -450,18 +450,7 @@ func TestCacheHungDatabase(t *testing.T) {
 	syncCache(t, s)
 	get(t, s, sub, rec, true, "before the freeze")
 
-	if err := srv.Freeze(); err != nil {
-		t.Fatal(err)
-	}
-	thawed := false
-	thaw := func() {
-		if !thawed {
-			thawed = true
-			if err := srv.Thaw(); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	thaw := freeze(t, srv)
 	defer thaw()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -500,14 +489,8 @@ func TestCacheStopsOnFrozenDatabase(t *testing.T) {
 	srv := pgtest.NewServer(t)
 	s := openCached(t, srv.NewDatabase(t), Config{Timeout: 300 * time.Millisecond})
 	syncCache(t, s)
-	if err := srv.Freeze(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := srv.Thaw(); err != nil {
-			t.Fatal(err)
-		}
-	}()
+	thaw := freeze(t, srv)
+	defer thaw()
 	s.stopWatch()
 	select {
 	case <-s.watchDone:

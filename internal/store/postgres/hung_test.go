@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,18 +41,7 @@ func testHungDatabase(t *testing.T, recordCache int) {
 		t.Fatal(err)
 	}
 
-	if err := srv.Freeze(); err != nil {
-		t.Fatal(err)
-	}
-	thawed := false
-	thaw := func() {
-		if !thawed {
-			thawed = true
-			if err := srv.Thaw(); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	thaw := freeze(t, srv)
 	defer thaw()
 
 	ops := []struct {
@@ -169,5 +159,24 @@ func TestStartBeforeTheDatabase(t *testing.T) {
 	granttest.Put(t, s, granttest.NewRecord(sub, time.Now()))
 	if err := s.Ping(t.Context()); err != nil {
 		t.Error(err)
+	}
+}
+
+// freeze stops srv's processes (pgtest.Server.Freeze) and returns thaw,
+// which resumes them, once however often it is called: the test calls it
+// when done with the frozen server, and defers it for the paths that end
+// the test early (before the store's Close, deferred earlier).
+func freeze(t *testing.T, srv *pgtest.Server) (thaw func()) {
+	t.Helper()
+	if err := srv.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			if err := srv.Thaw(); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

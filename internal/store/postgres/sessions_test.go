@@ -31,14 +31,8 @@ func TestSessionEndsRefusesBadInput(t *testing.T) {
 // bounded batches after a write, at most once a minute.
 func TestSessionEndsCleanup(t *testing.T) {
 	url := pgtest.URL(t)
-	var now atomic.Pointer[time.Time]
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	now.Store(&start)
-	s, err := Open(t.Context(), Config{URL: url, Now: func() time.Time { return *now.Load() }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, now := openAt(t, url, start)
 	ctx := t.Context()
 	for i := range 5 {
 		if err := s.EndSession(ctx, "1", fmt.Sprint("old-", i), start.Add(time.Hour)); err != nil {
@@ -107,17 +101,11 @@ func countRows(t *testing.T, url, table string) int {
 // everywhere (one row, however many sessions); ending a session already
 // ended still succeeds, and expired entries make room again.
 func TestEndSessionBound(t *testing.T) {
-	url := pgtest.URL(t)
-	var now atomic.Pointer[time.Time]
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	now.Store(&start)
-	s, err := Open(t.Context(), Config{URL: url, Now: func() time.Time { return *now.Load() }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, now := openAt(t, pgtest.URL(t), start)
 	s.maxEnded = 3
 	ctx := t.Context()
+	var err error
 	for i := range 3 {
 		if err := s.EndSession(ctx, "1", fmt.Sprint("k", i), start.Add(time.Duration(i+1)*time.Hour)); err != nil {
 			t.Fatal(err)
@@ -146,4 +134,18 @@ func TestEndSessionBound(t *testing.T) {
 	if err := s.EndSession(ctx, "1", "k3", later.Add(time.Hour)); err != nil {
 		t.Errorf("after one expired: %v", err)
 	}
+}
+
+// openAt opens a store on the database url whose clock reads start until
+// the test moves it (now.Store), and closes it at the end of the test.
+func openAt(t *testing.T, url string, start time.Time) (*Store, *atomic.Pointer[time.Time]) {
+	t.Helper()
+	var now atomic.Pointer[time.Time]
+	now.Store(&start)
+	s, err := Open(t.Context(), Config{URL: url, Now: func() time.Time { return *now.Load() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s, &now
 }
