@@ -112,3 +112,18 @@ func TestEmulatorAddrFile(t *testing.T) {
 		t.Errorf("after the first signin exits: %q, want the second's", got)
 	}
 }
+
+// Demo mode with -database uses the credentials directory only for this
+// file: a directory that does not exist yet is made, private.
+func TestEmulatorAddrFileMakesTheDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "credentials")
+	if _, err := PublishEmulatorAddr(dir, "127.0.0.1:30422"); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("directory: %v, %v; want 0700", fi, err)
+	}
+	if got, err := PublishedEmulatorAddr(dir); got != "127.0.0.1:30422" || err != nil {
+		t.Errorf("published: %q, %v", got, err)
+	}
+}

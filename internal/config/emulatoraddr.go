@@ -20,8 +20,13 @@ const EmulatorAddrFile = ".emulator-addr"
 
 // PublishEmulatorAddr writes addr to EmulatorAddrFile in dir (0600, written
 // whole and renamed into place, never through a link) and returns a
-// function that removes it, if it still holds addr.
+// function that removes it, if it still holds addr. A missing dir is made
+// (0700), as the file store makes it: with -database nothing else does,
+// and demo mode on PostgreSQL in a fresh checkout would fail for it.
 func PublishEmulatorAddr(dir, addr string) (remove func(), err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("writing the emulator's address: %w", err)
+	}
 	path := filepath.Join(dir, EmulatorAddrFile)
 	tmp := path + ".tmp"
 	os.Remove(tmp)
