@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -44,7 +43,7 @@ func TestExitStatusRule(t *testing.T) {
 	keys := []string{"SESSION_KEYS=" + key, "SIGNIN_ENCRYPTION_KEYS=" + key}
 	const password = "Secr3t-pw"
 	mysql := "DATABASE_URL=mysql://signin:" + password + "@127.0.0.1/signin"
-	closed := "postgres://signin:" + password + "@127.0.0.1:" + closedPort(t) + "/signin?sslmode=disable"
+	closed := "postgres://signin:" + password + "@127.0.0.1:" + pgtest.ClosedPort(t) + "/signin?sslmode=disable"
 	noSuchDB, err := url.Parse(pgtest.URL(t))
 	if err != nil {
 		t.Fatal(err)
@@ -127,16 +126,4 @@ func TestExitStatusRule(t *testing.T) {
 			}
 		})
 	}
-}
-
-// closedPort returns a loopback port nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	l.Close()
-	return port
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/base64"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -69,23 +68,11 @@ func TestReplicaListensWhileDatabaseDown(t *testing.T) {
 // fails the test otherwise).
 func TestStopWhileWaitingForDatabase(t *testing.T) {
 	base, _, stop := startIn(t, credentialsIn(t), databaseEnv(), "-database",
-		"postgres://signin@127.0.0.1:"+closedPort(t)+"/signin?sslmode=disable")
+		"postgres://signin@127.0.0.1:"+pgtest.ClosedPort(t)+"/signin?sslmode=disable")
 	if got := status(t, base+"/readyz"); got != http.StatusServiceUnavailable {
 		t.Errorf("/readyz with no database: %d, want 503", got)
 	}
 	stop()
-}
-
-// closedPort returns a loopback port nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	l.Close()
-	return port
 }
 
 // credentialsIn returns a directory for startIn whose credentials

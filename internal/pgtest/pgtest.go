@@ -25,6 +25,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -149,4 +150,18 @@ func WaitReady(ctx context.Context, connURL string, timeout time.Duration) error
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// ClosedPort returns a loopback port nothing listens on: the port of a
+// database URL that cannot be reached, for tests of a database that is
+// down.
+func ClosedPort(tb testing.TB) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	l.Close()
+	return port
 }

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"errors"
-	"net"
 	"net/url"
 	"strings"
 	"testing"
@@ -156,7 +155,7 @@ func TestOpenWaitsForDatabase(t *testing.T) {
 // Neither errors nor log lines ever show the URL's password, however the
 // connection fails.
 func TestPasswordNeverShown(t *testing.T) {
-	port := closedPort(t)
+	port := pgtest.ClosedPort(t)
 	dbURL := pgtest.URL(t)
 	noSuchDB, _ := url.Parse(withPassword(t, dbURL, secret))
 	noSuchDB.Path = "/no_such_database"
@@ -192,17 +191,6 @@ func TestPasswordNeverShown(t *testing.T) {
 			}
 		})
 	}
-}
-
-// closedPort returns a loopback port nothing listens on.
-func closedPort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	l.Close()
-	return port
 }
 
 // The redactor masks the password however the connection string spells
