@@ -67,7 +67,8 @@ type realEnv struct {
 	files    *file.Store
 	dir      string
 	clock    *authtest.Clock // the Verifier's clock: key refetch intervals
-	keys     [][]byte        // the session keys
+	verifier *auth.Verifier
+	keys     [][]byte // the session keys
 	logger   *slog.Logger
 	timeout  time.Duration // per call to Google
 	// issued holds every secret of the run: the tokens the emulator
@@ -172,19 +173,20 @@ func newRealEnv(t *testing.T, cfg *realConfig) *realEnv {
 	app := httptest.NewServer(recordCookies(issued, s.Handler()))
 	t.Cleanup(app.Close)
 	return &realEnv{
-		testEnv: &testEnv{t: t, srv: app, server: s, logs: logs},
-		emu:     emu,
-		emuURL:  emuSrv.URL,
-		net:     gnet,
-		google:  g,
-		fetcher: fetcher,
-		files:   files,
-		dir:     dir,
-		clock:   clock,
-		keys:    keys,
-		logger:  logger,
-		timeout: timeout,
-		issued:  issued,
+		testEnv:  &testEnv{t: t, srv: app, server: s, logs: logs},
+		emu:      emu,
+		emuURL:   emuSrv.URL,
+		net:      gnet,
+		google:   g,
+		fetcher:  fetcher,
+		files:    files,
+		dir:      dir,
+		clock:    clock,
+		verifier: v,
+		keys:     keys,
+		logger:   logger,
+		timeout:  timeout,
+		issued:   issued,
 	}
 }
 
